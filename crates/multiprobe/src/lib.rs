@@ -1,0 +1,1 @@
+//! multiprobe: attach one BPF program to thousands of kernel functions at once.
