@@ -1,0 +1,159 @@
+use super::*;
+
+/// `struct pair { int a; long *b; }; typedef struct pair pair_t; const pair_t arr[3];`
+fn sample() -> (Btf, u32, u32) {
+    let mut b = Btf::new();
+    let int = b.add_string("int");
+    let long = b.add_string("long");
+    let int_id = b.add_type(Type {
+        name_off: int,
+        kind_flag: false,
+        kind: TypeKind::Int {
+            size: 4,
+            encoding: int_encoding::SIGNED,
+            bit_offset: 0,
+            bits: 32,
+        },
+    });
+    let long_id = b.add_type(Type {
+        name_off: long,
+        kind_flag: false,
+        kind: TypeKind::Int {
+            size: 8,
+            encoding: int_encoding::SIGNED,
+            bit_offset: 0,
+            bits: 64,
+        },
+    });
+    let ptr_id = b.add_type(Type {
+        name_off: 0,
+        kind_flag: false,
+        kind: TypeKind::Ptr { target: long_id },
+    });
+    let (a, bn, pair) = (b.add_string("a"), b.add_string("b"), b.add_string("pair"));
+    let pair_id = b.add_type(Type {
+        name_off: pair,
+        kind_flag: false,
+        kind: TypeKind::Struct {
+            size: 16,
+            members: vec![
+                Member {
+                    name_off: a,
+                    type_id: int_id,
+                    offset: 0,
+                },
+                Member {
+                    name_off: bn,
+                    type_id: ptr_id,
+                    offset: 64,
+                },
+            ],
+        },
+    });
+    let td = b.add_string("pair_t");
+    let td_id = b.add_type(Type {
+        name_off: td,
+        kind_flag: false,
+        kind: TypeKind::Typedef { target: pair_id },
+    });
+    let c_id = b.add_type(Type {
+        name_off: 0,
+        kind_flag: false,
+        kind: TypeKind::Const { target: td_id },
+    });
+    let arr_id = b.add_type(Type {
+        name_off: 0,
+        kind_flag: false,
+        kind: TypeKind::Array {
+            elem: c_id,
+            index: int_id,
+            nelems: 3,
+        },
+    });
+    let e = b.add_string("color");
+    let red = b.add_string("RED");
+    b.add_type(Type {
+        name_off: e,
+        kind_flag: true,
+        kind: TypeKind::Enum {
+            size: 4,
+            signed: true,
+            is64: false,
+            values: vec![EnumValue {
+                name_off: red,
+                value: -2i64 as u64,
+            }],
+        },
+    });
+    (b, pair_id, arr_id)
+}
+
+#[test]
+fn encode_then_parse_round_trips() {
+    let (b, _, _) = sample();
+    let bytes = b.to_bytes();
+    let again = Btf::parse(&bytes).unwrap();
+    assert_eq!(again.types, b.types);
+    assert_eq!(again.to_bytes(), bytes);
+}
+
+#[test]
+fn sizes_names_and_modifiers() {
+    let (b, pair_id, arr_id) = sample();
+    assert_eq!(b.resolve_size(arr_id).unwrap(), 48);
+    assert_eq!(b.find_by_name_kind("pair", kind::STRUCT), Some(pair_id));
+    assert_eq!(b.find_by_name_kind("pair", kind::UNION), None);
+    let td = b.find_by_name_kind("pair_t", kind::TYPEDEF).unwrap();
+    assert_eq!(b.skip_modifiers(td).unwrap(), pair_id);
+    let e = b.find_by_name_kind("color", kind::ENUM).unwrap();
+    let TypeKind::Enum { values, .. } = &b.type_by_id(e).unwrap().kind else {
+        panic!()
+    };
+    assert_eq!(values[0].value as i64, -2);
+}
+
+#[test]
+fn add_string_reuses_whole_strings_only() {
+    let mut b = Btf::new();
+    let ab = b.add_string("ab");
+    assert_eq!(b.add_string("ab"), ab);
+    // "b" occurs inside "ab" but is not a string of its own.
+    let only_b = b.add_string("b");
+    assert_ne!(only_b, ab + 1);
+    assert_eq!(b.string_at(only_b).unwrap(), "b");
+}
+
+#[test]
+fn malformed_btf_is_an_error_not_a_panic() {
+    let (b, _, _) = sample();
+    let bytes = b.to_bytes();
+    for len in 0..bytes.len() {
+        let _ = Btf::parse(&bytes[..len]);
+    }
+    assert!(matches!(
+        Btf::parse(&[0x9f, 0xeb, 1, 0]),
+        Err(BtfError::Truncated { .. })
+    ));
+    assert!(matches!(
+        Btf::parse(&[0xeb, 0x9f, 1, 0, 24, 0, 0, 0]),
+        Err(BtfError::BadMagic { .. })
+    ));
+    let mut bad_kind = bytes.clone();
+    bad_kind[24 + 7] = 0x1f; // first type's kind byte -> kind 31
+    assert!(matches!(
+        Btf::parse(&bad_kind),
+        Err(BtfError::UnknownKind { .. })
+    ));
+}
+
+#[test]
+fn resolve_size_rejects_unsized_types() {
+    let mut b = Btf::new();
+    let f = b.add_type(Type {
+        name_off: 0,
+        kind_flag: false,
+        kind: TypeKind::Fwd { is_union: false },
+    });
+    assert!(matches!(b.resolve_size(f), Err(BtfError::Unsized { .. })));
+    assert!(matches!(b.resolve_size(99), Err(BtfError::BadTypeId(99))));
+}
