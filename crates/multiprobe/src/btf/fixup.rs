@@ -17,25 +17,33 @@ pub struct SectionLayout {
     pub symbols: HashMap<String, u32>,
 }
 
-/// An extern function (`extern ... __ksym`) declared in the program BTF.
+/// An extern symbol (`extern ... __ksym`) declared in the program BTF.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExternFunc {
+pub struct Extern {
     /// Name as written in the program, flavor suffix (`___v2`) included.
     pub name: String,
-    /// The local `FUNC` type id, whose prototype a kfunc must be compatible with.
-    pub func_id: u32,
+    pub kind: ExternKind,
+}
+
+/// What kind of kernel symbol an extern expects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExternKind {
+    /// A kfunc; `func_id` is the local `FUNC`, whose prototype the kernel's must match.
+    Func { func_id: u32 },
+    /// A kernel variable of local type `type_id` (0 for `const void`: only its address).
+    Var { type_id: u32 },
 }
 
 /// Section holding extern declarations in BTF.
 const KSYMS_SEC: &str = ".ksyms";
 
 /// Fills in data section sizes and variable offsets from `layouts` (keyed by section name),
-/// and rewrites extern declarations into forms the kernel accepts. Returns the extern
-/// functions found, for kfunc resolution.
+/// and rewrites extern declarations into forms the kernel accepts. Returns the externs
+/// found, for resolution against the kernel.
 pub fn prepare_for_kernel(
     btf: &mut Btf,
     layouts: &HashMap<String, SectionLayout>,
-) -> Result<Vec<ExternFunc>, BtfError> {
+) -> Result<Vec<Extern>, BtfError> {
     let mut externs = Vec::new();
     let datasecs: Vec<u32> = btf
         .types()
@@ -84,7 +92,7 @@ fn datasec_vars(btf: &Btf, id: u32) -> Result<Vec<super::VarSecinfo>, BtfError> 
 /// Rewrites the `.ksyms` DATASEC the way the kernel wants it: extern functions become global
 /// functions represented in the section by a dummy 4-byte variable, extern variables become
 /// allocated `int` variables.
-fn rewrite_externs(btf: &mut Btf, datasec_id: u32) -> Result<Vec<ExternFunc>, BtfError> {
+fn rewrite_externs(btf: &mut Btf, datasec_id: u32) -> Result<Vec<Extern>, BtfError> {
     let int_name = btf.add_string("int");
     let int_id = btf.add_type(Type {
         name_off: int_name,
@@ -111,10 +119,8 @@ fn rewrite_externs(btf: &mut Btf, datasec_id: u32) -> Result<Vec<ExternFunc>, Bt
         let t = btf.type_by_id(v.type_id)?.clone();
         match t.kind {
             TypeKind::Func { proto, .. } => {
-                externs.push(ExternFunc {
-                    name: btf.name(v.type_id).to_string(),
-                    func_id: v.type_id,
-                });
+                let name = btf.name(v.type_id).to_string();
+                externs.push(Extern { name, kind: ExternKind::Func { func_id: v.type_id } });
                 // The kernel insists that every parameter of a global function is named.
                 if let TypeKind::FuncProto { params, .. } = &mut btf.type_mut(proto)?.kind {
                     for p in params
@@ -133,7 +139,9 @@ fn rewrite_externs(btf: &mut Btf, datasec_id: u32) -> Result<Vec<ExternFunc>, Bt
                 };
                 v.type_id = dummy_var;
             }
-            TypeKind::Var { .. } => {
+            TypeKind::Var { target, .. } => {
+                let type_id = btf.skip_modifiers(target)?;
+                externs.push(Extern { name: btf.name(v.type_id).to_string(), kind: ExternKind::Var { type_id } });
                 btf.type_mut(v.type_id)?.kind = TypeKind::Var {
                     target: int_id,
                     linkage: VarLinkage::GlobalAllocated,

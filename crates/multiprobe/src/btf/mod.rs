@@ -14,7 +14,7 @@ mod types;
 
 pub use self::core::{CoreError, CoreOutcome, CoreRelo, CoreReloKind, relocate, types_are_compat};
 pub use ext::{BtfExt, ExtRecords, FuncInfo, LineInfo};
-pub use fixup::{ExternFunc, SectionLayout, prepare_for_kernel};
+pub use fixup::{Extern, ExternKind, SectionLayout, prepare_for_kernel};
 pub use types::*;
 
 use std::collections::HashMap;

@@ -1,0 +1,317 @@
+//! Map definitions: BTF-defined maps from `.maps`, and one array map per global data section.
+
+use std::path::PathBuf;
+
+use super::ObjectError;
+use crate::btf::{Btf, TypeKind};
+
+/// Map types (`enum bpf_map_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum MapType {
+    Hash,
+    Array,
+    ProgArray,
+    PerfEventArray,
+    PercpuHash,
+    PercpuArray,
+    StackTrace,
+    LruHash,
+    LruPercpuHash,
+    LpmTrie,
+    ArrayOfMaps,
+    HashOfMaps,
+    Queue,
+    Stack,
+    Ringbuf,
+    BloomFilter,
+    /// A type number this crate has no name for; it is passed to the kernel as is.
+    Other(u32),
+}
+
+impl MapType {
+    /// From the kernel's number.
+    pub fn from_u32(v: u32) -> MapType {
+        use MapType::*;
+        match v {
+            1 => Hash,
+            2 => Array,
+            3 => ProgArray,
+            4 => PerfEventArray,
+            5 => PercpuHash,
+            6 => PercpuArray,
+            7 => StackTrace,
+            9 => LruHash,
+            10 => LruPercpuHash,
+            11 => LpmTrie,
+            12 => ArrayOfMaps,
+            13 => HashOfMaps,
+            22 => Queue,
+            23 => Stack,
+            27 => Ringbuf,
+            30 => BloomFilter,
+            other => Other(other),
+        }
+    }
+
+    /// The kernel's number.
+    pub fn to_u32(self) -> u32 {
+        use MapType::*;
+        match self {
+            Hash => 1,
+            Array => 2,
+            ProgArray => 3,
+            PerfEventArray => 4,
+            PercpuHash => 5,
+            PercpuArray => 6,
+            StackTrace => 7,
+            LruHash => 9,
+            LruPercpuHash => 10,
+            LpmTrie => 11,
+            ArrayOfMaps => 12,
+            HashOfMaps => 13,
+            Queue => 22,
+            Stack => 23,
+            Ringbuf => 27,
+            BloomFilter => 30,
+            Other(v) => v,
+        }
+    }
+
+    /// Whether each value holds one slot per possible CPU.
+    pub fn is_per_cpu(self) -> bool {
+        matches!(self, MapType::PercpuHash | MapType::PercpuArray | MapType::LruPercpuHash)
+    }
+
+    /// Whether values are file descriptors of other maps.
+    pub fn is_map_in_map(self) -> bool {
+        matches!(self, MapType::ArrayOfMaps | MapType::HashOfMaps)
+    }
+}
+
+/// `__uint(pinning, ...)` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pinning {
+    /// Not pinned (`LIBBPF_PIN_NONE`).
+    None,
+    /// Pinned as `<pin root>/<map name>` and reused by the next load (`LIBBPF_PIN_BY_NAME`).
+    ByName,
+}
+
+/// Where a map definition comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MapOrigin {
+    /// A BTF-defined map in `.maps`.
+    Defined,
+    /// The backing map of a global data section (`.data`, `.rodata`, `.bss`, `.data.*`, ...).
+    GlobalData {
+        /// Whether programs may only read it (`.rodata*`): created read-only and frozen.
+        read_only: bool,
+    },
+}
+
+/// A map as the object defines it, adjustable before load.
+#[derive(Debug, Clone)]
+pub struct MapSpec {
+    pub(crate) name: String,
+    pub(crate) map_type: MapType,
+    pub(crate) key_size: u32,
+    pub(crate) value_size: u32,
+    pub(crate) max_entries: u32,
+    pub(crate) flags: u32,
+    pub(crate) map_extra: u64,
+    pub(crate) pinning: Pinning,
+    pub(crate) pin_path: Option<PathBuf>,
+    pub(crate) btf_key_type_id: u32,
+    pub(crate) btf_value_type_id: u32,
+    pub(crate) inner: Option<Box<MapSpec>>,
+    /// Initial contents of a global data map (its single value).
+    pub(crate) data: Option<Vec<u8>>,
+    /// Map-in-map initial slots: (index, name of the map to store there).
+    pub(crate) slots: Vec<(u32, String)>,
+    pub(crate) origin: MapOrigin,
+    /// Offset of the definition in its ELF section (for relocations).
+    pub(crate) section_offset: u64,
+}
+
+impl MapSpec {
+    /// Name as written in the object (`.rodata` etc. for global data).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// Map type.
+    pub fn map_type(&self) -> MapType {
+        self.map_type
+    }
+    /// Key size in bytes.
+    pub fn key_size(&self) -> u32 {
+        self.key_size
+    }
+    /// Value size in bytes (per CPU for per-CPU maps).
+    pub fn value_size(&self) -> u32 {
+        self.value_size
+    }
+    /// Maximum number of entries (ring buffers: size in bytes).
+    pub fn max_entries(&self) -> u32 {
+        self.max_entries
+    }
+    /// Changes the number of entries before load, e.g. to size a table for the number of
+    /// functions a pattern matched.
+    pub fn set_max_entries(&mut self, n: u32) -> &mut Self {
+        self.max_entries = n;
+        self
+    }
+    /// `map_flags` passed at creation.
+    pub fn flags(&self) -> u32 {
+        self.flags
+    }
+    /// Sets `map_flags`.
+    pub fn set_flags(&mut self, flags: u32) -> &mut Self {
+        self.flags = flags;
+        self
+    }
+    /// How the object asks for the map to be pinned.
+    pub fn pinning(&self) -> Pinning {
+        self.pinning
+    }
+    /// Pins the map at `path` at load time (or reuses the map already pinned there).
+    pub fn set_pin_path(&mut self, path: impl Into<PathBuf>) -> &mut Self {
+        self.pin_path = Some(path.into());
+        self
+    }
+    /// Where the map comes from.
+    pub fn origin(&self) -> &MapOrigin {
+        &self.origin
+    }
+    /// The inner map definition of a map-in-map.
+    pub fn inner(&self) -> Option<&MapSpec> {
+        self.inner.as_deref()
+    }
+}
+
+/// Reads a BTF-defined map: a `VAR` in `.maps` whose type is a struct of `__uint` and
+/// `__type` members.
+pub(super) fn parse_btf_map(btf: &Btf, name: &str, struct_id: u32, offset: u64) -> Result<MapSpec, ObjectError> {
+    let bad = |reason: String| ObjectError::BadMapDefinition { map: name.to_string(), reason };
+    let sid = btf.skip_modifiers(struct_id)?;
+    let t = btf.type_by_id(sid)?;
+    let TypeKind::Struct { members, .. } = &t.kind else {
+        return Err(bad(format!("its type is a {}, not a struct of __uint/__type fields", t.kind.name())));
+    };
+    let mut spec = MapSpec {
+        name: name.to_string(),
+        map_type: MapType::Other(0),
+        key_size: 0,
+        value_size: 0,
+        max_entries: 0,
+        flags: 0,
+        map_extra: 0,
+        pinning: Pinning::None,
+        pin_path: None,
+        btf_key_type_id: 0,
+        btf_value_type_id: 0,
+        inner: None,
+        data: None,
+        slots: Vec::new(),
+        origin: MapOrigin::Defined,
+        section_offset: offset,
+    };
+    let mut has_type = false;
+    for m in members {
+        let field = btf.string_at(m.name_off)?;
+        match field {
+            "type" => {
+                spec.map_type = MapType::from_u32(uint_field(btf, m.type_id).map_err(|r| bad(format!("type: {r}")))?);
+                has_type = true;
+            }
+            "max_entries" => spec.max_entries = uint_field(btf, m.type_id).map_err(|r| bad(format!("max_entries: {r}")))?,
+            "map_flags" => spec.flags = uint_field(btf, m.type_id).map_err(|r| bad(format!("map_flags: {r}")))?,
+            "numa_node" => {}
+            "map_extra" => spec.map_extra = u64::from(uint_field(btf, m.type_id).map_err(|r| bad(format!("map_extra: {r}")))?),
+            "key_size" => spec.key_size = uint_field(btf, m.type_id).map_err(|r| bad(format!("key_size: {r}")))?,
+            "value_size" => spec.value_size = uint_field(btf, m.type_id).map_err(|r| bad(format!("value_size: {r}")))?,
+            "pinning" => {
+                spec.pinning = match uint_field(btf, m.type_id).map_err(|r| bad(format!("pinning: {r}")))? {
+                    0 => Pinning::None,
+                    1 => Pinning::ByName,
+                    other => return Err(bad(format!("pinning {other} is unknown (0: none, 1: by name)"))),
+                }
+            }
+            "key" | "value" => {
+                let target = pointee(btf, m.type_id).map_err(|r| bad(format!("{field}: {r}")))?;
+                let size = btf.resolve_size(target).map_err(|e| bad(format!("{field}: {e}")))?;
+                if field == "key" {
+                    spec.key_size = size;
+                    spec.btf_key_type_id = target;
+                } else {
+                    spec.value_size = size;
+                    spec.btf_value_type_id = target;
+                }
+            }
+            "values" => {
+                // `__array(values, struct inner)`: an array of pointers to the inner definition.
+                let arr = btf.skip_modifiers(m.type_id)?;
+                let TypeKind::Array { elem, .. } = btf.type_by_id(arr)?.kind else {
+                    return Err(bad("values: expected an array of pointers (__array)".into()));
+                };
+                let inner_def = pointee(btf, elem).map_err(|r| bad(format!("values: {r}")))?;
+                let inner = parse_btf_map(btf, &format!("{name}.inner"), inner_def, 0)?;
+                spec.inner = Some(Box::new(inner));
+            }
+            other => return Err(bad(format!("unknown field `{other}`"))),
+        }
+    }
+    if !has_type {
+        return Err(bad("no `type` field (__uint(type, BPF_MAP_TYPE_...))".into()));
+    }
+    if spec.inner.is_some() {
+        if !spec.map_type.is_map_in_map() {
+            return Err(bad("`values` given for a map that is not a map-in-map".into()));
+        }
+        // Values of a map-in-map are map fds, whatever the inner definition says.
+        spec.value_size = 4;
+        spec.btf_value_type_id = 0;
+    }
+    Ok(spec)
+}
+
+/// `__uint(name, N)` is `int (*name)[N]`: N is the element count of the pointed-to array.
+fn uint_field(btf: &Btf, type_id: u32) -> Result<u32, String> {
+    let arr = pointee(btf, type_id)?;
+    match btf.type_by_id(arr).map_err(|e| e.to_string())?.kind {
+        TypeKind::Array { nelems, .. } => Ok(nelems),
+        ref other => Err(format!("expected __uint() (pointer to array), found pointer to {}", other.name())),
+    }
+}
+
+/// The type a pointer member points to (`__type(key, T)` is `T *key`).
+fn pointee(btf: &Btf, type_id: u32) -> Result<u32, String> {
+    let id = btf.skip_modifiers(type_id).map_err(|e| e.to_string())?;
+    match btf.type_by_id(id).map_err(|e| e.to_string())?.kind {
+        TypeKind::Ptr { target } => Ok(target),
+        ref other => Err(format!("expected a pointer (__uint/__type), found {}", other.name())),
+    }
+}
+
+/// The backing map of a global data section: one array element holding the whole section.
+pub(super) fn global_data_map(section: &str, data: Vec<u8>, datasec_id: u32) -> MapSpec {
+    let read_only = section.starts_with(".rodata");
+    MapSpec {
+        name: section.to_string(),
+        map_type: MapType::Array,
+        key_size: 4,
+        value_size: data.len() as u32,
+        max_entries: 1,
+        flags: if read_only { crate::sys::MAP_F_RDONLY_PROG } else { 0 },
+        map_extra: 0,
+        pinning: Pinning::None,
+        pin_path: None,
+        btf_key_type_id: 0,
+        btf_value_type_id: datasec_id,
+        inner: None,
+        data: Some(data),
+        slots: Vec::new(),
+        origin: MapOrigin::GlobalData { read_only },
+        section_offset: 0,
+    }
+}
