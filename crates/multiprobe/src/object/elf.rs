@@ -23,7 +23,6 @@ enum Role {
     Code(usize),
     Maps,
     Data(usize),
-    Other,
 }
 
 pub(super) fn parse(name: &str, data: &[u8]) -> Result<Object, ObjectError> {

@@ -86,6 +86,9 @@ pub(crate) fn link_program(
                     let f = sections[ts]
                         .func_at(ti)
                         .ok_or_else(|| err(format!("call into `{}` at {ti}, which is in no function", sections[ts].name)))?;
+                    if insn.is_call() && ti != f.start {
+                        return Err(err(format!("call into the middle of function `{}`", f.name)));
+                    }
                     let (fstart, flen) = (f.start, f.len);
                     let tbase = match placed.get(&(ts, fstart)) {
                         Some(&b) => b,

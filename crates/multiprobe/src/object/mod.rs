@@ -13,7 +13,7 @@ mod section;
 pub use maps::{MapOrigin, MapSpec, MapType, Pinning};
 pub use section::{ProgramKind, SectionInfo, parse_section_name};
 
-pub(crate) use linker::{ExternValue, LinkedProgram, Resolver, link_program};
+pub(crate) use linker::{ExternValue, Resolver, link_program};
 
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::CString;

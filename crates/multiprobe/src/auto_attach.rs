@@ -1,0 +1,111 @@
+//! Attaching programs where their section names say (`SEC("kprobe.multi/vfs_*")`), like
+//! libbpf's auto-attach.
+
+use crate::attach::AttachError;
+use crate::kprobe_multi::{KprobeMulti, KprobeMultiLink};
+use crate::link::Link;
+use crate::loader::LoadedObject;
+use crate::object::ProgramKind;
+use crate::perf_event::KprobeTarget;
+use crate::program::Program;
+
+/// What attaching one program produced.
+#[derive(Debug)]
+pub enum Attachment {
+    /// A single link (tracepoint, kprobe).
+    Link(Link),
+    /// A kprobe_multi link (or its per-function fallback).
+    KprobeMulti(KprobeMultiLink),
+}
+
+impl Program {
+    /// Attaches the program to the target its section names: `kprobe.multi/PATTERN`,
+    /// `kretprobe.multi/PATTERN`, `kprobe.session/PATTERN`, `kprobe/FUNC[+OFF]`,
+    /// `kretprobe/FUNC`, `tracepoint/CAT/NAME`. `Ok(None)` for sections without a target
+    /// (`kprobe.multi`, `socket`, ...), which libbpf does not auto-attach either.
+    pub fn attach(&self) -> Result<Option<Attachment>, AttachError> {
+        let Some(target) = self.attach_target() else { return Ok(None) };
+        let attachment = match self.kind() {
+            ProgramKind::KprobeMulti | ProgramKind::KretprobeMulti | ProgramKind::KprobeSession => {
+                check_pattern(self, target)?;
+                let spec = KprobeMulti::pattern(target);
+                let spec = match self.kind() {
+                    ProgramKind::KretprobeMulti => spec.retprobe(),
+                    ProgramKind::KprobeSession => spec.session(),
+                    _ => spec,
+                };
+                Attachment::KprobeMulti(self.attach_kprobe_multi(&spec)?)
+            }
+            ProgramKind::Kprobe | ProgramKind::Kretprobe => {
+                let (name, offset) = match target.split_once('+') {
+                    Some((n, off)) => (n, parse_offset(off).ok_or_else(|| AttachError::InvalidSectionPattern {
+                        program: self.name().to_string(),
+                        section: target.to_string(),
+                        bad: '+',
+                    })?),
+                    None => (target, 0),
+                };
+                Attachment::Link(self.attach_kprobe(&KprobeTarget::Symbol { name: name.to_string(), offset }, 0)?)
+            }
+            ProgramKind::Tracepoint => {
+                let (category, name) = target.split_once('/').ok_or_else(|| AttachError::InvalidSectionPattern {
+                    program: self.name().to_string(),
+                    section: target.to_string(),
+                    bad: '/',
+                })?;
+                Attachment::Link(self.attach_tracepoint(category, name)?)
+            }
+            _ => return Ok(None),
+        };
+        Ok(Some(attachment))
+    }
+}
+
+fn parse_offset(s: &str) -> Option<u64> {
+    match s.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => s.parse().ok(),
+    }
+}
+
+/// libbpf accepts `[a-zA-Z0-9_.*?]` in multi sections (and silently cuts the pattern at the
+/// first other character); here any other character is an error.
+fn check_pattern(prog: &Program, pattern: &str) -> Result<(), AttachError> {
+    match pattern.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '*' | '?'))) {
+        Some(bad) => Err(AttachError::InvalidSectionPattern {
+            program: prog.name().to_string(),
+            section: format!("{}/{pattern}", prog.kind().section_prefix()),
+            bad,
+        }),
+        None => Ok(()),
+    }
+}
+
+impl LoadedObject {
+    /// Attaches every loaded program whose section names a target. On the first failure,
+    /// everything attached so far is detached and the error returned.
+    pub fn attach_all(&self) -> Result<Vec<(String, Attachment)>, AttachError> {
+        let mut out = Vec::new();
+        for p in self.programs() {
+            if let Some(a) = p.attach()? {
+                out.push((p.name().to_string(), a));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Attaches the program `name` with kprobe_multi; names a program the object has but did
+    /// not load, like libbpf's EINVAL for an unloaded program.
+    pub fn attach_kprobe_multi(&self, name: &str, spec: &KprobeMulti) -> Result<KprobeMultiLink, AttachError> {
+        self.loaded_program(name)?.attach_kprobe_multi(spec)
+    }
+
+    /// The loaded program `name`, or why there is none.
+    pub fn loaded_program(&self, name: &str) -> Result<&Program, AttachError> {
+        match self.program(name) {
+            Some(p) => Ok(p),
+            None if self.is_not_loaded(name) => Err(AttachError::ProgramNotLoaded { program: name.to_string() }),
+            None => Err(AttachError::UnknownProgram { program: name.to_string() }),
+        }
+    }
+}

@@ -1,0 +1,290 @@
+//! The attach path: resolve targets, create the link, and turn a refusal into an error that
+//! names the target at fault.
+
+use std::collections::HashSet;
+use std::ffi::{CStr, CString};
+use std::io;
+
+use super::link::KprobeMultiLink;
+use super::resolve::{Function, TraceableFunctions};
+use super::{Glob, KprobeMulti, Mode, Targets};
+use crate::attach::{AttachError, wrong_kind};
+use crate::features;
+use crate::link::Link;
+use crate::object::ProgramKind;
+use crate::program::Program;
+use crate::sys;
+
+/// How the kernel is told the targets.
+#[derive(Debug, Clone)]
+pub(crate) enum LinkTargets {
+    Names(Vec<CString>),
+    Addresses(Vec<u64>),
+}
+
+impl LinkTargets {
+    pub fn len(&self) -> usize {
+        match self {
+            LinkTargets::Names(v) => v.len(),
+            LinkTargets::Addresses(v) => v.len(),
+        }
+    }
+}
+
+/// Targets resolved and ready for `BPF_LINK_CREATE`.
+#[derive(Debug, Clone)]
+pub(crate) struct Plan {
+    pub targets: LinkTargets,
+    pub cookies: Option<Vec<u64>>,
+    /// What is known about each target, in target order: name, module and listed address
+    /// for pattern matches; the name for symbols; the address for addresses.
+    pub functions: Vec<Function>,
+}
+
+impl Program {
+    /// Attaches this program to many kernel functions with one kprobe_multi link.
+    ///
+    /// The program must have been loaded from a `kprobe.multi` or `kretprobe.multi` section
+    /// (any of the two, for entry or return mode) or a `kprobe.session` one (session mode).
+    pub fn attach_kprobe_multi(&self, spec: &KprobeMulti) -> Result<KprobeMultiLink, AttachError> {
+        check_program(self, spec.mode)?;
+        let plan = resolve(&spec.targets, spec.cookies.clone())?;
+        create(self, plan, spec.mode)
+    }
+}
+
+/// Refuses a program loaded for another kind of attachment before any work is done; the
+/// kernel would only say EINVAL.
+pub(crate) fn check_program(prog: &Program, mode: Mode) -> Result<(), AttachError> {
+    let kind = prog.kind();
+    let ok = match mode {
+        Mode::Entry | Mode::Return => matches!(kind, ProgramKind::KprobeMulti | ProgramKind::KretprobeMulti),
+        Mode::Session => kind == ProgramKind::KprobeSession,
+    };
+    if ok {
+        return Ok(());
+    }
+    let (wanted, needed) = match mode {
+        Mode::Entry => ("a kprobe_multi link", ProgramKind::KprobeMulti),
+        Mode::Return => ("a kretprobe_multi link", ProgramKind::KretprobeMulti),
+        Mode::Session => ("a kprobe session link", ProgramKind::KprobeSession),
+    };
+    Err(wrong_kind(prog.name(), kind, wanted, needed))
+}
+
+/// Turns targets into what the kernel takes.
+pub(crate) fn resolve(targets: &Targets, cookies: Option<Vec<u64>>) -> Result<Plan, AttachError> {
+    match targets {
+        // libbpf's fast path: a name without wildcards goes to the kernel as is, no listing
+        // is read; the kernel picks the first traceable function of that name.
+        Targets::Pattern(glob) if glob.is_literal() => Ok(Plan {
+            targets: LinkTargets::Names(vec![c_name(glob.as_str())?]),
+            cookies: None,
+            functions: vec![named(glob.as_str())],
+        }),
+        Targets::Pattern(glob) => resolve_pattern(glob, false),
+        Targets::UniquePattern(glob) => resolve_pattern(glob, true),
+        Targets::Symbols(names) => {
+            if names.is_empty() {
+                return Err(AttachError::EmptyList { what: "symbols" });
+            }
+            check_cookies(names.len(), cookies.as_deref())?;
+            let c = names.iter().map(|n| c_name(n)).collect::<Result<_, _>>()?;
+            Ok(Plan { targets: LinkTargets::Names(c), cookies, functions: names.iter().map(|n| named(n)).collect() })
+        }
+        Targets::Addresses(addrs) => {
+            if addrs.is_empty() {
+                return Err(AttachError::EmptyList { what: "addresses" });
+            }
+            check_cookies(addrs.len(), cookies.as_deref())?;
+            let functions = addrs.iter().map(|&a| Function { name: String::new(), module: None, address: a }).collect();
+            Ok(Plan { targets: LinkTargets::Addresses(addrs.clone()), cookies, functions })
+        }
+    }
+}
+
+fn named(name: &str) -> Function {
+    Function { name: name.to_string(), module: None, address: 0 }
+}
+
+fn check_cookies(targets: usize, cookies: Option<&[u64]>) -> Result<(), AttachError> {
+    match cookies {
+        Some(c) if c.len() != targets => Err(AttachError::CookieCount { targets, cookies: c.len() }),
+        _ => Ok(()),
+    }
+}
+
+fn c_name(name: &str) -> Result<CString, AttachError> {
+    CString::new(name).map_err(|_| AttachError::UntraceableSymbol {
+        symbol: name.escape_debug().to_string(),
+        reason: "the name contains a NUL byte".into(),
+        source: io::Error::from_raw_os_error(libc::EINVAL),
+    })
+}
+
+/// A pattern becomes the addresses of every match (duplicated names included), like libbpf.
+fn resolve_pattern(glob: &Glob, unique: bool) -> Result<Plan, AttachError> {
+    let listing = TraceableFunctions::read()?;
+    let functions = listing.matching(glob);
+    if functions.is_empty() {
+        return Err(AttachError::NoMatch { pattern: glob.as_str().to_string(), hint: no_match_hint(glob) });
+    }
+    if unique && functions.len() != 1 {
+        let mut examples: Vec<String> = functions.iter().take(5).map(describe).collect();
+        if functions.len() > 5 {
+            examples.push("...".into());
+        }
+        return Err(AttachError::NotUnique {
+            pattern: glob.as_str().to_string(),
+            count: functions.len(),
+            examples: examples.join(", "),
+        });
+    }
+    let addrs = functions.iter().map(|f| f.address).collect();
+    Ok(Plan { targets: LinkTargets::Addresses(addrs), cookies: None, functions })
+}
+
+fn describe(f: &Function) -> String {
+    match &f.module {
+        Some(m) => format!("{} [{m}]", f.name),
+        None => f.name.clone(),
+    }
+}
+
+/// Why a pattern may match nothing: names that are not traceable, or syscall wrappers.
+fn no_match_hint(glob: &Glob) -> String {
+    let in_kallsyms = std::fs::read("/proc/kallsyms")
+        .map(|k| {
+            k.split(|&b| b == b'\n')
+                .filter_map(|l| l.split(|&b| b == b' ').nth(2))
+                .filter(|name| glob.matches(name))
+                .count()
+        })
+        .unwrap_or(0);
+    if in_kallsyms > 0 {
+        format!(
+            " ({in_kallsyms} kernel symbols match, but none is traceable: they are notrace, inlined or not functions)"
+        )
+    } else if glob.as_str().starts_with("sys_") {
+        " (syscall entry points carry an architecture prefix, e.g. __x64_sys_...)".into()
+    } else {
+        String::new()
+    }
+}
+
+/// Creates the link.
+pub(crate) fn create(prog: &Program, plan: Plan, mode: Mode) -> Result<KprobeMultiLink, AttachError> {
+    let fd = link_create(prog, &plan.targets, plan.cookies.as_deref(), mode).map_err(|e| diagnose(e, &plan, mode))?;
+    Ok(KprobeMultiLink::new(Link::new(fd), plan, mode))
+}
+
+pub(crate) fn link_create(
+    prog: &Program,
+    targets: &LinkTargets,
+    cookies: Option<&[u64]>,
+    mode: Mode,
+) -> io::Result<std::os::fd::OwnedFd> {
+    let attach_type = match mode {
+        Mode::Session => sys::attach_type::TRACE_KPROBE_SESSION,
+        _ => sys::attach_type::TRACE_KPROBE_MULTI,
+    };
+    let flags = if mode == Mode::Return { sys::KPROBE_MULTI_RETURN } else { 0 };
+    match targets {
+        LinkTargets::Names(names) => {
+            let refs: Vec<&CStr> = names.iter().map(CString::as_c_str).collect();
+            sys::link_create_kprobe_multi(prog.fd(), attach_type, flags, sys::KprobeMultiTargets::Symbols(&refs), cookies)
+        }
+        LinkTargets::Addresses(addrs) => {
+            sys::link_create_kprobe_multi(prog.fd(), attach_type, flags, sys::KprobeMultiTargets::Addresses(addrs), cookies)
+        }
+    }
+}
+
+/// Explains a `BPF_LINK_CREATE` refusal, finding the target at fault where the errno says a
+/// target is bad (the kernel does not say which).
+pub(crate) fn diagnose(e: io::Error, plan: &Plan, mode: Mode) -> AttachError {
+    let count = plan.targets.len();
+    match e.raw_os_error() {
+        Some(libc::EOPNOTSUPP) => {
+            let probe = if mode == Mode::Session { features::kprobe_session() } else { features::kprobe_multi() };
+            let reason = probe.reason().map_or_else(|| "kernel built without CONFIG_FPROBE".to_string(), str::to_string);
+            AttachError::NotSupported { what: "kprobe_multi links", reason, source: e }
+        }
+        Some(libc::EPERM) => AttachError::PermissionDenied { op: "creating a kprobe_multi link", source: e },
+        Some(libc::E2BIG) if count > sys::KPROBE_MULTI_MAX_CNT => AttachError::TooManyTargets { count, source: e },
+        Some(libc::E2BIG) => match &plan.targets {
+            LinkTargets::Names(names) => match names.iter().find(|n| n.as_bytes().len() >= sys::KSYM_NAME_LEN) {
+                Some(n) => AttachError::UntraceableSymbol {
+                    symbol: n.to_string_lossy().chars().take(64).collect::<String>() + "...",
+                    reason: format!("the name is {} bytes, the kernel takes at most 511", n.as_bytes().len()),
+                    source: e,
+                },
+                None => kernel(e, "creating a kprobe_multi link", None),
+            },
+            LinkTargets::Addresses(_) => kernel(e, "creating a kprobe_multi link", None),
+        },
+        // 5.19+ answers ESRCH for a name it cannot resolve; 5.18 answered EINVAL.
+        Some(libc::ESRCH) | Some(libc::EINVAL) if matches!(plan.targets, LinkTargets::Names(_)) => {
+            let LinkTargets::Names(names) = &plan.targets else { unreachable!() };
+            match find_bad_name(names) {
+                Some((symbol, reason)) => AttachError::UntraceableSymbol { symbol, reason, source: e },
+                None => {
+                    let hint = einval_hint(&e, mode);
+                    kernel(e, "creating a kprobe_multi link", hint)
+                }
+            }
+        }
+        Some(libc::EINVAL) | Some(libc::ENOENT) if matches!(plan.targets, LinkTargets::Addresses(_)) => {
+            let LinkTargets::Addresses(addrs) = &plan.targets else { unreachable!() };
+            match find_bad_address(addrs) {
+                Some(addr) => AttachError::UntraceableAddress { addr, source: e },
+                None => {
+                    let hint = einval_hint(&e, mode);
+                    kernel(e, "creating a kprobe_multi link", hint)
+                }
+            }
+        }
+        Some(libc::ENOMEM) => kernel(
+            e,
+            "creating a kprobe_multi link",
+            Some("kernels 6.7 to 6.11 can fail large attaches this way; attach fewer functions per link".into()),
+        ),
+        _ => kernel(e, "creating a kprobe_multi link", None),
+    }
+}
+
+fn kernel(source: io::Error, op: &str, hint: Option<String>) -> AttachError {
+    AttachError::Kernel { op: op.to_string(), source, hint }
+}
+
+fn einval_hint(e: &io::Error, mode: Mode) -> Option<String> {
+    (e.raw_os_error() == Some(libc::EINVAL) && mode == Mode::Session && !features::kprobe_session().is_yes())
+        .then(|| "kprobe sessions need kernel 6.10+".to_string())
+}
+
+/// The first name that is listed twice or is not a traceable function.
+fn find_bad_name(names: &[CString]) -> Option<(String, String)> {
+    let mut seen = HashSet::new();
+    for n in names {
+        if !seen.insert(n.as_bytes()) {
+            return Some((n.to_string_lossy().into_owned(), "it is listed twice; give each name once".into()));
+        }
+    }
+    let listing = TraceableFunctions::read_names().ok()?;
+    names.iter().map(|n| n.to_string_lossy()).find(|n| !listing.contains(n)).map(|n| {
+        (n.into_owned(), "not in available_filter_functions: notrace, inlined, not a function or not loaded".into())
+    })
+}
+
+/// The first address that is no traceable function's entry. Listed addresses are ftrace patch
+/// sites, which sit a few bytes past the symbol on some kernels: an address up to 16 bytes
+/// before a patch site counts as that function's entry.
+fn find_bad_address(addrs: &[u64]) -> Option<u64> {
+    let listing = TraceableFunctions::read().ok()?;
+    let mut sites: Vec<u64> = listing.matching(&Glob::new("*")).iter().map(|f| f.address).collect();
+    sites.sort_unstable();
+    addrs.iter().copied().find(|&a| {
+        let i = sites.partition_point(|&s| s < a);
+        !sites.get(i).is_some_and(|&s| s - a <= 16)
+    })
+}

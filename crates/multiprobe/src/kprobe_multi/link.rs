@@ -1,0 +1,229 @@
+//! The link a kprobe_multi attach returns: detaches on drop, pins, and reports what the
+//! kernel attached.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::Path;
+
+use super::attach::Plan;
+use super::resolve::Function;
+use super::Mode;
+use crate::features::{self, LinkInfoLevel};
+use crate::link::{Link, LinkType};
+use crate::sys;
+
+/// How a set of functions was attached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttachMode {
+    /// One kprobe_multi link.
+    KprobeMulti,
+    /// One perf-event kprobe per function: the fallback on kernels without kprobe_multi.
+    PerFunctionKprobes,
+}
+
+/// What is attached, and where: a kprobe_multi link, or the per-function kprobes standing in
+/// for one. Dropping it detaches everything.
+#[derive(Debug)]
+pub struct KprobeMultiLink {
+    links: Vec<Link>,
+    attach_mode: AttachMode,
+    mode: Mode,
+    functions: Vec<Function>,
+    cookies: Option<Vec<u64>>,
+}
+
+/// One attached function, as link info reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachedTarget {
+    /// The address the kernel attached (what was given: symbol address or patch site); 0
+    /// when kallsyms addresses are hidden from this user.
+    pub address: u64,
+    /// The cookie, when the kernel reports cookies (6.9+).
+    pub cookie: Option<u64>,
+    /// The function at that address, from `/proc/kallsyms`.
+    pub function: Option<String>,
+    /// Its module, `None` for vmlinux.
+    pub module: Option<String>,
+}
+
+/// What the kernel reports about a kprobe_multi link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KprobeMultiInfo {
+    /// Link id.
+    pub id: u32,
+    /// Attached program id.
+    pub prog_id: u32,
+    /// Whether it is a return probe (`BPF_F_KPROBE_MULTI_RETURN`), when reported (6.6+).
+    pub retprobe: Option<bool>,
+    /// Number of targets (6.6+).
+    pub count: Option<u32>,
+    /// Runs the kernel skipped because of recursion or a full probe pool (6.7+).
+    pub missed: Option<u64>,
+    /// The targets, sorted by address (6.6+; cookies 6.9+).
+    pub targets: Vec<AttachedTarget>,
+}
+
+impl KprobeMultiLink {
+    pub(crate) fn new(link: Link, plan: Plan, mode: Mode) -> KprobeMultiLink {
+        KprobeMultiLink {
+            links: vec![link],
+            attach_mode: AttachMode::KprobeMulti,
+            mode,
+            functions: plan.functions,
+            cookies: plan.cookies,
+        }
+    }
+
+    pub(crate) fn from_kprobes(links: Vec<Link>, functions: Vec<Function>, cookies: Option<Vec<u64>>, mode: Mode) -> KprobeMultiLink {
+        KprobeMultiLink { links, attach_mode: AttachMode::PerFunctionKprobes, mode, functions, cookies }
+    }
+
+    /// Whether one kprobe_multi link or per-function kprobes carry the attachment.
+    pub fn attach_mode(&self) -> AttachMode {
+        self.attach_mode
+    }
+
+    /// Entry, return or session.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// The functions asked for, in the order given: with name, module and listed address for
+    /// a pattern; the name for symbols; the address for addresses.
+    pub fn functions(&self) -> &[Function] {
+        &self.functions
+    }
+
+    /// The cookies given, in target order.
+    pub fn cookies(&self) -> Option<&[u64]> {
+        self.cookies.as_deref()
+    }
+
+    /// The underlying links: one for a kprobe_multi link, one per function for kprobes.
+    pub fn links(&self) -> &[Link] {
+        &self.links
+    }
+
+    /// Pins the kprobe_multi link at `path`, so it stays attached after the process exits.
+    /// Per-function kprobes cannot be pinned as one.
+    pub fn pin(&self, path: impl AsRef<Path>) -> io::Result<()> {
+        match (self.attach_mode, self.links.first()) {
+            (AttachMode::KprobeMulti, Some(l)) => l.pin(path),
+            _ => Err(io::Error::new(io::ErrorKind::Unsupported, "per-function kprobes cannot be pinned as one link")),
+        }
+    }
+
+    /// Opens a kprobe_multi link pinned at `path`.
+    pub fn from_pin(path: impl AsRef<Path>) -> io::Result<KprobeMultiLink> {
+        let link = Link::from_pin(path)?;
+        let raw = sys::link_info(link.fd(), None, None)?;
+        if raw.link_type != sys::link_type::KPROBE_MULTI {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "the pinned link is not a kprobe_multi link"));
+        }
+        let mode = if raw.kmulti_flags & sys::KPROBE_MULTI_RETURN != 0 { Mode::Return } else { Mode::Entry };
+        Ok(KprobeMultiLink { links: vec![link], attach_mode: AttachMode::KprobeMulti, mode, functions: Vec::new(), cookies: None })
+    }
+
+    /// Asks the kernel what is attached. How much it says depends on the kernel: before 6.6
+    /// only ids; addresses and flags since 6.6, the missed counter since 6.7, cookies since
+    /// 6.9. Names come from `/proc/kallsyms`. Per-function kprobes report what was attached.
+    pub fn info(&self) -> io::Result<KprobeMultiInfo> {
+        if self.attach_mode == AttachMode::PerFunctionKprobes {
+            return Ok(self.kprobes_info());
+        }
+        let fd = self.links[0].fd();
+        let level = features::kprobe_multi_link_info();
+        let first = sys::link_info(fd, None, None)?;
+        let mut info = KprobeMultiInfo {
+            id: first.id,
+            prog_id: first.prog_id,
+            retprobe: None,
+            count: None,
+            missed: None,
+            targets: Vec::new(),
+        };
+        if level < LinkInfoLevel::Targets || first.kmulti_count == 0 {
+            return Ok(info);
+        }
+        let n = first.kmulti_count as usize;
+        let mut addrs = vec![0u64; n];
+        let mut cookies = vec![0u64; n];
+        let want_cookies = level >= LinkInfoLevel::Cookies;
+        let full = sys::link_info(fd, Some(&mut addrs), want_cookies.then_some(&mut cookies[..]))?;
+        info.retprobe = Some(full.kmulti_flags & sys::KPROBE_MULTI_RETURN != 0);
+        info.count = Some(full.kmulti_count);
+        info.missed = (level >= LinkInfoLevel::Missed).then_some(full.kmulti_missed);
+        let symbols = Symbolizer::new();
+        info.targets = addrs
+            .iter()
+            .zip(&cookies)
+            .map(|(&address, &cookie)| {
+                let (function, module) = symbols.lookup(address);
+                AttachedTarget { address, cookie: want_cookies.then_some(cookie), function, module }
+            })
+            .collect();
+        Ok(info)
+    }
+
+    fn kprobes_info(&self) -> KprobeMultiInfo {
+        let (id, prog_id) = self.links.first().and_then(|l| l.info().ok()).map_or((0, 0), |i| (i.id, i.prog_id));
+        let targets = self
+            .functions
+            .iter()
+            .enumerate()
+            .map(|(i, f)| AttachedTarget {
+                address: f.address,
+                cookie: self.cookies.as_ref().and_then(|c| c.get(i).copied()),
+                function: (!f.name.is_empty()).then(|| f.name.clone()),
+                module: f.module.clone(),
+            })
+            .collect();
+        KprobeMultiInfo {
+            id,
+            prog_id,
+            retprobe: Some(self.mode == Mode::Return),
+            count: Some(self.functions.len() as u32),
+            missed: None,
+            targets,
+        }
+    }
+
+    /// The type of the underlying link(s).
+    pub fn link_type(&self) -> LinkType {
+        match self.attach_mode {
+            AttachMode::KprobeMulti => LinkType::KprobeMulti,
+            AttachMode::PerFunctionKprobes => LinkType::PerfEvent,
+        }
+    }
+}
+
+/// Address -> function name, from `/proc/kallsyms` (text symbols).
+struct Symbolizer {
+    by_addr: BTreeMap<u64, (String, Option<String>)>,
+}
+
+impl Symbolizer {
+    fn new() -> Symbolizer {
+        let mut by_addr = BTreeMap::new();
+        if let Ok(data) = std::fs::read("/proc/kallsyms") {
+            for ((name, module), addrs) in super::resolve::parse_kallsyms(&data) {
+                for a in addrs {
+                    by_addr.insert(a, (name.clone(), module.clone()));
+                }
+            }
+        }
+        Symbolizer { by_addr }
+    }
+
+    /// The function containing `addr`: the closest symbol at or below it, within 64 bytes
+    /// (patch sites sit just past the symbol).
+    fn lookup(&self, addr: u64) -> (Option<String>, Option<String>) {
+        if addr == 0 {
+            return (None, None);
+        }
+        match self.by_addr.range(..=addr).next_back() {
+            Some((&a, (name, module))) if addr - a <= 64 => (Some(name.clone()), module.clone()),
+            _ => (None, None),
+        }
+    }
+}

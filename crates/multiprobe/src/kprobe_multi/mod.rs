@@ -1,0 +1,141 @@
+//! Attaching one program to many kernel functions with one kprobe_multi link.
+//!
+//! The spec is libbpf's `bpf_program__attach_kprobe_multi_opts`: targets by glob pattern, by
+//! symbol list or by address list; optional cookies, one per target; entry, return or session
+//! mode; `unique_match` for patterns. [`KprobeMulti`] makes the combinations libbpf rejects
+//! at run time impossible to build; [`KprobeMultiOpts`] mirrors libbpf's struct field for
+//! field, for code ported from C, and rejects them in libbpf's order with libbpf's errno.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use multiprobe::kprobe_multi::KprobeMulti;
+//! let obj = multiprobe::Object::open("bpf/count.bpf.o")?.load()?;
+//! let prog = obj.program("count_calls").unwrap();
+//! // Every traceable function whose name starts with vfs_, at entry.
+//! let link = prog.attach_kprobe_multi(&KprobeMulti::pattern("vfs_*"))?;
+//! // Two functions by name, at return, each with its own cookie.
+//! let link2 = prog.attach_kprobe_multi(
+//!     &KprobeMulti::symbols_with_cookies([("vfs_read", 1), ("vfs_write", 2)]).retprobe(),
+//! )?;
+//! # Ok(()) }
+//! ```
+
+mod attach;
+mod glob;
+mod link;
+mod opts;
+mod resolve;
+
+pub use glob::Glob;
+pub use link::{AttachMode, AttachedTarget, KprobeMultiInfo, KprobeMultiLink};
+pub use opts::KprobeMultiOpts;
+pub use resolve::{Function, ListingSource, TraceableFunctions};
+
+/// When the program runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// At function entry (`kprobe.multi`).
+    #[default]
+    Entry,
+    /// At function return (`kretprobe.multi`).
+    Return,
+    /// At entry and at return of each call, sharing a per-call cookie; the entry's return
+    /// value decides whether the return run happens (`kprobe.session`, kernel 6.10+).
+    Session,
+}
+
+/// Which functions to attach to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Targets {
+    /// Every traceable function whose name matches the glob.
+    Pattern(Glob),
+    /// Exactly one traceable function matching the glob, or an error (`unique_match`).
+    UniquePattern(Glob),
+    /// Functions by name; the kernel attaches the first traceable function of each name.
+    Symbols(Vec<String>),
+    /// Functions by address (symbol addresses, or ftrace patch sites).
+    Addresses(Vec<u64>),
+}
+
+/// What to attach a kprobe_multi program to, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KprobeMulti {
+    pub(crate) targets: Targets,
+    /// One per symbol or address, in the same order; only lists carry cookies.
+    pub(crate) cookies: Option<Vec<u64>>,
+    pub(crate) mode: Mode,
+}
+
+impl KprobeMulti {
+    fn new(targets: Targets, cookies: Option<Vec<u64>>) -> KprobeMulti {
+        KprobeMulti { targets, cookies, mode: Mode::Entry }
+    }
+
+    /// Every traceable function matching a glob (`*` any run, `?` one character).
+    pub fn pattern(pattern: &str) -> KprobeMulti {
+        KprobeMulti::new(Targets::Pattern(Glob::new(pattern)), None)
+    }
+
+    /// The one traceable function matching a glob; more or fewer matches is an error. For
+    /// functions whose name varies between builds: `try_to_wake_up*` finds
+    /// `try_to_wake_up.llvm.123` as well.
+    pub fn unique_pattern(pattern: &str) -> KprobeMulti {
+        KprobeMulti::new(Targets::UniquePattern(Glob::new(pattern)), None)
+    }
+
+    /// Functions by name.
+    pub fn symbols<S: Into<String>>(names: impl IntoIterator<Item = S>) -> KprobeMulti {
+        KprobeMulti::new(Targets::Symbols(names.into_iter().map(Into::into).collect()), None)
+    }
+
+    /// Functions by name, each with the cookie `bpf_get_attach_cookie()` returns for it.
+    pub fn symbols_with_cookies<S: Into<String>>(pairs: impl IntoIterator<Item = (S, u64)>) -> KprobeMulti {
+        let (names, cookies): (Vec<String>, Vec<u64>) = pairs.into_iter().map(|(s, c)| (s.into(), c)).unzip();
+        KprobeMulti::new(Targets::Symbols(names), Some(cookies))
+    }
+
+    /// Functions by address.
+    pub fn addresses(addrs: impl IntoIterator<Item = u64>) -> KprobeMulti {
+        KprobeMulti::new(Targets::Addresses(addrs.into_iter().collect()), None)
+    }
+
+    /// Functions by address, each with its cookie. Use symbol addresses (kallsyms) here:
+    /// cookies are looked up by the function's entry address, which is not the ftrace patch
+    /// site on kernels with IBT.
+    pub fn addresses_with_cookies(pairs: impl IntoIterator<Item = (u64, u64)>) -> KprobeMulti {
+        let (addrs, cookies) = pairs.into_iter().unzip();
+        KprobeMulti::new(Targets::Addresses(addrs), Some(cookies))
+    }
+
+    /// Runs the program at function return instead of entry.
+    pub fn retprobe(self) -> KprobeMulti {
+        self.with_mode(Mode::Return)
+    }
+
+    /// Runs the program at entry and return of each call (kernel 6.10+; the program must be
+    /// loaded from a `kprobe.session` section).
+    pub fn session(self) -> KprobeMulti {
+        self.with_mode(Mode::Session)
+    }
+
+    /// Sets the mode.
+    pub fn with_mode(mut self, mode: Mode) -> KprobeMulti {
+        self.mode = mode;
+        self
+    }
+
+    /// The targets.
+    pub fn targets(&self) -> &Targets {
+        &self.targets
+    }
+
+    /// The cookies, if any.
+    pub fn cookies(&self) -> Option<&[u64]> {
+        self.cookies.as_deref()
+    }
+
+    /// The mode.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+}

@@ -1,0 +1,107 @@
+//! Links: a program attached somewhere, detached when the last reference goes away.
+//!
+//! A link is an fd. Dropping the [`Link`] closes it, which detaches the program unless the
+//! link is pinned in a bpf file system (then removing the pin detaches it).
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+
+use crate::map::path_cstring;
+use crate::sys;
+
+/// Link types (`enum bpf_link_type`) as link info reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LinkType {
+    RawTracepoint,
+    Tracing,
+    PerfEvent,
+    KprobeMulti,
+    /// A type this crate has no name for.
+    Other(u32),
+}
+
+impl LinkType {
+    fn from_u32(v: u32) -> LinkType {
+        match v {
+            sys::link_type::RAW_TRACEPOINT => LinkType::RawTracepoint,
+            sys::link_type::TRACING => LinkType::Tracing,
+            sys::link_type::PERF_EVENT => LinkType::PerfEvent,
+            sys::link_type::KPROBE_MULTI => LinkType::KprobeMulti,
+            other => LinkType::Other(other),
+        }
+    }
+}
+
+/// What the kernel reports about any link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkInfo {
+    /// Kernel id (as in `bpftool link show id N`).
+    pub id: u32,
+    /// Id of the attached program.
+    pub prog_id: u32,
+    pub link_type: LinkType,
+}
+
+/// An attachment of a program, detached on drop (unless pinned).
+#[derive(Debug)]
+pub struct Link {
+    fd: OwnedFd,
+    /// The perf event a perf-event link (or a pre-link attachment) runs on: kept open for the
+    /// link's lifetime.
+    event: Option<OwnedFd>,
+}
+
+impl Link {
+    /// Wraps a link fd.
+    pub(crate) fn new(fd: OwnedFd) -> Link {
+        Link { fd, event: None }
+    }
+
+    /// Wraps a perf-event link together with its event fd.
+    pub(crate) fn with_event(fd: OwnedFd, event: OwnedFd) -> Link {
+        Link { fd, event: Some(event) }
+    }
+
+    /// The link's file descriptor.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// The perf event fd, for links created on a perf event.
+    pub fn event_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.event.as_ref().map(AsFd::as_fd)
+    }
+
+    /// Identity of the link in the kernel.
+    pub fn info(&self) -> io::Result<LinkInfo> {
+        let i = sys::link_info(self.fd(), None, None)?;
+        Ok(LinkInfo { id: i.id, prog_id: i.prog_id, link_type: LinkType::from_u32(i.link_type) })
+    }
+
+    /// Pins the link at `path` in a bpf file system: the program stays attached after this
+    /// process exits, until the pin is removed (`std::fs::remove_file`).
+    pub fn pin(&self, path: impl AsRef<Path>) -> io::Result<()> {
+        let path = path.as_ref();
+        let c = path_cstring(path).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        sys::obj_pin(self.fd(), &c).map_err(|e| pin_error(path, e))
+    }
+
+    /// Opens a link pinned at `path`. Dropping it does not detach: the pin still holds it.
+    pub fn from_pin(path: impl AsRef<Path>) -> io::Result<Link> {
+        let path = path.as_ref();
+        let c = path_cstring(path).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        sys::obj_get(&c).map(Link::new).map_err(|e| pin_error(path, e))
+    }
+}
+
+fn pin_error(path: &Path, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("{}: {e} (pins live in a bpf file system: mount -t bpf bpf /sys/fs/bpf)", path.display()))
+}
+
+impl AsFd for Link {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd()
+    }
+}

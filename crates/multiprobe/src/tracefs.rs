@@ -1,0 +1,47 @@
+//! Finding (or mounting) the tracing file system, where the kernel lists traceable functions
+//! and tracepoints.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use crate::sys;
+
+/// Where tracefs lives on current systems, and where it lived under debugfs before 4.1.
+const CANDIDATES: &[&str] = &["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
+
+/// Why tracefs is not available.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("tracefs is not mounted and could not be mounted at /sys/kernel/tracing ({reason}); mount it with: mount -t tracefs nodev /sys/kernel/tracing")]
+pub struct TracefsError {
+    reason: String,
+}
+
+/// The tracefs mount point, mounting it at `/sys/kernel/tracing` if nothing is mounted (which
+/// needs root). The answer is cached for the process.
+pub fn root() -> Result<&'static Path, TracefsError> {
+    static ROOT: OnceLock<Result<PathBuf, TracefsError>> = OnceLock::new();
+    ROOT.get_or_init(find_or_mount).as_ref().map(PathBuf::as_path).map_err(Clone::clone)
+}
+
+fn is_tracefs(dir: &str) -> bool {
+    Path::new(dir).join("available_filter_functions").exists() || Path::new(dir).join("events").is_dir()
+}
+
+fn find_or_mount() -> Result<PathBuf, TracefsError> {
+    if let Some(dir) = CANDIDATES.iter().find(|d| is_tracefs(d)) {
+        return Ok(PathBuf::from(dir));
+    }
+    let target = CANDIDATES[0];
+    match sys::mount_pseudo(c"tracefs", c"/sys/kernel/tracing") {
+        Ok(()) if is_tracefs(target) => Ok(PathBuf::from(target)),
+        Ok(()) => Err(TracefsError { reason: "mounted, but it lists nothing".into() }),
+        Err(e) => Err(TracefsError { reason: e.to_string() }),
+    }
+}
+
+/// Reads a tracefs file whole.
+pub fn read(relative: &str) -> io::Result<Vec<u8>> {
+    let root = root().map_err(|e| io::Error::new(io::ErrorKind::NotFound, e))?;
+    std::fs::read(root.join(relative))
+}
