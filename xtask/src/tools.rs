@@ -28,6 +28,17 @@ pub const LLVM_STRIP: Tool = Tool {
     package: "llvm",
 };
 
+/// Decompresses the `.ko.xz` kernel modules of newer Debian kernels.
+pub const XZ: Tool = Tool {
+    command: "xz",
+    package: "xz-utils",
+};
+/// Unpacks downloaded kernel packages.
+pub const DPKG_DEB: Tool = Tool {
+    command: "dpkg-deb",
+    package: "dpkg",
+};
+
 fn present(tool: &Tool) -> bool {
     if tool.command.starts_with('/') {
         return std::path::Path::new(tool.command).exists();
