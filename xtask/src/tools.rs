@@ -28,6 +28,16 @@ pub const LLVM_STRIP: Tool = Tool {
     package: "llvm",
 };
 
+/// Emulates the test VMs.
+pub const QEMU: Tool = Tool {
+    command: "qemu-system-x86_64",
+    package: "qemu-system-x86",
+};
+/// The static shell and tools inside the test VMs (busybox-static installs it in /bin).
+pub const BUSYBOX: Tool = Tool {
+    command: "/bin/busybox",
+    package: "busybox-static",
+};
 /// Decompresses the `.ko.xz` kernel modules of newer Debian kernels.
 pub const XZ: Tool = Tool {
     command: "xz",
