@@ -149,7 +149,7 @@ pub fn fetch(series: &Series, cache: &Path) -> Result<Kernel> {
     }
     let attempt = |apt: &AptList| -> Result<Kernel> {
         let newest = newest_version(series, apt)?;
-        if let Some(kernel) = cached(series, &store, &newest) {
+        if let Some(kernel) = cached(series, &store, &newest, true) {
             return Ok(kernel);
         }
         download(series, apt, &store, &newest)
@@ -260,10 +260,12 @@ pub fn compare_versions(a: &str, b: &str) -> Ordering {
     chunks(a).len().cmp(&chunks(b).len())
 }
 
-/// The cached kernel of that version, if complete.
-fn cached(series: &Series, store: &Path, version: &str) -> Option<Kernel> {
+/// The cached kernel of that version, if complete and, with `same_modules`, unpacked with
+/// the current `TEST_MODULES` (the `complete` stamp lists them).
+fn cached(series: &Series, store: &Path, version: &str, same_modules: bool) -> Option<Kernel> {
     let dir = store.join(version);
-    if !dir.join("complete").is_file() {
+    let stamp = std::fs::read_to_string(dir.join("complete")).ok()?;
+    if same_modules && stamp != modules_stamp() {
         return None;
     }
     let mut modules: Vec<PathBuf> = std::fs::read_dir(dir.join("modules"))
@@ -288,7 +290,10 @@ fn newest_cached(series: &Series, store: &Path) -> Option<Kernel> {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     versions.sort_by(|a, b| compare_versions(a, b));
-    versions.iter().rev().find_map(|v| cached(series, store, v))
+    versions
+        .iter()
+        .rev()
+        .find_map(|v| cached(series, store, v, false))
 }
 
 /// Removes cached versions other than `keep`: one kernel per series is enough.
@@ -314,12 +319,18 @@ fn download(series: &Series, apt: &AptList, store: &Path, version: &str) -> Resu
         packages(series, version).join("\n") + "\n",
     )?;
     // Written last: a cache entry without it is an interrupted download.
-    std::fs::write(out.join("complete"), "")?;
+    std::fs::write(out.join("complete"), modules_stamp())?;
     let dest = store.join(version);
     let _ = std::fs::remove_dir_all(&dest);
     std::fs::rename(&out, &dest)?;
     std::fs::remove_dir_all(&work)?;
-    cached(series, store, version).context("the kernel vanished from the cache")
+    cached(series, store, version, true).context("the kernel vanished from the cache")
+}
+
+/// What the `complete` stamp of a cache entry holds: the test modules it was unpacked with,
+/// so that adding one to `TEST_MODULES` refreshes the cache by itself.
+fn modules_stamp() -> String {
+    TEST_MODULES.iter().map(|m| format!("{m}\n")).collect()
 }
 
 /// `cargo xtask kernels`: fetches kernels and prints what the cache holds.
