@@ -1,9 +1,21 @@
 //! Project automation for multiprobe: `cargo xtask <command>`.
 
+mod apt;
 mod bpf;
+mod guest;
+mod initramfs;
+mod kernel_unpack;
+mod kernels;
+mod qemu;
+mod skips;
+mod static_build;
+mod test_cmd;
 mod tools;
+mod vm_cmd;
+mod vmtest;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -19,6 +31,21 @@ struct Cli {
 enum Command {
     /// Rebuild the BPF objects in bpf/ from their C sources (needs clang).
     Bpf(bpf::BpfArgs),
+    /// Run every check and test: fmt, clippy, BPF objects, native tests, then the tests in a
+    /// VM on each kernel of the matrix (docs/testing.md).
+    Test(test_cmd::TestArgs),
+    /// Run `multiprobe ARGS` (or a shell) in a throwaway VM.
+    Vm(vm_cmd::VmArgs),
+    /// Fetch the test kernels (newest Debian build of each series) and show the cache.
+    Kernels(KernelsArgs),
+}
+
+/// Arguments of `cargo xtask kernels`.
+#[derive(Debug, clap::Args)]
+struct KernelsArgs {
+    /// Series to fetch (5.10, 6.1, 6.12, 7.2); repeatable; default: the test matrix.
+    #[arg(long = "kernel", value_name = "K")]
+    kernels: Vec<String>,
 }
 
 /// The workspace root (the directory holding the top Cargo.toml).
@@ -29,8 +56,71 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-fn main() -> Result<()> {
-    match Cli::parse().command {
+/// Cargo's target directory: `CARGO_TARGET_DIR` when set, else the workspace's `target/`.
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => workspace_root().join(dir),
+        None => workspace_root().join("target"),
+    }
+}
+
+/// Parses `90`, `90s`, `15m` or `1h`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((at, _)) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("bad duration {text:?}"))?;
+    let seconds = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("bad duration {text:?}: use s, m or h")),
+    };
+    Ok(Duration::from_secs(seconds))
+}
+
+fn main() {
+    // Printed here rather than by returning the error from main: that would add anyhow's
+    // backtrace whenever RUST_BACKTRACE is set, burying the message in CI logs.
+    if let Err(e) = run(Cli::parse().command) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(command: Command) -> Result<()> {
+    match command {
         Command::Bpf(args) => bpf::run(&args),
+        Command::Test(args) => test_cmd::run(&args),
+        Command::Vm(args) => vm_cmd::run(&args),
+        Command::Kernels(args) => {
+            let specs: Vec<String> = if args.kernels.is_empty() {
+                kernels::DEFAULT_MATRIX
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect()
+            } else {
+                args.kernels
+            };
+            kernels::print_cache(&specs, &target_dir().join("vm"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_durations() {
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert!(parse_duration("m").is_err());
+        assert!(parse_duration("5d").is_err());
     }
 }

@@ -28,6 +28,27 @@ pub const LLVM_STRIP: Tool = Tool {
     package: "llvm",
 };
 
+/// Emulates the test VMs.
+pub const QEMU: Tool = Tool {
+    command: "qemu-system-x86_64",
+    package: "qemu-system-x86",
+};
+/// The static shell and tools inside the test VMs (busybox-static installs it in /bin).
+pub const BUSYBOX: Tool = Tool {
+    command: "/bin/busybox",
+    package: "busybox-static",
+};
+/// Decompresses the `.ko.xz` kernel modules of newer Debian kernels.
+pub const XZ: Tool = Tool {
+    command: "xz",
+    package: "xz-utils",
+};
+/// Unpacks downloaded kernel packages.
+pub const DPKG_DEB: Tool = Tool {
+    command: "dpkg-deb",
+    package: "dpkg",
+};
+
 fn present(tool: &Tool) -> bool {
     if tool.command.starts_with('/') {
         return std::path::Path::new(tool.command).exists();

@@ -199,7 +199,9 @@ mod tests {
         assert!(major >= 3, "{}", kernel_release());
     }
 
-    // The macros must compile in tests returning `()` and `Result`; these never skip.
+    // The macros must compile in tests returning `()` and `Result`. None skips here: a skip
+    // prints a real marker that every harness run would count. The skipping path runs for
+    // real in tests/vm_smoke.rs on the 6.1 VM.
     #[test]
     fn macros_fit_both_test_signatures() -> Result<(), String> {
         require_kernel!(1, 0, "any kernel");
@@ -207,11 +209,7 @@ mod tests {
     }
 
     #[test]
-    fn macros_return_early_when_unmet() {
-        fn needs_a_future_kernel() -> Result<(), String> {
-            require_kernel!(999, 0, "a kernel from the future");
-            Err("did not skip".into())
-        }
-        assert_eq!(needs_a_future_kernel(), Ok(()));
+    fn macros_fit_unit_tests() {
+        require_kernel!(1, 0, "any kernel");
     }
 }

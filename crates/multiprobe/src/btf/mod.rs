@@ -12,7 +12,10 @@ pub mod kernel;
 mod parse;
 mod types;
 
-pub use self::core::{CoreError, CoreOutcome, CoreRelo, CoreReloKind, relocate, types_are_compat};
+pub use self::core::{
+    CoreError, CoreOutcome, CoreRelo, CoreReloKind, CoreRelocator, POISON_HELPER_ID, relocate,
+    types_are_compat, types_match,
+};
 pub use ext::{BtfExt, ExtRecords, FuncInfo, LineInfo};
 pub use fixup::{Extern, ExternKind, SectionLayout, prepare_for_kernel};
 pub use types::*;
