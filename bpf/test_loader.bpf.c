@@ -110,6 +110,7 @@ int count_packets(struct __sk_buff *skb)
 {
 	u32 key = 0;
 	u64 len = skb->len, one = 1, *v;
+	u32 loops = 0;
 	struct event *e;
 	void *inner;
 
@@ -143,8 +144,8 @@ int count_packets(struct __sk_buff *skb)
 		e->len = len;
 		e->magic = cfg_magic;
 		e->custom = custom_var;
-		e->loops = 0;
-		bpf_loop(3, count_loop, &e->loops, 0);
+		bpf_loop(3, count_loop, &loops, 0);
+		e->loops = loops;
 		__builtin_memcpy(e->greeting, greeting, sizeof(greeting));
 		bpf_ringbuf_submit(e, 0);
 	}

@@ -120,7 +120,10 @@ fn rewrite_externs(btf: &mut Btf, datasec_id: u32) -> Result<Vec<Extern>, BtfErr
         match t.kind {
             TypeKind::Func { proto, .. } => {
                 let name = btf.name(v.type_id).to_string();
-                externs.push(Extern { name, kind: ExternKind::Func { func_id: v.type_id } });
+                externs.push(Extern {
+                    name,
+                    kind: ExternKind::Func { func_id: v.type_id },
+                });
                 // The kernel insists that every parameter of a global function is named.
                 if let TypeKind::FuncProto { params, .. } = &mut btf.type_mut(proto)?.kind {
                     for p in params
@@ -141,7 +144,10 @@ fn rewrite_externs(btf: &mut Btf, datasec_id: u32) -> Result<Vec<Extern>, BtfErr
             }
             TypeKind::Var { target, .. } => {
                 let type_id = btf.skip_modifiers(target)?;
-                externs.push(Extern { name: btf.name(v.type_id).to_string(), kind: ExternKind::Var { type_id } });
+                externs.push(Extern {
+                    name: btf.name(v.type_id).to_string(),
+                    kind: ExternKind::Var { type_id },
+                });
                 btf.type_mut(v.type_id)?.kind = TypeKind::Var {
                     target: int_id,
                     linkage: VarLinkage::GlobalAllocated,

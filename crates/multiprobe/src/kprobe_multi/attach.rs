@@ -58,7 +58,9 @@ impl Program {
 pub(crate) fn check_program(prog: &Program, mode: Mode) -> Result<(), AttachError> {
     let kind = prog.kind();
     let ok = match mode {
-        Mode::Entry | Mode::Return => matches!(kind, ProgramKind::KprobeMulti | ProgramKind::KretprobeMulti),
+        Mode::Entry | Mode::Return => {
+            matches!(kind, ProgramKind::KprobeMulti | ProgramKind::KretprobeMulti)
+        }
         Mode::Session => kind == ProgramKind::KprobeSession,
     };
     if ok {
@@ -90,26 +92,48 @@ pub(crate) fn resolve(targets: &Targets, cookies: Option<Vec<u64>>) -> Result<Pl
             }
             check_cookies(names.len(), cookies.as_deref())?;
             let c = names.iter().map(|n| c_name(n)).collect::<Result<_, _>>()?;
-            Ok(Plan { targets: LinkTargets::Names(c), cookies, functions: names.iter().map(|n| named(n)).collect() })
+            Ok(Plan {
+                targets: LinkTargets::Names(c),
+                cookies,
+                functions: names.iter().map(|n| named(n)).collect(),
+            })
         }
         Targets::Addresses(addrs) => {
             if addrs.is_empty() {
                 return Err(AttachError::EmptyList { what: "addresses" });
             }
             check_cookies(addrs.len(), cookies.as_deref())?;
-            let functions = addrs.iter().map(|&a| Function { name: String::new(), module: None, address: a }).collect();
-            Ok(Plan { targets: LinkTargets::Addresses(addrs.clone()), cookies, functions })
+            let functions = addrs
+                .iter()
+                .map(|&a| Function {
+                    name: String::new(),
+                    module: None,
+                    address: a,
+                })
+                .collect();
+            Ok(Plan {
+                targets: LinkTargets::Addresses(addrs.clone()),
+                cookies,
+                functions,
+            })
         }
     }
 }
 
 fn named(name: &str) -> Function {
-    Function { name: name.to_string(), module: None, address: 0 }
+    Function {
+        name: name.to_string(),
+        module: None,
+        address: 0,
+    }
 }
 
 fn check_cookies(targets: usize, cookies: Option<&[u64]>) -> Result<(), AttachError> {
     match cookies {
-        Some(c) if c.len() != targets => Err(AttachError::CookieCount { targets, cookies: c.len() }),
+        Some(c) if c.len() != targets => Err(AttachError::CookieCount {
+            targets,
+            cookies: c.len(),
+        }),
         _ => Ok(()),
     }
 }
@@ -127,7 +151,10 @@ fn resolve_pattern(glob: &Glob, unique: bool) -> Result<Plan, AttachError> {
     let listing = TraceableFunctions::read()?;
     let functions = listing.matching(glob);
     if functions.is_empty() {
-        return Err(AttachError::NoMatch { pattern: glob.as_str().to_string(), hint: no_match_hint(glob) });
+        return Err(AttachError::NoMatch {
+            pattern: glob.as_str().to_string(),
+            hint: no_match_hint(glob),
+        });
     }
     if unique && functions.len() != 1 {
         let mut examples: Vec<String> = functions.iter().take(5).map(describe).collect();
@@ -141,7 +168,11 @@ fn resolve_pattern(glob: &Glob, unique: bool) -> Result<Plan, AttachError> {
         });
     }
     let addrs = functions.iter().map(|f| f.address).collect();
-    Ok(Plan { targets: LinkTargets::Addresses(addrs), cookies: None, functions })
+    Ok(Plan {
+        targets: LinkTargets::Addresses(addrs),
+        cookies: None,
+        functions,
+    })
 }
 
 fn describe(f: &Function) -> String {
@@ -173,8 +204,13 @@ fn no_match_hint(glob: &Glob) -> String {
 }
 
 /// Creates the link.
-pub(crate) fn create(prog: &Program, plan: Plan, mode: Mode) -> Result<KprobeMultiLink, AttachError> {
-    let fd = link_create(prog, &plan.targets, plan.cookies.as_deref(), mode).map_err(|e| diagnose(e, &plan, mode))?;
+pub(crate) fn create(
+    prog: &Program,
+    plan: Plan,
+    mode: Mode,
+) -> Result<KprobeMultiLink, AttachError> {
+    let fd = link_create(prog, &plan.targets, plan.cookies.as_deref(), mode)
+        .map_err(|e| diagnose(e, &plan, mode))?;
     Ok(KprobeMultiLink::new(Link::new(fd), plan, mode))
 }
 
@@ -188,15 +224,29 @@ pub(crate) fn link_create(
         Mode::Session => sys::attach_type::TRACE_KPROBE_SESSION,
         _ => sys::attach_type::TRACE_KPROBE_MULTI,
     };
-    let flags = if mode == Mode::Return { sys::KPROBE_MULTI_RETURN } else { 0 };
+    let flags = if mode == Mode::Return {
+        sys::KPROBE_MULTI_RETURN
+    } else {
+        0
+    };
     match targets {
         LinkTargets::Names(names) => {
             let refs: Vec<&CStr> = names.iter().map(CString::as_c_str).collect();
-            sys::link_create_kprobe_multi(prog.fd(), attach_type, flags, sys::KprobeMultiTargets::Symbols(&refs), cookies)
+            sys::link_create_kprobe_multi(
+                prog.fd(),
+                attach_type,
+                flags,
+                sys::KprobeMultiTargets::Symbols(&refs),
+                cookies,
+            )
         }
-        LinkTargets::Addresses(addrs) => {
-            sys::link_create_kprobe_multi(prog.fd(), attach_type, flags, sys::KprobeMultiTargets::Addresses(addrs), cookies)
-        }
+        LinkTargets::Addresses(addrs) => sys::link_create_kprobe_multi(
+            prog.fd(),
+            attach_type,
+            flags,
+            sys::KprobeMultiTargets::Addresses(addrs),
+            cookies,
+        ),
     }
 }
 
@@ -254,12 +304,18 @@ pub(crate) fn diagnose(e: io::Error, plan: &Plan, mode: Mode) -> AttachError {
 }
 
 fn kernel(source: io::Error, op: &str, hint: Option<String>) -> AttachError {
-    AttachError::Kernel { op: op.to_string(), source, hint }
+    AttachError::Kernel {
+        op: op.to_string(),
+        source,
+        hint,
+    }
 }
 
 fn einval_hint(e: &io::Error, mode: Mode) -> Option<String> {
-    (e.raw_os_error() == Some(libc::EINVAL) && mode == Mode::Session && !features::kprobe_session().is_yes())
-        .then(|| "kprobe sessions need kernel 6.10+".to_string())
+    (e.raw_os_error() == Some(libc::EINVAL)
+        && mode == Mode::Session
+        && !features::kprobe_session().is_yes())
+    .then(|| "kprobe sessions need kernel 6.10+".to_string())
 }
 
 /// The first name that is listed twice or is not a traceable function.
@@ -267,13 +323,24 @@ fn find_bad_name(names: &[CString]) -> Option<(String, String)> {
     let mut seen = HashSet::new();
     for n in names {
         if !seen.insert(n.as_bytes()) {
-            return Some((n.to_string_lossy().into_owned(), "it is listed twice; give each name once".into()));
+            return Some((
+                n.to_string_lossy().into_owned(),
+                "it is listed twice; give each name once".into(),
+            ));
         }
     }
     let listing = TraceableFunctions::read_names().ok()?;
-    names.iter().map(|n| n.to_string_lossy()).find(|n| !listing.contains(n)).map(|n| {
-        (n.into_owned(), "not in available_filter_functions: notrace, inlined, not a function or not loaded".into())
-    })
+    names
+        .iter()
+        .map(|n| n.to_string_lossy())
+        .find(|n| !listing.contains(n))
+        .map(|n| {
+            (
+                n.into_owned(),
+                "not in available_filter_functions: notrace, inlined, not a function or not loaded"
+                    .into(),
+            )
+        })
 }
 
 /// The first address that is no traceable function's entry. Listed addresses are ftrace patch
@@ -281,7 +348,11 @@ fn find_bad_name(names: &[CString]) -> Option<(String, String)> {
 /// before a patch site counts as that function's entry.
 fn find_bad_address(addrs: &[u64]) -> Option<u64> {
     let listing = TraceableFunctions::read().ok()?;
-    let mut sites: Vec<u64> = listing.matching(&Glob::new("*")).iter().map(|f| f.address).collect();
+    let mut sites: Vec<u64> = listing
+        .matching(&Glob::new("*"))
+        .iter()
+        .map(|f| f.address)
+        .collect();
     sites.sort_unstable();
     addrs.iter().copied().find(|&a| {
         let i = sites.partition_point(|&s| s < a);

@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use std::io;
 use std::path::Path;
 
+use super::Mode;
 use super::attach::Plan;
 use super::resolve::Function;
-use super::Mode;
 use crate::features::{self, LinkInfoLevel};
 use crate::link::{Link, LinkType};
 use crate::sys;
@@ -74,8 +74,19 @@ impl KprobeMultiLink {
         }
     }
 
-    pub(crate) fn from_kprobes(links: Vec<Link>, functions: Vec<Function>, cookies: Option<Vec<u64>>, mode: Mode) -> KprobeMultiLink {
-        KprobeMultiLink { links, attach_mode: AttachMode::PerFunctionKprobes, mode, functions, cookies }
+    pub(crate) fn from_kprobes(
+        links: Vec<Link>,
+        functions: Vec<Function>,
+        cookies: Option<Vec<u64>>,
+        mode: Mode,
+    ) -> KprobeMultiLink {
+        KprobeMultiLink {
+            links,
+            attach_mode: AttachMode::PerFunctionKprobes,
+            mode,
+            functions,
+            cookies,
+        }
     }
 
     /// Whether one kprobe_multi link or per-function kprobes carry the attachment.
@@ -109,7 +120,10 @@ impl KprobeMultiLink {
     pub fn pin(&self, path: impl AsRef<Path>) -> io::Result<()> {
         match (self.attach_mode, self.links.first()) {
             (AttachMode::KprobeMulti, Some(l)) => l.pin(path),
-            _ => Err(io::Error::new(io::ErrorKind::Unsupported, "per-function kprobes cannot be pinned as one link")),
+            _ => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "per-function kprobes cannot be pinned as one link",
+            )),
         }
     }
 
@@ -118,10 +132,23 @@ impl KprobeMultiLink {
         let link = Link::from_pin(path)?;
         let raw = sys::link_info(link.fd(), None, None)?;
         if raw.link_type != sys::link_type::KPROBE_MULTI {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "the pinned link is not a kprobe_multi link"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the pinned link is not a kprobe_multi link",
+            ));
         }
-        let mode = if raw.kmulti_flags & sys::KPROBE_MULTI_RETURN != 0 { Mode::Return } else { Mode::Entry };
-        Ok(KprobeMultiLink { links: vec![link], attach_mode: AttachMode::KprobeMulti, mode, functions: Vec::new(), cookies: None })
+        let mode = if raw.kmulti_flags & sys::KPROBE_MULTI_RETURN != 0 {
+            Mode::Return
+        } else {
+            Mode::Entry
+        };
+        Ok(KprobeMultiLink {
+            links: vec![link],
+            attach_mode: AttachMode::KprobeMulti,
+            mode,
+            functions: Vec::new(),
+            cookies: None,
+        })
     }
 
     /// Asks the kernel what is attached. How much it says depends on the kernel: before 6.6
@@ -149,7 +176,11 @@ impl KprobeMultiLink {
         let mut addrs = vec![0u64; n];
         let mut cookies = vec![0u64; n];
         let want_cookies = level >= LinkInfoLevel::Cookies;
-        let full = sys::link_info(fd, Some(&mut addrs), want_cookies.then_some(&mut cookies[..]))?;
+        let full = sys::link_info(
+            fd,
+            Some(&mut addrs),
+            want_cookies.then_some(&mut cookies[..]),
+        )?;
         info.retprobe = Some(full.kmulti_flags & sys::KPROBE_MULTI_RETURN != 0);
         info.count = Some(full.kmulti_count);
         info.missed = (level >= LinkInfoLevel::Missed).then_some(full.kmulti_missed);
@@ -159,14 +190,23 @@ impl KprobeMultiLink {
             .zip(&cookies)
             .map(|(&address, &cookie)| {
                 let (function, module) = symbols.lookup(address);
-                AttachedTarget { address, cookie: want_cookies.then_some(cookie), function, module }
+                AttachedTarget {
+                    address,
+                    cookie: want_cookies.then_some(cookie),
+                    function,
+                    module,
+                }
             })
             .collect();
         Ok(info)
     }
 
     fn kprobes_info(&self) -> KprobeMultiInfo {
-        let (id, prog_id) = self.links.first().and_then(|l| l.info().ok()).map_or((0, 0), |i| (i.id, i.prog_id));
+        let (id, prog_id) = self
+            .links
+            .first()
+            .and_then(|l| l.info().ok())
+            .map_or((0, 0), |i| (i.id, i.prog_id));
         let targets = self
             .functions
             .iter()

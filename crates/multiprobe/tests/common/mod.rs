@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Once;
 
 pub const LOADER_OBJ: &[u8] = include_bytes!("../../../../bpf/test_loader.bpf.o");
 pub const ERRORS_OBJ: &[u8] = include_bytes!("../../../../bpf/test_errors.bpf.o");
@@ -13,13 +14,25 @@ pub struct BpfDir(pub PathBuf);
 
 impl BpfDir {
     pub fn new(name: &str) -> BpfDir {
+        static MOUNT: Once = Once::new();
+        MOUNT.call_once(|| {
+            let magic = Command::new("stat")
+                .args(["-f", "-c", "%T", "/sys/fs/bpf"])
+                .output();
+            let is_bpffs =
+                magic.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "bpf_fs");
+            if !is_bpffs {
+                let status = Command::new("mount")
+                    .args(["-t", "bpf", "bpf", "/sys/fs/bpf"])
+                    .status()
+                    .expect("running mount");
+                assert!(
+                    status.success(),
+                    "mounting a bpf file system at /sys/fs/bpf failed"
+                );
+            }
+        });
         let root = Path::new("/sys/fs/bpf");
-        let magic = Command::new("stat").args(["-f", "-c", "%T", "/sys/fs/bpf"]).output();
-        let is_bpffs = magic.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "bpf_fs");
-        if !is_bpffs {
-            let status = Command::new("mount").args(["-t", "bpf", "bpf", "/sys/fs/bpf"]).status().expect("running mount");
-            assert!(status.success(), "mounting a bpf file system at /sys/fs/bpf failed");
-        }
         let dir = root.join(format!("multiprobe-test-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir(&dir).expect("mkdir in bpffs");
