@@ -48,11 +48,7 @@ impl AptList {
         let (mirror, security) = configured_mirrors();
         let mut sources = String::new();
         for suite in suites {
-            let uri = if suite.ends_with("-security") {
-                &security
-            } else {
-                &mirror
-            };
+            let uri = if suite.ends_with("-security") { &security } else { &mirror };
             sources.push_str(&format!("deb [target=Packages] {uri} {suite} main\n"));
         }
         for sub in ["lists/partial", "parts", "cache"] {
@@ -118,15 +114,9 @@ impl AptList {
 
     /// Names of the packages matching an extended regular expression.
     pub fn search(&self, regex: &str) -> Result<Vec<String>> {
-        let out = self
-            .apt("apt-cache")
-            .args(["search", "--names-only", regex])
-            .output()?;
+        let out = self.apt("apt-cache").args(["search", "--names-only", regex]).output()?;
         if !out.status.success() {
-            bail!(
-                "apt-cache search failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            bail!("apt-cache search failed: {}", String::from_utf8_lossy(&out.stderr));
         }
         Ok(String::from_utf8_lossy(&out.stdout)
             .lines()
@@ -138,13 +128,8 @@ impl AptList {
     /// `apt-get download` of the packages into `dir`; returns the `.deb` paths.
     pub fn download(&self, packages: &[String], dir: &Path) -> Result<Vec<PathBuf>> {
         std::fs::create_dir_all(dir)?;
-        let status = self
-            .apt("apt-get")
-            .arg("download")
-            .args(packages)
-            .current_dir(dir)
-            .stdout(Stdio::inherit())
-            .status()?;
+        let status =
+            self.apt("apt-get").arg("download").args(packages).current_dir(dir).stdout(Stdio::inherit()).status()?;
         if !status.success() {
             bail!("apt-get download {} failed", packages.join(" "));
         }
@@ -255,10 +240,7 @@ fn pick_mirrors(entries: &[Entry]) -> (String, String) {
         .iter()
         .find(|(_, s, main)| *main && debian(s) && is_security(s))
         .map_or(DEFAULT_SECURITY_MIRROR, |(uri, _, _)| uri.as_str());
-    (
-        main.trim_end_matches('/').to_string(),
-        security.trim_end_matches('/').to_string(),
-    )
+    (main.trim_end_matches('/').to_string(), security.trim_end_matches('/').to_string())
 }
 
 #[cfg(test)]
@@ -278,10 +260,7 @@ mod tests {
         assert_eq!(entries.len(), 4);
         assert_eq!(
             pick_mirrors(&entries),
-            (
-                "http://mirror.example/debian".to_string(),
-                "http://mirror.example/debian-security".to_string()
-            )
+            ("http://mirror.example/debian".to_string(), "http://mirror.example/debian-security".to_string())
         );
     }
 

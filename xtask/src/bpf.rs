@@ -25,11 +25,7 @@ pub struct BpfArgs {
 /// Runs `cargo xtask bpf`.
 pub fn run(args: &BpfArgs) -> Result<()> {
     let root = crate::workspace_root();
-    if args.check {
-        check_objects_up_to_date(&root)
-    } else {
-        build_all(&root)
-    }
+    if args.check { check_objects_up_to_date(&root) } else { build_all(&root) }
 }
 
 /// The BPF C sources: every `bpf/*.bpf.c`, sorted.
@@ -74,9 +70,7 @@ pub fn check_objects_up_to_date(root: &Path) -> Result<()> {
         let fresh = tmp.join(&name);
         compile(root, &source, &fresh)?;
         let Ok(committed_bytes) = std::fs::read(&committed) else {
-            stale.push(format!(
-                "bpf/{name}: missing (run `cargo xtask bpf` and commit it)"
-            ));
+            stale.push(format!("bpf/{name}: missing (run `cargo xtask bpf` and commit it)"));
             continue;
         };
         let fresh_bytes = std::fs::read(&fresh)?;
@@ -102,14 +96,7 @@ fn compile(root: &Path, source: &Path, out: &Path) -> Result<()> {
     let rel = source.strip_prefix(root).unwrap_or(source);
     let status = Command::new("clang")
         .current_dir(root)
-        .args([
-            "-O2",
-            "-g",
-            "-target",
-            "bpf",
-            "-mcpu=v3",
-            "-D__TARGET_ARCH_x86",
-        ])
+        .args(["-O2", "-g", "-target", "bpf", "-mcpu=v3", "-D__TARGET_ARCH_x86"])
         .args(["-Wall", "-Werror", "-Ibpf/include"])
         .arg(format!("-fdebug-prefix-map={}=.", root.display()))
         .arg("-c")
@@ -122,11 +109,7 @@ fn compile(root: &Path, source: &Path, out: &Path) -> Result<()> {
         bail!("clang failed on {}", rel.display());
     }
     // DWARF is for debuggers; the loader needs .BTF and .BTF.ext, which -g keeps.
-    let status = Command::new("llvm-strip")
-        .arg("-g")
-        .arg(out)
-        .status()
-        .context("running llvm-strip")?;
+    let status = Command::new("llvm-strip").arg("-g").arg(out).status().context("running llvm-strip")?;
     if !status.success() {
         bail!("llvm-strip failed on {}", out.display());
     }
@@ -149,14 +132,9 @@ fn compare(committed: &[u8], fresh: &[u8]) -> Result<Option<String>> {
         Ok(out)
     };
     let (sa, sb) = (sections(&a)?, sections(&b)?);
-    let names =
-        |v: &[(String, Vec<u8>, Vec<String>)]| v.iter().map(|s| s.0.clone()).collect::<Vec<_>>();
+    let names = |v: &[(String, Vec<u8>, Vec<String>)]| v.iter().map(|s| s.0.clone()).collect::<Vec<_>>();
     if names(&sa) != names(&sb) {
-        return Ok(Some(format!(
-            "sections differ: {:?} vs {:?}",
-            names(&sa),
-            names(&sb)
-        )));
+        return Ok(Some(format!("sections differ: {:?} vs {:?}", names(&sa), names(&sb))));
     }
     for (x, y) in sa.iter().zip(&sb) {
         if x.1 != y.1 {
@@ -168,15 +146,7 @@ fn compare(committed: &[u8], fresh: &[u8]) -> Result<Option<String>> {
     }
     let symbols = |f: &object::File| -> Vec<String> {
         f.symbols()
-            .map(|s| {
-                format!(
-                    "{}:{}:{}:{:?}",
-                    s.name().unwrap_or(""),
-                    s.address(),
-                    s.size(),
-                    s.section()
-                )
-            })
+            .map(|s| format!("{}:{}:{}:{:?}", s.name().unwrap_or(""), s.address(), s.size(), s.section()))
             .collect()
     };
     if symbols(&a) != symbols(&b) {

@@ -42,9 +42,7 @@ impl Guest<'_> {
         tools::ensure(&[tools::BUSYBOX])?;
         check_static(Path::new(BUSYBOX))?;
         let mut cpio = Initramfs::new();
-        cpio.dirs(&[
-            "/", "/bin", "/dev", "/proc", "/sys", "/tmp", "/run", "/root",
-        ])?;
+        cpio.dirs(&["/", "/bin", "/dev", "/proc", "/sys", "/tmp", "/run", "/root"])?;
         cpio.dirs(&["/etc", "/tests", "/modules"])?;
         cpio.char_device("/dev/console", 0o600, 5, 1)?;
         cpio.copy("/bin/busybox", Path::new(BUSYBOX))?;
@@ -79,11 +77,7 @@ impl Guest<'_> {
 /// The first lines of every `/init`: mounts, loopback, the environment tests rely on, and
 /// the `MULTIPROBE-KERNEL <release>` line the harness reads.
 pub fn init_preamble(kernel: &Kernel) -> String {
-    let config = if kernel.config.is_some() {
-        "export MULTIPROBE_KERNEL_CONFIG=/kernel.config\n"
-    } else {
-        ""
-    };
+    let config = if kernel.config.is_some() { "export MULTIPROBE_KERNEL_CONFIG=/kernel.config\n" } else { "" };
     format!(
         r#"#!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -114,14 +108,10 @@ pub fn shell_quote(word: &str) -> String {
 /// /bin/busybox) cannot run in the initramfs, which has no libc.
 fn check_static(path: &Path) -> Result<()> {
     let data = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let file =
-        object::File::parse(&*data).with_context(|| format!("parsing {}", path.display()))?;
+    let file = object::File::parse(&*data).with_context(|| format!("parsing {}", path.display()))?;
     let dynamic = file.sections().any(|s| s.name() == Ok(".interp"));
     if dynamic {
-        bail!(
-            "{} is dynamically linked; the VMs need busybox-static: apt-get install busybox-static",
-            path.display()
-        );
+        bail!("{} is dynamically linked; the VMs need busybox-static: apt-get install busybox-static", path.display());
     }
     Ok(())
 }

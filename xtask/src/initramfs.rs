@@ -28,10 +28,7 @@ impl Initramfs {
     /// the kernel decompresses it under emulation, where a few more megabytes cost less time
     /// than better compression does on the host.
     pub fn new() -> Initramfs {
-        Initramfs {
-            out: GzEncoder::new(Vec::new(), Compression::fast()),
-            next_inode: 1,
-        }
+        Initramfs { out: GzEncoder::new(Vec::new(), Compression::fast()), next_inode: 1 }
     }
 
     /// Adds directories (mode 0755), e.g. `["/bin", "/proc"]`.
@@ -49,8 +46,7 @@ impl Initramfs {
 
     /// Adds a copy of a host file, keeping only whether it is executable.
     pub fn copy(&mut self, path: &str, source: &Path) -> Result<()> {
-        let data =
-            std::fs::read(source).with_context(|| format!("reading {}", source.display()))?;
+        let data = std::fs::read(source).with_context(|| format!("reading {}", source.display()))?;
         let mode = if is_executable(source) { 0o755 } else { 0o644 };
         self.file(path, mode, &data)
     }
@@ -90,9 +86,8 @@ impl Initramfs {
             u32::try_from(name.len() + 1)?,
             0, // check
         ];
-        let header: String = std::iter::once("070701".to_string())
-            .chain(fields.iter().map(|field| format!("{field:08x}")))
-            .collect();
+        let header: String =
+            std::iter::once("070701".to_string()).chain(fields.iter().map(|field| format!("{field:08x}"))).collect();
         self.out.write_all(header.as_bytes())?;
         self.out.write_all(name.as_bytes())?;
         self.out.write_all(&[0])?;
@@ -122,9 +117,7 @@ mod tests {
     fn unpacked(archive: Initramfs) -> Vec<u8> {
         let gz = archive.finish().unwrap();
         let mut raw = Vec::new();
-        flate2::read::GzDecoder::new(gz.as_slice())
-            .read_to_end(&mut raw)
-            .unwrap();
+        flate2::read::GzDecoder::new(gz.as_slice()).read_to_end(&mut raw).unwrap();
         raw
     }
 

@@ -74,10 +74,8 @@ fn extract(deb: &Path, into: &Path, patterns: &[String]) -> Result<()> {
     // tar fails when a pattern matches nothing, which is expected: each package holds only
     // some of the files. Any other complaint is real.
     let stderr = String::from_utf8_lossy(&tar.stderr);
-    let real: Vec<_> = stderr
-        .lines()
-        .filter(|l| !l.contains("Not found in archive") && !l.contains("previous errors"))
-        .collect();
+    let real: Vec<_> =
+        stderr.lines().filter(|l| !l.contains("Not found in archive") && !l.contains("previous errors")).collect();
     if !real.is_empty() {
         bail!("extracting {}: {}", deb.display(), real.join("\n"));
     }
@@ -86,12 +84,7 @@ fn extract(deb: &Path, into: &Path, patterns: &[String]) -> Result<()> {
 
 fn unxz(source: &Path, dest: &Path) -> Result<()> {
     let out = std::fs::File::create(dest)?;
-    let status = Command::new("xz")
-        .arg("-dc")
-        .arg(source)
-        .stdout(out)
-        .status()
-        .context("running xz")?;
+    let status = Command::new("xz").arg("-dc").arg(source).stdout(out).status().context("running xz")?;
     if !status.success() {
         bail!("xz -d {} failed", source.display());
     }

@@ -42,30 +42,10 @@ pub struct Series {
 
 /// Every series we know how to fetch.
 pub const SERIES: &[Series] = &[
-    Series {
-        name: "5.10",
-        suite: "bullseye",
-        security: true,
-        layout: Layout::Image,
-    },
-    Series {
-        name: "6.1",
-        suite: "bookworm",
-        security: true,
-        layout: Layout::Image,
-    },
-    Series {
-        name: "6.12",
-        suite: "trixie",
-        security: true,
-        layout: Layout::Image,
-    },
-    Series {
-        name: "7.2",
-        suite: "sid",
-        security: false,
-        layout: Layout::Split,
-    },
+    Series { name: "5.10", suite: "bullseye", security: true, layout: Layout::Image },
+    Series { name: "6.1", suite: "bookworm", security: true, layout: Layout::Image },
+    Series { name: "6.12", suite: "trixie", security: true, layout: Layout::Image },
+    Series { name: "7.2", suite: "sid", security: false, layout: Layout::Split },
 ];
 
 /// A kernel ready to boot.
@@ -93,10 +73,7 @@ pub fn resolve(spec: &str, cache: &Path) -> Result<Kernel> {
         return Ok(from_path(path));
     }
     let names: Vec<_> = SERIES.iter().map(|s| s.name).collect();
-    bail!(
-        "unknown kernel {spec:?}: give one of {} or the path of a vmlinuz file",
-        names.join(", ")
-    )
+    bail!("unknown kernel {spec:?}: give one of {} or the path of a vmlinuz file", names.join(", "))
 }
 
 /// A kernel image given by path; its config is a `config-*` file in the same directory
@@ -104,10 +81,8 @@ pub fn resolve(spec: &str, cache: &Path) -> Result<Kernel> {
 fn from_path(vmlinuz: &Path) -> Kernel {
     let name = vmlinuz.file_name().unwrap_or_default().to_string_lossy();
     let dir = vmlinuz.parent().unwrap_or(Path::new("."));
-    let matching = name
-        .strip_prefix("vmlinuz-")
-        .map(|release| dir.join(format!("config-{release}")))
-        .filter(|p| p.is_file());
+    let matching =
+        name.strip_prefix("vmlinuz-").map(|release| dir.join(format!("config-{release}"))).filter(|p| p.is_file());
     let any = || {
         let mut configs: Vec<PathBuf> = std::fs::read_dir(dir)
             .into_iter()
@@ -194,10 +169,9 @@ fn image_package(series: &Series, version: &str) -> String {
 fn packages(series: &Series, version: &str) -> Vec<String> {
     match series.layout {
         Layout::Image => vec![image_package(series, version)],
-        Layout::Split => ["binary", "base", "modules"]
-            .iter()
-            .map(|part| format!("linux-{part}-{version}-amd64"))
-            .collect(),
+        Layout::Split => {
+            ["binary", "base", "modules"].iter().map(|part| format!("linux-{part}-{version}-amd64")).collect()
+        }
     }
 }
 
@@ -212,21 +186,13 @@ fn newest_version(series: &Series, apt: &AptList) -> Result<String> {
     let versions = names.iter().filter_map(|name| {
         let version = name.strip_prefix(prefix)?.strip_suffix(suffix)?;
         // `6.12.118+deb13-cloud` and `-rt` are other flavours.
-        let plain = version
-            .replace("+deb", "")
-            .chars()
-            .all(|c| c.is_ascii_digit() || ".-".contains(c));
+        let plain = version.replace("+deb", "").chars().all(|c| c.is_ascii_digit() || ".-".contains(c));
         (plain && version.starts_with(&format!("{}.", series.name))).then_some(version)
     });
     versions
         .max_by(|a, b| compare_versions(a, b))
         .map(str::to_string)
-        .with_context(|| {
-            format!(
-                "no {prefix}{}.*{suffix} package in Debian {}",
-                series.name, series.suite
-            )
-        })
+        .with_context(|| format!("no {prefix}{}.*{suffix} package in Debian {}", series.name, series.suite))
 }
 
 /// Orders version strings the way people read them: runs of digits by value, other text
@@ -237,9 +203,7 @@ pub fn compare_versions(a: &str, b: &str) -> Ordering {
         let mut rest = s;
         while let Some(first) = rest.chars().next() {
             let digit = first.is_ascii_digit();
-            let len = rest
-                .find(|c: char| c.is_ascii_digit() != digit)
-                .unwrap_or(rest.len());
+            let len = rest.find(|c: char| c.is_ascii_digit() != digit).unwrap_or(rest.len());
             out.push((digit, &rest[..len]));
             rest = &rest[len..];
         }
@@ -268,10 +232,8 @@ fn cached(series: &Series, store: &Path, version: &str, same_modules: bool) -> O
     if same_modules && stamp != modules_stamp() {
         return None;
     }
-    let mut modules: Vec<PathBuf> = std::fs::read_dir(dir.join("modules"))
-        .ok()?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
+    let mut modules: Vec<PathBuf> =
+        std::fs::read_dir(dir.join("modules")).ok()?.filter_map(|e| e.ok().map(|e| e.path())).collect();
     modules.sort();
     Some(Kernel {
         label: series.name.to_string(),
@@ -290,10 +252,7 @@ fn newest_cached(series: &Series, store: &Path) -> Option<Kernel> {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     versions.sort_by(|a, b| compare_versions(a, b));
-    versions
-        .iter()
-        .rev()
-        .find_map(|v| cached(series, store, v, false))
+    versions.iter().rev().find_map(|v| cached(series, store, v, false))
 }
 
 /// Removes cached versions other than `keep`: one kernel per series is enough.
@@ -314,10 +273,7 @@ fn download(series: &Series, apt: &AptList, store: &Path, version: &str) -> Resu
     let debs = apt.download(&packages(series, version), &work.join("debs"))?;
     let out = work.join("kernel");
     kernel_unpack::unpack(&debs, &work.join("tree"), &out, TEST_MODULES)?;
-    std::fs::write(
-        out.join("packages"),
-        packages(series, version).join("\n") + "\n",
-    )?;
+    std::fs::write(out.join("packages"), packages(series, version).join("\n") + "\n")?;
     // Written last: a cache entry without it is an interrupted download.
     std::fs::write(out.join("complete"), modules_stamp())?;
     let dest = store.join(version);
@@ -358,24 +314,9 @@ mod tests {
 
     #[test]
     fn versions_compare_numerically() {
-        let mut v = vec![
-            "6.12.99+deb13",
-            "6.12.118+deb13",
-            "6.12.115+deb13.1",
-            "6.12.115+deb13",
-            "6.12.9+deb13",
-        ];
+        let mut v = vec!["6.12.99+deb13", "6.12.118+deb13", "6.12.115+deb13.1", "6.12.115+deb13", "6.12.9+deb13"];
         v.sort_by(|a, b| compare_versions(a, b));
-        assert_eq!(
-            v,
-            [
-                "6.12.9+deb13",
-                "6.12.99+deb13",
-                "6.12.115+deb13",
-                "6.12.115+deb13.1",
-                "6.12.118+deb13"
-            ]
-        );
+        assert_eq!(v, ["6.12.9+deb13", "6.12.99+deb13", "6.12.115+deb13", "6.12.115+deb13.1", "6.12.118+deb13"]);
         assert_eq!(compare_versions("6.1.0-56", "6.1.0-9"), Ordering::Greater);
         assert_eq!(compare_versions("5.10.0-32", "5.10.0-32"), Ordering::Equal);
     }
@@ -383,18 +324,11 @@ mod tests {
     #[test]
     fn package_names() {
         let s612 = SERIES.iter().find(|s| s.name == "6.12").unwrap();
-        assert_eq!(
-            packages(s612, "6.12.118+deb13"),
-            ["linux-image-6.12.118+deb13-amd64-unsigned"]
-        );
+        assert_eq!(packages(s612, "6.12.118+deb13"), ["linux-image-6.12.118+deb13-amd64-unsigned"]);
         let s72 = SERIES.iter().find(|s| s.name == "7.2").unwrap();
         assert_eq!(
             packages(s72, "7.2.13+deb14"),
-            [
-                "linux-binary-7.2.13+deb14-amd64",
-                "linux-base-7.2.13+deb14-amd64",
-                "linux-modules-7.2.13+deb14-amd64"
-            ]
+            ["linux-binary-7.2.13+deb14-amd64", "linux-base-7.2.13+deb14-amd64", "linux-modules-7.2.13+deb14-amd64"]
         );
     }
 }

@@ -50,10 +50,7 @@ struct KernelsArgs {
 
 /// The workspace root (the directory holding the top Cargo.toml).
 pub fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
 /// Cargo's target directory: `CARGO_TARGET_DIR` when set, else the workspace's `target/`.
@@ -70,9 +67,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         Some((at, _)) => text.split_at(at),
         None => (text, "s"),
     };
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("bad duration {text:?}"))?;
+    let n: u64 = number.parse().map_err(|_| format!("bad duration {text:?}"))?;
     let seconds = match unit {
         "s" => n,
         "m" => n * 60,
@@ -98,10 +93,7 @@ fn run(command: Command) -> Result<()> {
         Command::Vm(args) => vm_cmd::run(&args),
         Command::Kernels(args) => {
             let specs: Vec<String> = if args.kernels.is_empty() {
-                kernels::DEFAULT_MATRIX
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect()
+                kernels::DEFAULT_MATRIX.iter().map(|s| s.to_string()).collect()
             } else {
                 args.kernels
             };

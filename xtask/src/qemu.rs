@@ -94,9 +94,7 @@ impl Vm {
     /// Boots the VM with the serial console on the user's terminal (for interactive shells);
     /// returns when QEMU exits.
     pub fn run_interactive(&self) -> Result<ExitStatus> {
-        self.command()
-            .status()
-            .context("running qemu-system-x86_64")
+        self.command().status().context("running qemu-system-x86_64")
     }
 
     /// Boots the VM, passing every console line to `on_line` as it arrives, and waits for
@@ -106,8 +104,7 @@ impl Vm {
             std::fs::create_dir_all(dir)?;
         }
         let mut log = std::io::BufWriter::new(
-            std::fs::File::create(&self.log)
-                .with_context(|| format!("creating {}", self.log.display()))?,
+            std::fs::File::create(&self.log).with_context(|| format!("creating {}", self.log.display()))?,
         );
         let start = Instant::now();
         let mut child = self
@@ -132,14 +129,8 @@ impl Vm {
             let deadlines = [
                 (start + self.timeout, "timed out"),
                 (last_output + self.inactivity, "console silent for too long"),
-                (
-                    done_at.map_or(now + self.timeout, |t: Instant| t + POWEROFF_GRACE),
-                    "",
-                ),
-                (
-                    crash_at.map_or(now + self.timeout, |t: Instant| t + CRASH_GRACE),
-                    "",
-                ),
+                (done_at.map_or(now + self.timeout, |t: Instant| t + POWEROFF_GRACE), ""),
+                (crash_at.map_or(now + self.timeout, |t: Instant| t + CRASH_GRACE), ""),
             ];
             let (deadline, why) = deadlines.iter().min_by_key(|(t, _)| *t).unwrap();
             match rx.recv_timeout(deadline.saturating_duration_since(now)) {
@@ -161,10 +152,8 @@ impl Vm {
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     if !why.is_empty() && failure.is_none() && done_at.is_none() {
-                        failure = Some(format!(
-                            "{why} (timeout {:?}, inactivity limit {:?})",
-                            self.timeout, self.inactivity
-                        ));
+                        failure =
+                            Some(format!("{why} (timeout {:?}, inactivity limit {:?})", self.timeout, self.inactivity));
                     }
                     kill(&mut child);
                     break;
@@ -181,11 +170,7 @@ impl Vm {
                 self.done_marker
             ));
         }
-        Ok(Console {
-            lines,
-            failure,
-            elapsed: start.elapsed(),
-        })
+        Ok(Console { lines, failure, elapsed: start.elapsed() })
     }
 }
 
@@ -232,12 +217,10 @@ fn kill(child: &mut Child) {
 
 /// The crash marker in a console line, if any.
 pub fn crash_marker(line: &str) -> Option<&'static str> {
-    CRASH_MARKERS.iter().copied().find(|marker| {
-        line.starts_with(marker)
-            || line
-                .match_indices(marker)
-                .any(|(at, _)| line[..at].ends_with("] "))
-    })
+    CRASH_MARKERS
+        .iter()
+        .copied()
+        .find(|marker| line.starts_with(marker) || line.match_indices(marker).any(|(at, _)| line[..at].ends_with("] ")))
 }
 
 #[cfg(test)]
@@ -261,14 +244,8 @@ mod tests {
 
     #[test]
     fn strips_terminal_escapes() {
-        assert_eq!(
-            strip_escapes("\u{1b}c\u{1b}[?7l\u{1b}[2J\u{1b}[0mSeaBIOS\r\n"),
-            "SeaBIOS"
-        );
-        assert_eq!(
-            strip_escapes("test x ... \u{1b}[32mok\u{1b}[0m"),
-            "test x ... ok"
-        );
+        assert_eq!(strip_escapes("\u{1b}c\u{1b}[?7l\u{1b}[2J\u{1b}[0mSeaBIOS\r\n"), "SeaBIOS");
+        assert_eq!(strip_escapes("test x ... \u{1b}[32mok\u{1b}[0m"), "test x ... ok");
     }
 
     #[test]

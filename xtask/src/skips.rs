@@ -53,10 +53,9 @@ impl KernelFacts {
             }
             Requirement::Config(name) => match &self.config {
                 None => Err(format!("the config of {release} is unknown")),
-                Some(config) if config.enabled(name) => Err(format!(
-                    "{release} has {name}={}",
-                    config.value(name).unwrap_or("?")
-                )),
+                Some(config) if config.enabled(name) => {
+                    Err(format!("{release} has {name}={}", config.value(name).unwrap_or("?")))
+                }
                 Some(_) => Ok(format!("{release} is built without {name}")),
             },
             Requirement::Root => {
@@ -84,19 +83,14 @@ impl SkipReport {
     pub fn scan_line(&mut self, line: &str, facts: &KernelFacts) {
         match SkipMarker::find(line) {
             Found::None => {}
-            Found::Malformed(text) => self
-                .unexplained
-                .push(format!("malformed skip marker: {text}")),
+            Found::Malformed(text) => self.unexplained.push(format!("malformed skip marker: {text}")),
             Found::Marker(marker) => {
                 let requirement = &marker.requirement;
                 match facts.explain(requirement) {
-                    Ok(why) => self
-                        .explained
-                        .push(format!("{}: {requirement} ({why})", marker.test)),
-                    Err(why) => self.unexplained.push(format!(
-                        "{} skipped, needing {requirement}, but {why}",
-                        marker.test
-                    )),
+                    Ok(why) => self.explained.push(format!("{}: {requirement} ({why})", marker.test)),
+                    Err(why) => {
+                        self.unexplained.push(format!("{} skipped, needing {requirement}, but {why}", marker.test))
+                    }
                 }
             }
         }
@@ -147,26 +141,17 @@ mod tests {
         assert_eq!(report(&skip("CONFIG_NOPE"), &with).explained.len(), 1);
         // =y or =m: not.
         assert_eq!(report(&skip("CONFIG_FPROBE"), &with).unexplained.len(), 1);
-        assert_eq!(
-            report(&skip("CONFIG_BINFMT_MISC"), &with).unexplained.len(),
-            1
-        );
+        assert_eq!(report(&skip("CONFIG_BINFMT_MISC"), &with).unexplained.len(), 1);
         // Unknown config: cannot be explained.
         let without = facts((6, 12), None, true);
-        assert_eq!(
-            report(&skip("CONFIG_KPROBES"), &without).unexplained.len(),
-            1
-        );
+        assert_eq!(report(&skip("CONFIG_KPROBES"), &without).unexplained.len(), 1);
     }
 
     #[test]
     fn root_skips() {
         let line = "test a ... MULTIPROBE-SKIP t::x: needs root: bpf()";
         assert_eq!(report(line, &facts((6, 1), None, false)).explained.len(), 1);
-        assert_eq!(
-            report(line, &facts((6, 1), None, true)).unexplained.len(),
-            1
-        );
+        assert_eq!(report(line, &facts((6, 1), None, true)).unexplained.len(), 1);
     }
 
     #[test]

@@ -33,15 +33,11 @@ pub fn cargo() -> Command {
 /// of the user's, which would otherwise win over ours.
 fn static_cargo(root: &Path, args: &[&str], release: bool) -> Command {
     let mut cmd = cargo();
-    cmd.current_dir(root)
-        .env("RUSTFLAGS", RUSTFLAGS)
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .args(args)
-        .args([
-            "--message-format=json-render-diagnostics",
-            "--target",
-            TARGET,
-        ]);
+    cmd.current_dir(root).env("RUSTFLAGS", RUSTFLAGS).env_remove("CARGO_ENCODED_RUSTFLAGS").args(args).args([
+        "--message-format=json-render-diagnostics",
+        "--target",
+        TARGET,
+    ]);
     if release {
         cmd.arg("--release");
     }
@@ -67,10 +63,7 @@ pub fn build_tests(root: &Path, release: bool) -> Result<Vec<TestBinary>> {
             .map_or_else(|| "unknown".into(), |n| n.to_string_lossy().into_owned());
         let kind = artifact["target"]["kind"][0].as_str().unwrap_or("test");
         let target = artifact["target"]["name"].as_str().unwrap_or("unknown");
-        tests.push(TestBinary {
-            name: format!("{package}.{kind}.{target}"),
-            path: PathBuf::from(executable),
-        });
+        tests.push(TestBinary { name: format!("{package}.{kind}.{target}"), path: PathBuf::from(executable) });
     }
     tests.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(tests)
@@ -89,10 +82,7 @@ pub fn build_cli(root: &Path, release: bool) -> Result<PathBuf> {
 /// Runs a cargo command with JSON messages and returns its `compiler-artifact` messages;
 /// diagnostics and progress go to the terminal as usual.
 fn artifacts(mut cmd: Command) -> Result<Vec<serde_json::Value>> {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("running cargo")?;
+    let mut child = cmd.stdout(Stdio::piped()).spawn().context("running cargo")?;
     let mut out = Vec::new();
     for line in std::io::BufReader::new(child.stdout.take().unwrap()).lines() {
         let Ok(message) = serde_json::from_str::<serde_json::Value>(&line?) else {

@@ -69,23 +69,12 @@ fn run_steps(args: &TestArgs, root: &Path, rows: &mut Vec<Row>) -> Result<()> {
     tools::ensure(&needed)?;
 
     if !args.vm_only {
-        step(rows, "rustfmt", || {
-            cargo_status(root, &["fmt", "--all", "--", "--check"])
-        })?;
+        step(rows, "rustfmt", || cargo_status(root, &["fmt", "--all", "--", "--check"]))?;
         step(rows, "clippy", || {
-            let args = [
-                "clippy",
-                "--workspace",
-                "--all-targets",
-                "--",
-                "-D",
-                "warnings",
-            ];
+            let args = ["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"];
             cargo_status(root, &args)
         })?;
-        step(rows, "BPF objects", || {
-            crate::bpf::check_objects_up_to_date(root).map(|()| String::new())
-        })?;
+        step(rows, "BPF objects", || crate::bpf::check_objects_up_to_date(root).map(|()| String::new()))?;
         native_tests(root, args.test_filter.as_deref(), rows)?;
     }
     if args.no_vm {
@@ -109,10 +98,7 @@ fn run_steps(args: &TestArgs, root: &Path, rows: &mut Vec<Row>) -> Result<()> {
         work: work.clone(),
     };
     let specs: Vec<String> = if args.kernels.is_empty() {
-        kernels::DEFAULT_MATRIX
-            .iter()
-            .map(|s| s.to_string())
-            .collect()
+        kernels::DEFAULT_MATRIX.iter().map(|s| s.to_string()).collect()
     } else {
         args.kernels.clone()
     };
@@ -168,16 +154,11 @@ fn step(rows: &mut Vec<Row>, what: &str, f: impl FnOnce() -> Result<String>) -> 
         skips: String::new(),
         time: start.elapsed(),
     });
-    outcome
-        .map(|_| ())
-        .with_context(|| format!("{what} failed"))
+    outcome.map(|_| ()).with_context(|| format!("{what} failed"))
 }
 
 fn cargo_status(root: &Path, args: &[&str]) -> Result<String> {
-    let status = static_build::cargo()
-        .args(args)
-        .current_dir(root)
-        .status()?;
+    let status = static_build::cargo().args(args).current_dir(root).status()?;
     if !status.success() {
         bail!("cargo {} exited with {status}", args.join(" "));
     }
@@ -190,16 +171,11 @@ fn native_tests(root: &Path, filter: Option<&str>, rows: &mut Vec<Row>) -> Resul
     println!("==> native tests");
     let start = Instant::now();
     let mut cmd = static_build::cargo();
-    cmd.args(["test", "--workspace", "--no-fail-fast"])
-        .current_dir(root);
+    cmd.args(["test", "--workspace", "--no-fail-fast"]).current_dir(root);
     if let Some(filter) = filter {
         cmd.args(["--", filter]);
     }
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("running cargo test")?;
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().context("running cargo test")?;
     let out = tee(child.stdout.take().unwrap(), std::io::stdout);
     let err = tee(child.stderr.take().unwrap(), std::io::stderr);
     let status = child.wait()?;
@@ -220,23 +196,14 @@ fn native_tests(root: &Path, filter: Option<&str>, rows: &mut Vec<Row>) -> Resul
     if !status.success() {
         problems.push(format!("cargo test exited with {status}"));
     }
-    problems.extend(
-        skips
-            .unexplained
-            .iter()
-            .map(|s| format!("unexplained skip: {s}")),
-    );
+    problems.extend(skips.unexplained.iter().map(|s| format!("unexplained skip: {s}")));
     for problem in &problems {
         eprintln!("[host] FAILED: {problem}");
     }
     rows.push(Row {
         what: format!("native ({})", facts.release),
         ok: problems.is_empty(),
-        detail: if problems.is_empty() {
-            format!("{passed} passed, {failed} failed")
-        } else {
-            problems.join("; ")
-        },
+        detail: if problems.is_empty() { format!("{passed} passed, {failed} failed") } else { problems.join("; ") },
         skips: skip_summary(&skips),
         time: start.elapsed(),
     });
@@ -281,10 +248,7 @@ fn skip_summary(skips: &SkipReport) -> String {
 fn print_summary(rows: &[Row], total: Duration) {
     println!("\n==> summary");
     let width = rows.iter().map(|r| r.what.len()).max().unwrap_or(0).max(4);
-    println!(
-        "{:<width$}  {:<6}  {:>7}  {:<28}  detail",
-        "step", "result", "time", "skips"
-    );
+    println!("{:<width$}  {:<6}  {:>7}  {:<28}  detail", "step", "result", "time", "skips");
     for row in rows {
         let detail = row.detail.lines().next().unwrap_or("");
         println!(

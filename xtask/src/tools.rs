@@ -18,76 +18,42 @@ pub struct Tool {
 }
 
 /// BPF C compiler.
-pub const CLANG: Tool = Tool {
-    command: "clang",
-    package: "clang",
-};
+pub const CLANG: Tool = Tool { command: "clang", package: "clang" };
 /// Strips DWARF from BPF objects (keeps BTF).
-pub const LLVM_STRIP: Tool = Tool {
-    command: "llvm-strip",
-    package: "llvm",
-};
+pub const LLVM_STRIP: Tool = Tool { command: "llvm-strip", package: "llvm" };
 
 /// Emulates the test VMs.
-pub const QEMU: Tool = Tool {
-    command: "qemu-system-x86_64",
-    package: "qemu-system-x86",
-};
+pub const QEMU: Tool = Tool { command: "qemu-system-x86_64", package: "qemu-system-x86" };
 /// The static shell and tools inside the test VMs (busybox-static installs it in /bin).
-pub const BUSYBOX: Tool = Tool {
-    command: "/bin/busybox",
-    package: "busybox-static",
-};
+pub const BUSYBOX: Tool = Tool { command: "/bin/busybox", package: "busybox-static" };
 /// Decompresses the `.ko.xz` kernel modules of newer Debian kernels.
-pub const XZ: Tool = Tool {
-    command: "xz",
-    package: "xz-utils",
-};
+pub const XZ: Tool = Tool { command: "xz", package: "xz-utils" };
 /// Unpacks downloaded kernel packages.
-pub const DPKG_DEB: Tool = Tool {
-    command: "dpkg-deb",
-    package: "dpkg",
-};
+pub const DPKG_DEB: Tool = Tool { command: "dpkg-deb", package: "dpkg" };
 
 fn present(tool: &Tool) -> bool {
     if tool.command.starts_with('/') {
         return std::path::Path::new(tool.command).exists();
     }
-    std::env::var_os("PATH").is_some_and(|paths| {
-        std::env::split_paths(&paths).any(|dir| dir.join(tool.command).is_file())
-    })
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(tool.command).is_file()))
 }
 
 fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
 /// Makes sure every tool is installed: installs the missing ones with apt-get when running as
 /// root on Debian, otherwise fails with the command that installs them.
 pub fn ensure(tools: &[Tool]) -> Result<()> {
-    let mut missing: Vec<&str> = tools
-        .iter()
-        .filter(|t| !present(t))
-        .map(|t| t.package)
-        .collect();
+    let mut missing: Vec<&str> = tools.iter().filter(|t| !present(t)).map(|t| t.package).collect();
     missing.dedup();
     if missing.is_empty() {
         return Ok(());
     }
     let command = format!("apt-get install -y {}", missing.join(" "));
-    if !is_root()
-        || !present(&Tool {
-            command: "apt-get",
-            package: "apt",
-        })
-    {
-        bail!(
-            "missing tools: {}. Install them with: sudo {command}",
-            missing.join(", ")
-        );
+    if !is_root() || !present(&Tool { command: "apt-get", package: "apt" }) {
+        bail!("missing tools: {}. Install them with: sudo {command}", missing.join(", "));
     }
     static UPDATE: Once = Once::new();
     UPDATE.call_once(|| {
@@ -101,10 +67,7 @@ pub fn ensure(tools: &[Tool]) -> Result<()> {
         .env("DEBIAN_FRONTEND", "noninteractive")
         .status()?;
     if !status.success() || tools.iter().any(|t| !present(t)) {
-        bail!(
-            "could not install {}; try: sudo {command}",
-            missing.join(", ")
-        );
+        bail!("could not install {}; try: sudo {command}", missing.join(", "));
     }
     Ok(())
 }
@@ -112,8 +75,5 @@ pub fn ensure(tools: &[Tool]) -> Result<()> {
 /// The first line of `clang --version`, to tell which compiler built the objects.
 pub fn clang_version() -> Option<String> {
     let out = Command::new("clang").arg("--version").output().ok()?;
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .next()
-        .map(str::to_string)
+    String::from_utf8_lossy(&out.stdout).lines().next().map(str::to_string)
 }

@@ -86,11 +86,7 @@ pub fn run(args: &VmArgs) -> Result<()> {
         log: work.join("logs").join(format!("vm-{}.log", kernel.label)),
         done_marker: EXIT.to_string(),
     };
-    let outcome = if args.shell {
-        vm.run_interactive().map(|_| 0)
-    } else {
-        run_command(&vm)
-    };
+    let outcome = if args.shell { vm.run_interactive().map(|_| 0) } else { run_command(&vm) };
     let _ = std::fs::remove_dir_all(&dir);
     let code = outcome?;
     std::process::exit(code);
@@ -115,23 +111,17 @@ fn run_command(vm: &Vm) -> Result<i32> {
         }
     })?;
     if let Some(failure) = &console.failure {
-        bail!(
-            "{failure}; console log: {}\n  {}",
-            vm.log.display(),
-            console.tail(30).join("\n  ")
-        );
+        bail!("{failure}; console log: {}\n  {}", vm.log.display(), console.tail(30).join("\n  "));
     }
     code.ok_or_else(|| anyhow::anyhow!("the VM printed no exit code"))
 }
 
 /// A printk line: `[   12.345678] ...`.
 fn is_kernel_message(line: &str) -> bool {
-    line.strip_prefix('[')
-        .and_then(|rest| rest.split_once("] "))
-        .is_some_and(|(stamp, _)| {
-            let stamp = stamp.trim_start();
-            !stamp.is_empty() && stamp.chars().all(|c| c.is_ascii_digit() || c == '.')
-        })
+    line.strip_prefix('[').and_then(|rest| rest.split_once("] ")).is_some_and(|(stamp, _)| {
+        let stamp = stamp.trim_start();
+        !stamp.is_empty() && stamp.chars().all(|c| c.is_ascii_digit() || c == '.')
+    })
 }
 
 /// `/init`: the common preamble, then either the shell or multiprobe.
@@ -152,10 +142,7 @@ fn init_script(kernel: &Kernel, args: &VmArgs) -> String {
         Some(cmd) => Some(cmd.to_string()),
     };
     if let Some(cmd) = workload {
-        script.push_str(&format!(
-            "sh -c {} </dev/null >/dev/null 2>&1 &\nWORKLOAD_PID=$!\n",
-            guest::shell_quote(&cmd)
-        ));
+        script.push_str(&format!("sh -c {} </dev/null >/dev/null 2>&1 &\nWORKLOAD_PID=$!\n", guest::shell_quote(&cmd)));
     }
     let argv: Vec<String> = args.args.iter().map(|a| guest::shell_quote(a)).collect();
     // stderr goes through a fifo that prefixes each line, so the host can tell the streams

@@ -53,12 +53,7 @@ pub struct KernelResult {
 
 /// Boots `kernel` with the tests and the CLI, streaming the console prefixed with the
 /// kernel's label.
-pub fn run(
-    kernel: &Kernel,
-    tests: &[TestBinary],
-    cli: &Path,
-    options: &Options,
-) -> Result<KernelResult> {
+pub fn run(kernel: &Kernel, tests: &[TestBinary], cli: &Path, options: &Options) -> Result<KernelResult> {
     let dir = options.work.join("run").join(&kernel.label);
     let initramfs = dir.join("initramfs.cpio.gz");
     let guest = Guest {
@@ -75,10 +70,7 @@ pub fn run(
         append: Vec::new(),
         timeout: options.timeout,
         inactivity: Duration::from_secs(300),
-        log: options
-            .work
-            .join("logs")
-            .join(format!("{}.log", kernel.label)),
+        log: options.work.join("logs").join(format!("{}.log", kernel.label)),
         done_marker: DONE.to_string(),
     };
     let prefix = format!("[{}] ", kernel.label);
@@ -88,9 +80,7 @@ pub fn run(
     result.log = vm.log.clone();
     if let Some(failure) = &console.failure {
         let tail = console.tail(40).join("\n  ");
-        result
-            .problems
-            .insert(0, format!("{failure}; last console lines:\n  {tail}"));
+        result.problems.insert(0, format!("{failure}; last console lines:\n  {tail}"));
     }
     if !options.keep {
         let _ = std::fs::remove_dir_all(&dir);
@@ -143,17 +133,11 @@ fn judge(kernel: &Kernel, tests: &[TestBinary], lines: &[String]) -> KernelResul
     }
     for test in tests {
         let prefix = format!("{EXIT}{} ", test.name);
-        let code = lines
-            .iter()
-            .find_map(|l| Some(l[l.find(&prefix)? + prefix.len()..].trim().to_string()));
+        let code = lines.iter().find_map(|l| Some(l[l.find(&prefix)? + prefix.len()..].trim().to_string()));
         match code.as_deref() {
             Some("0") => {}
-            Some(code) => result
-                .problems
-                .push(format!("{} exited with {code}", test.name)),
-            None => result
-                .problems
-                .push(format!("{} did not finish", test.name)),
+            Some(code) => result.problems.push(format!("{} exited with {code}", test.name)),
+            None => result.problems.push(format!("{} did not finish", test.name)),
         }
     }
     for skip in &result.skips.unexplained {
@@ -188,13 +172,7 @@ mod tests {
     }
 
     fn binaries() -> Vec<TestBinary> {
-        ["a.lib.a", "b.test.b"]
-            .iter()
-            .map(|n| TestBinary {
-                name: n.to_string(),
-                path: PathBuf::new(),
-            })
-            .collect()
+        ["a.lib.a", "b.test.b"].iter().map(|n| TestBinary { name: n.to_string(), path: PathBuf::new() }).collect()
     }
 
     fn console(text: &str) -> Vec<String> {

@@ -45,71 +45,40 @@ pub enum AttachError {
     #[error("pattern `{pattern}` matches no traceable function{hint}")]
     NoMatch { pattern: String, hint: String },
     /// `unique_match` and a pattern matching several functions.
-    #[error(
-        "pattern `{pattern}` must match exactly one function (unique_match) but matches {count}: {examples}"
-    )]
-    NotUnique {
-        pattern: String,
-        count: usize,
-        examples: String,
-    },
+    #[error("pattern `{pattern}` must match exactly one function (unique_match) but matches {count}: {examples}")]
+    NotUnique { pattern: String, count: usize, examples: String },
     /// Return probe and session mode together.
-    #[error(
-        "return probes and session mode are mutually exclusive: a session program already runs at return"
-    )]
+    #[error("return probes and session mode are mutually exclusive: a session program already runs at return")]
     RetprobeAndSession,
     /// The program was loaded for another kind of attachment.
     #[error(
         "program `{program}` was loaded as `{loaded}`, but {wanted} needs a program loaded as `{needed}`: fix its SEC() or call set_kind() before load"
     )]
-    WrongProgramKind {
-        program: String,
-        loaded: &'static str,
-        wanted: &'static str,
-        needed: &'static str,
-    },
+    WrongProgramKind { program: String, loaded: &'static str, wanted: &'static str, needed: &'static str },
     /// A section pattern with characters libbpf does not accept.
     #[error(
         "program `{program}`: the pattern in section `{section}` has `{bad}`, which is not allowed (letters, digits and _ . * ? only)"
     )]
-    InvalidSectionPattern {
-        program: String,
-        section: String,
-        bad: char,
-    },
+    InvalidSectionPattern { program: String, section: String, bad: char },
     /// The section name gives no target and none was given.
     #[error(
         "program `{program}` has no attach target in its section name (`{section}`): attach it with explicit targets"
     )]
     NoSectionTarget { program: String, section: String },
     /// More targets than one link holds.
-    #[error(
-        "{count} targets: the kernel takes at most 1,048,576 in one kprobe_multi link; split the set"
-    )]
+    #[error("{count} targets: the kernel takes at most 1,048,576 in one kprobe_multi link; split the set")]
     TooManyTargets { count: usize, source: io::Error },
     /// The kernel cannot do this kind of attachment.
     #[error("{what} is not supported by this kernel: {reason}")]
-    NotSupported {
-        what: &'static str,
-        reason: String,
-        source: io::Error,
-    },
+    NotSupported { what: &'static str, reason: String, source: io::Error },
     /// A symbol the kernel cannot trace.
-    #[error(
-        "`{symbol}` is not a traceable kernel function ({reason}): check `multiprobe list '{symbol}'`"
-    )]
-    UntraceableSymbol {
-        symbol: String,
-        reason: String,
-        source: io::Error,
-    },
+    #[error("`{symbol}` is not a traceable kernel function ({reason}): check `multiprobe list '{symbol}'`")]
+    UntraceableSymbol { symbol: String, reason: String, source: io::Error },
     /// An address the kernel cannot trace.
     #[error("address {addr:#x} is not the entry of a traceable kernel function")]
     UntraceableAddress { addr: u64, source: io::Error },
     /// Missing privileges.
-    #[error(
-        "{op}: permission denied: tracing needs root, or the CAP_BPF and CAP_PERFMON capabilities"
-    )]
+    #[error("{op}: permission denied: tracing needs root, or the CAP_BPF and CAP_PERFMON capabilities")]
     PermissionDenied { op: &'static str, source: io::Error },
     /// tracefs is needed and unavailable.
     #[error(transparent)]
@@ -119,22 +88,15 @@ pub enum AttachError {
     Read { path: String, source: io::Error },
     /// A tracepoint that does not exist.
     #[error("tracepoint `{tracepoint}` does not exist (see {tracefs}/events/)")]
-    UnknownTracepoint {
-        tracepoint: String,
-        tracefs: String,
-        source: io::Error,
-    },
+    UnknownTracepoint { tracepoint: String, tracefs: String, source: io::Error },
     /// Any other refusal by the kernel.
     #[error("{op} failed: {source}{}", hint.as_ref().map(|h| format!(" ({h})")).unwrap_or_default())]
-    Kernel {
-        op: String,
-        source: io::Error,
-        hint: Option<String>,
-    },
+    Kernel { op: String, source: io::Error, hint: Option<String> },
 }
 
 impl AttachError {
-    /// The errno libbpf's `bpf_program__attach_kprobe_multi_opts` returns for the same failure.
+    /// The errno libbpf's `bpf_program__attach_kprobe_multi_opts` returns for the same
+    /// failure (the kernel's own errno stays available as the error's source).
     pub fn errno(&self) -> i32 {
         use AttachError::*;
         match self {
@@ -159,7 +121,12 @@ impl AttachError {
             | PermissionDenied { source, .. }
             | Read { source, .. }
             | UnknownTracepoint { source, .. }
-            | Kernel { source, .. } => source.raw_os_error().unwrap_or(libc::EIO),
+            | Kernel { source, .. } => match source.raw_os_error() {
+                // libbpf 1.7 reports the kernel's "no such symbol" as ENOENT.
+                Some(libc::ESRCH) => libc::ENOENT,
+                Some(errno) => errno,
+                None => libc::EIO,
+            },
             Tracefs(_) => libc::ENOENT,
         }
     }
@@ -173,12 +140,7 @@ impl From<AttachError> for io::Error {
 }
 
 /// The error for a program loaded as the wrong kind.
-pub(crate) fn wrong_kind(
-    program: &str,
-    loaded: ProgramKind,
-    wanted: &'static str,
-    needed: ProgramKind,
-) -> AttachError {
+pub(crate) fn wrong_kind(program: &str, loaded: ProgramKind, wanted: &'static str, needed: ProgramKind) -> AttachError {
     AttachError::WrongProgramKind {
         program: program.to_string(),
         loaded: loaded.section_prefix(),

@@ -50,23 +50,14 @@ impl Program {
                     ),
                     None => (target, 0),
                 };
-                Attachment::Link(self.attach_kprobe(
-                    &KprobeTarget::Symbol {
-                        name: name.to_string(),
-                        offset,
-                    },
-                    0,
-                )?)
+                Attachment::Link(self.attach_kprobe(&KprobeTarget::Symbol { name: name.to_string(), offset }, 0)?)
             }
             ProgramKind::Tracepoint => {
-                let (category, name) =
-                    target
-                        .split_once('/')
-                        .ok_or_else(|| AttachError::InvalidSectionPattern {
-                            program: self.name().to_string(),
-                            section: target.to_string(),
-                            bad: '/',
-                        })?;
+                let (category, name) = target.split_once('/').ok_or_else(|| AttachError::InvalidSectionPattern {
+                    program: self.name().to_string(),
+                    section: target.to_string(),
+                    bad: '/',
+                })?;
                 Attachment::Link(self.attach_tracepoint(category, name)?)
             }
             _ => return Ok(None),
@@ -85,10 +76,7 @@ fn parse_offset(s: &str) -> Option<u64> {
 /// libbpf accepts `[a-zA-Z0-9_.*?]` in multi sections (and silently cuts the pattern at the
 /// first other character); here any other character is an error.
 fn check_pattern(prog: &Program, pattern: &str) -> Result<(), AttachError> {
-    match pattern
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '*' | '?')))
-    {
+    match pattern.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '*' | '?'))) {
         Some(bad) => Err(AttachError::InvalidSectionPattern {
             program: prog.name().to_string(),
             section: format!("{}/{pattern}", prog.kind().section_prefix()),
@@ -113,11 +101,7 @@ impl LoadedObject {
 
     /// Attaches the program `name` with kprobe_multi; names a program the object has but did
     /// not load, like libbpf's EINVAL for an unloaded program.
-    pub fn attach_kprobe_multi(
-        &self,
-        name: &str,
-        spec: &KprobeMulti,
-    ) -> Result<KprobeMultiLink, AttachError> {
+    pub fn attach_kprobe_multi(&self, name: &str, spec: &KprobeMulti) -> Result<KprobeMultiLink, AttachError> {
         self.loaded_program(name)?.attach_kprobe_multi(spec)
     }
 
@@ -125,12 +109,8 @@ impl LoadedObject {
     pub fn loaded_program(&self, name: &str) -> Result<&Program, AttachError> {
         match self.program(name) {
             Some(p) => Ok(p),
-            None if self.is_not_loaded(name) => Err(AttachError::ProgramNotLoaded {
-                program: name.to_string(),
-            }),
-            None => Err(AttachError::UnknownProgram {
-                program: name.to_string(),
-            }),
+            None if self.is_not_loaded(name) => Err(AttachError::ProgramNotLoaded { program: name.to_string() }),
+            None => Err(AttachError::UnknownProgram { program: name.to_string() }),
         }
     }
 }

@@ -37,20 +37,12 @@ impl Support {
 /// The running kernel's (major, minor) version, from `/proc/sys/kernel/osrelease`.
 pub fn kernel_version() -> Option<(u32, u32)> {
     static V: OnceLock<Option<(u32, u32)>> = OnceLock::new();
-    *V.get_or_init(|| {
-        parse_release(
-            std::fs::read_to_string("/proc/sys/kernel/osrelease")
-                .ok()?
-                .trim(),
-        )
-    })
+    *V.get_or_init(|| parse_release(std::fs::read_to_string("/proc/sys/kernel/osrelease").ok()?.trim()))
 }
 
 /// The running kernel's release string (`uname -r`).
 pub fn kernel_release() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
+    std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_string()).unwrap_or_default()
 }
 
 fn parse_release(release: &str) -> Option<(u32, u32)> {
@@ -66,27 +58,13 @@ fn version_string() -> String {
 /// functions, with cookies, `bpf_get_func_ip` and return probes.
 pub fn kprobe_multi() -> Support {
     static S: OnceLock<Support> = OnceLock::new();
-    S.get_or_init(|| {
-        probe_multi_link(
-            sys::attach_type::TRACE_KPROBE_MULTI,
-            "kprobe_multi links",
-            (5, 18),
-        )
-    })
-    .clone()
+    S.get_or_init(|| probe_multi_link(sys::attach_type::TRACE_KPROBE_MULTI, "kprobe_multi links", (5, 18))).clone()
 }
 
 /// Kprobe session links (kernel 6.10+): one program at entry and return of each call.
 pub fn kprobe_session() -> Support {
     static S: OnceLock<Support> = OnceLock::new();
-    S.get_or_init(|| {
-        probe_multi_link(
-            sys::attach_type::TRACE_KPROBE_SESSION,
-            "kprobe sessions",
-            (6, 10),
-        )
-    })
-    .clone()
+    S.get_or_init(|| probe_multi_link(sys::attach_type::TRACE_KPROBE_SESSION, "kprobe sessions", (6, 10))).clone()
 }
 
 /// Loads `r0 = 0; exit` as a kprobe program of `attach_type`, then asks for a link with no
@@ -120,13 +98,7 @@ fn probe_multi_link(attach_type: u32, what: &str, since: (u32, u32)) -> Support 
             ));
         }
     };
-    match sys::link_create_kprobe_multi(
-        prog.as_fd(),
-        attach_type,
-        0,
-        sys::KprobeMultiTargets::Addresses(&[]),
-        None,
-    ) {
+    match sys::link_create_kprobe_multi(prog.as_fd(), attach_type, 0, sys::KprobeMultiTargets::Addresses(&[]), None) {
         Ok(_) => Support::Yes,
         Err(e) => match e.raw_os_error() {
             Some(libc::EINVAL) | Some(libc::E2BIG) => Support::Yes,
@@ -165,12 +137,7 @@ pub fn perf_kprobe_cookies() -> Support {
 fn at_least(v: (u32, u32), what: &str) -> Support {
     match kernel_version() {
         Some(k) if k >= v => Support::Yes,
-        _ => Support::No(format!(
-            "{what} need kernel {}.{}+, this is {}",
-            v.0,
-            v.1,
-            version_string()
-        )),
+        _ => Support::No(format!("{what} need kernel {}.{}+, this is {}", v.0, v.1, version_string())),
     }
 }
 
@@ -204,9 +171,7 @@ pub enum LinkInfoLevel {
 pub fn kprobe_multi_link_info() -> LinkInfoLevel {
     static L: OnceLock<LinkInfoLevel> = OnceLock::new();
     *L.get_or_init(|| {
-        let from_btf = btf::kernel::vmlinux()
-            .ok()
-            .and_then(|k| link_info_level_from_btf(&k));
+        let from_btf = btf::kernel::vmlinux().ok().and_then(|k| link_info_level_from_btf(&k));
         from_btf.unwrap_or_else(|| match kernel_version() {
             Some(v) if v >= (6, 9) => LinkInfoLevel::Cookies,
             Some(v) if v >= (6, 7) => LinkInfoLevel::Missed,
@@ -245,12 +210,7 @@ fn member_names<'a>(k: &'a Btf, id: u32, field: &str) -> Vec<&'a str> {
             let Ok(mt) = k.type_by_id(mid) else {
                 return Vec::new();
             };
-            return mt
-                .kind
-                .members()
-                .iter()
-                .filter_map(|m| k.string_at(m.name_off).ok())
-                .collect();
+            return mt.kind.members().iter().filter_map(|m| k.string_at(m.name_off).ok()).collect();
         }
         if name.is_empty() {
             let found = member_names(k, mid, field);
@@ -275,14 +235,9 @@ pub enum SessionKfuncs {
 /// be told (no session support, no kernel BTF).
 pub fn session_kfuncs() -> Result<SessionKfuncs, String> {
     let k = btf::kernel::vmlinux().map_err(|e| e.to_string())?;
-    let f = k
-        .find_by_name_kind("bpf_session_is_return", btf::kind::FUNC)
-        .ok_or_else(|| {
-            format!(
-                "kernel {} has no bpf_session_is_return kfunc (sessions need 6.10+)",
-                version_string()
-            )
-        })?;
+    let f = k.find_by_name_kind("bpf_session_is_return", btf::kind::FUNC).ok_or_else(|| {
+        format!("kernel {} has no bpf_session_is_return kfunc (sessions need 6.10+)", version_string())
+    })?;
     let TypeKind::Func { proto, .. } = k.type_by_id(f).map_err(|e| e.to_string())?.kind else {
         return Err("bpf_session_is_return is not a function in the kernel's BTF".into());
     };

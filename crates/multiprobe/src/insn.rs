@@ -50,12 +50,7 @@ pub const POISON_KFUNC_CALL: i32 = 2_002_000_000;
 impl Insn {
     /// Builds an instruction.
     pub const fn new(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
-        Insn {
-            code,
-            regs: (src << 4) | (dst & 0x0f),
-            off,
-            imm,
-        }
+        Insn { code, regs: (src << 4) | (dst & 0x0f), off, imm }
     }
 
     /// Destination register.
@@ -115,10 +110,5 @@ pub fn from_bytes(bytes: &[u8]) -> Option<Vec<Insn>> {
     if bytes.len() % 8 != 0 {
         return None;
     }
-    Some(
-        bytes
-            .chunks_exact(8)
-            .map(bytemuck::pod_read_unaligned)
-            .collect(),
-    )
+    Some(bytes.chunks_exact(8).map(bytemuck::pod_read_unaligned).collect())
 }

@@ -61,10 +61,7 @@ impl Link {
 
     /// Wraps a perf-event link together with its event fd.
     pub(crate) fn with_event(fd: OwnedFd, event: OwnedFd) -> Link {
-        Link {
-            fd,
-            event: Some(event),
-        }
+        Link { fd, event: Some(event) }
     }
 
     /// The link's file descriptor.
@@ -80,11 +77,7 @@ impl Link {
     /// Identity of the link in the kernel.
     pub fn info(&self) -> io::Result<LinkInfo> {
         let i = sys::link_info(self.fd(), None, None)?;
-        Ok(LinkInfo {
-            id: i.id,
-            prog_id: i.prog_id,
-            link_type: LinkType::from_u32(i.link_type),
-        })
+        Ok(LinkInfo { id: i.id, prog_id: i.prog_id, link_type: LinkType::from_u32(i.link_type) })
     }
 
     /// Pins the link at `path` in a bpf file system: the program stays attached after this
@@ -99,19 +92,14 @@ impl Link {
     pub fn from_pin(path: impl AsRef<Path>) -> io::Result<Link> {
         let path = path.as_ref();
         let c = path_cstring(path).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        sys::obj_get(&c)
-            .map(Link::new)
-            .map_err(|e| pin_error(path, e))
+        sys::obj_get(&c).map(Link::new).map_err(|e| pin_error(path, e))
     }
 }
 
 fn pin_error(path: &Path, e: io::Error) -> io::Error {
     io::Error::new(
         e.kind(),
-        format!(
-            "{}: {e} (pins live in a bpf file system: mount -t bpf bpf /sys/fs/bpf)",
-            path.display()
-        ),
+        format!("{}: {e} (pins live in a bpf file system: mount -t bpf bpf /sys/fs/bpf)", path.display()),
     )
 }
 

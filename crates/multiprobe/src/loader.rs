@@ -14,8 +14,7 @@ use std::sync::Arc;
 use crate::btf::{self, Btf, BtfError, CoreError, CoreOutcome, ExternKind};
 use crate::map::{Map, MapError, UpdateFlags};
 use crate::object::{
-    CodeSection, ExternValue, MapOrigin, MapSpec, Object, ObjectError, Pinning, ProgramKind,
-    Resolver, link_program,
+    CodeSection, ExternValue, MapOrigin, MapSpec, Object, ObjectError, Pinning, ProgramKind, Resolver, link_program,
 };
 use crate::program::{Program, Recipe};
 use crate::sys;
@@ -33,22 +32,12 @@ pub enum LoadError {
     #[error("CO-RE relocation in section `{section}`: {source}")]
     Core { section: String, source: CoreError },
     #[error("creating map `{map}` failed: {source}{}", hint_suffix(.hint))]
-    MapCreate {
-        map: String,
-        source: io::Error,
-        hint: Option<String>,
-    },
+    MapCreate { map: String, source: io::Error, hint: Option<String> },
     #[error(
         "map `{map}`: the map pinned at {path} does not match the object's definition ({reason}); remove the pin or change the definition"
     )]
-    PinnedMapMismatch {
-        map: String,
-        path: String,
-        reason: String,
-    },
-    #[error(
-        "pinning at {path} failed: {source} (is a bpf file system mounted there? mount -t bpf bpf /sys/fs/bpf)"
-    )]
+    PinnedMapMismatch { map: String, path: String, reason: String },
+    #[error("pinning at {path} failed: {source} (is a bpf file system mounted there? mount -t bpf bpf /sys/fs/bpf)")]
     Pin { path: String, source: io::Error },
     #[error(transparent)]
     Map(#[from] MapError),
@@ -57,16 +46,8 @@ pub enum LoadError {
     #[error("kernel symbol `{name}` (__ksym): {reason}")]
     Ksym { name: String, reason: String },
     #[error("{}", program_error(.program, *.kind, .source, .log, .hints))]
-    Program {
-        program: String,
-        kind: ProgramKind,
-        source: io::Error,
-        log: String,
-        hints: Vec<String>,
-    },
-    #[error(
-        "program `{program}` was opened from a pin: its code is not available to load it again"
-    )]
+    Program { program: String, kind: ProgramKind, source: io::Error, log: String, hints: Vec<String> },
+    #[error("program `{program}` was opened from a pin: its code is not available to load it again")]
     NoCode { program: String },
 }
 
@@ -82,9 +63,9 @@ impl LoadError {
     /// The errno behind the failure, if the kernel gave one.
     pub fn errno(&self) -> Option<i32> {
         match self {
-            LoadError::MapCreate { source, .. }
-            | LoadError::Pin { source, .. }
-            | LoadError::Program { source, .. } => source.raw_os_error(),
+            LoadError::MapCreate { source, .. } | LoadError::Pin { source, .. } | LoadError::Program { source, .. } => {
+                source.raw_os_error()
+            }
             _ => None,
         }
     }
@@ -97,28 +78,15 @@ fn hint_suffix(hint: &Option<String>) -> String {
 /// Lines of the verifier log worth printing in an error message: the end, where it says why.
 const LOG_TAIL_LINES: usize = 20;
 
-fn program_error(
-    program: &str,
-    kind: ProgramKind,
-    source: &io::Error,
-    log: &str,
-    hints: &[String],
-) -> String {
-    let mut s = format!(
-        "loading program `{program}` ({}) failed: {source}",
-        kind.section_prefix()
-    );
+fn program_error(program: &str, kind: ProgramKind, source: &io::Error, log: &str, hints: &[String]) -> String {
+    let mut s = format!("loading program `{program}` ({}) failed: {source}", kind.section_prefix());
     for h in hints {
         s.push_str(&format!("\n  hint: {h}"));
     }
     if !log.is_empty() {
         let lines: Vec<&str> = log.trim_end().lines().collect();
         let skip = lines.len().saturating_sub(LOG_TAIL_LINES);
-        s.push_str(&format!(
-            "\n  verifier log ({} of {} lines):",
-            lines.len() - skip,
-            lines.len()
-        ));
+        s.push_str(&format!("\n  verifier log ({} of {} lines):", lines.len() - skip, lines.len()));
         for l in &lines[skip..] {
             s.push_str("\n    ");
             s.push_str(l);
@@ -182,10 +150,7 @@ impl Object {
             if let Some(k) = &kernel {
                 return Ok(Arc::clone(k));
             }
-            let k = btf::kernel::vmlinux().map_err(|source| LoadError::KernelBtf {
-                why: why.to_string(),
-                source,
-            })?;
+            let k = btf::kernel::vmlinux().map_err(|source| LoadError::KernelBtf { why: why.to_string(), source })?;
             kernel = Some(Arc::clone(&k));
             Ok(k)
         };
@@ -194,25 +159,14 @@ impl Object {
         let externs = self.resolve_externs(&used_sections, &mut kernel_btf)?;
         let (sections, poisons) = self.apply_core(&used_sections, &mut kernel_btf)?;
 
-        let resolver = LoadResolver {
-            maps: &maps,
-            externs: &externs,
-        };
+        let resolver = LoadResolver { maps: &maps, externs: &externs };
         let mut programs = Vec::new();
         for spec in &to_load {
             let linked = link_program(self, &sections, spec, &resolver)?;
             let recipe = Recipe {
                 insns: linked.insns,
-                func_info: if btf_fd.is_some() {
-                    linked.func_info
-                } else {
-                    Vec::new()
-                },
-                line_info: if btf_fd.is_some() {
-                    linked.line_info
-                } else {
-                    Vec::new()
-                },
+                func_info: if btf_fd.is_some() { linked.func_info } else { Vec::new() },
+                line_info: if btf_fd.is_some() { linked.line_info } else { Vec::new() },
                 license: self.license.clone(),
                 kern_version: self.kern_version,
                 btf_fd: btf_fd.clone(),
@@ -220,26 +174,10 @@ impl Object {
                 missing_kfuncs: linked.missing_kfuncs,
                 core_poisons: poisons.clone(),
             };
-            programs.push(Program::load(
-                &spec.name,
-                spec.kind,
-                spec.target.clone(),
-                Arc::new(recipe),
-            )?);
+            programs.push(Program::load(&spec.name, spec.kind, spec.target.clone(), Arc::new(recipe))?);
         }
-        let not_loaded = self
-            .programs
-            .iter()
-            .filter(|p| !p.autoload)
-            .map(|p| p.name.clone())
-            .collect();
-        Ok(LoadedObject {
-            name: self.name.clone(),
-            programs,
-            maps,
-            not_loaded,
-            warnings,
-        })
+        let not_loaded = self.programs.iter().filter(|p| !p.autoload).map(|p| p.name.clone()).collect();
+        Ok(LoadedObject { name: self.name.clone(), programs, maps, not_loaded, warnings })
     }
 
     /// Loads the program BTF; on refusal, goes on without it and says so.
@@ -252,22 +190,16 @@ impl Object {
                 let mut log = vec![0u8; 1 << 16];
                 let _ = sys::btf_load(&bytes, Some(&mut log));
                 let end = log.iter().position(|&b| b == 0).unwrap_or(0);
-                let last = String::from_utf8_lossy(&log[..end])
-                    .lines()
-                    .last()
-                    .unwrap_or("")
-                    .to_string();
-                warnings.push(format!("the kernel refused the object's BTF ({e}; {last}): loading without type information"));
+                let last = String::from_utf8_lossy(&log[..end]).lines().last().unwrap_or("").to_string();
+                warnings.push(format!(
+                    "the kernel refused the object's BTF ({e}; {last}): loading without type information"
+                ));
                 None
             }
         }
     }
 
-    fn create_maps(
-        &self,
-        btf_fd: Option<&OwnedFd>,
-        warnings: &mut Vec<String>,
-    ) -> Result<Vec<Map>, LoadError> {
+    fn create_maps(&self, btf_fd: Option<&OwnedFd>, warnings: &mut Vec<String>) -> Result<Vec<Map>, LoadError> {
         let mut maps: Vec<Map> = Vec::with_capacity(self.maps.len());
         for spec in &self.maps {
             let pin = self.pin_path(spec);
@@ -304,9 +236,9 @@ impl Object {
     }
 
     fn pin_path(&self, spec: &MapSpec) -> Option<PathBuf> {
-        spec.pin_path.clone().or_else(|| {
-            (spec.pinning == Pinning::ByName).then(|| Path::new(DEFAULT_PIN_ROOT).join(&spec.name))
-        })
+        spec.pin_path
+            .clone()
+            .or_else(|| (spec.pinning == Pinning::ByName).then(|| Path::new(DEFAULT_PIN_ROOT).join(&spec.name)))
     }
 
     /// Resolves every extern the loaded programs reference.
@@ -324,11 +256,7 @@ impl Object {
                 if out.contains_key(name) {
                     continue;
                 }
-                let ext = self
-                    .externs
-                    .iter()
-                    .find(|e| &e.name == name)
-                    .expect("checked at parse time");
+                let ext = self.externs.iter().find(|e| &e.name == name).expect("checked at parse time");
                 let value = match ext.kind {
                     ExternKind::Func { func_id } => {
                         let kernel = kernel_btf(&format!("kfunc `{name}`"))?;
@@ -372,10 +300,7 @@ impl Object {
             for relo in relos {
                 let outcome = relocator
                     .relocate(relo, &mut section.insns)
-                    .map_err(|source| LoadError::Core {
-                        section: section.name.clone(),
-                        source,
-                    })?;
+                    .map_err(|source| LoadError::Core { section: section.name.clone(), source })?;
                 if let CoreOutcome::Poisoned { reason } = outcome {
                     poisons.push(reason);
                 }
@@ -413,11 +338,7 @@ impl Resolver for LoadResolver<'_> {
     }
 
     fn extern_value(&self, name: &str) -> Result<ExternValue, ObjectError> {
-        Ok(self
-            .externs
-            .get(name)
-            .copied()
-            .unwrap_or(ExternValue::Missing))
+        Ok(self.externs.get(name).copied().unwrap_or(ExternValue::Missing))
     }
 }
 
@@ -432,17 +353,13 @@ fn resolve_kfunc(
 ) -> Result<ExternValue, LoadError> {
     let essential = name.split("___").next().unwrap_or(name);
     let fail = |reason: String| -> Result<ExternValue, LoadError> {
-        if weak {
-            Ok(ExternValue::Missing)
-        } else {
-            Err(LoadError::Kfunc {
-                name: name.to_string(),
-                reason,
-            })
-        }
+        if weak { Ok(ExternValue::Missing) } else { Err(LoadError::Kfunc { name: name.to_string(), reason }) }
     };
     let Some(kid) = kernel.find_by_name_kind(essential, btf::kind::FUNC) else {
-        return fail("not found in the kernel's BTF (kernel too old, or the kfunc lives in a module, which is not supported)".into());
+        return fail(
+            "not found in the kernel's BTF (kernel too old, or the kfunc lives in a module, which is not supported)"
+                .into(),
+        );
     };
     if let Some(local) = local {
         let (Ok(lp), Ok(kp)) = (func_proto(local, func_id), func_proto(kernel, kid)) else {
@@ -453,38 +370,23 @@ fn resolve_kfunc(
             _ => return fail("the kernel declares it with another prototype".into()),
         }
     }
-    Ok(ExternValue::Kfunc {
-        btf_id: kid,
-        fd_index: 0,
-    })
+    Ok(ExternValue::Kfunc { btf_id: kid, fd_index: 0 })
 }
 
 fn func_proto(btf: &Btf, func_id: u32) -> Result<u32, BtfError> {
     match btf.type_by_id(func_id)?.kind {
         btf::TypeKind::Func { proto, .. } => Ok(proto),
-        ref other => Err(BtfError::WrongKind {
-            id: func_id,
-            found: other.name(),
-            expected: "func",
-        }),
+        ref other => Err(BtfError::WrongKind { id: func_id, found: other.name(), expected: "func" }),
     }
 }
 
 /// A kernel variable: typed ones by BTF id, `const void` ones by address from kallsyms.
-fn resolve_ksym(
-    kernel: &Btf,
-    name: &str,
-    type_id: u32,
-    weak: bool,
-) -> Result<ExternValue, LoadError> {
+fn resolve_ksym(kernel: &Btf, name: &str, type_id: u32, weak: bool) -> Result<ExternValue, LoadError> {
     let fail = |reason: &str| -> Result<ExternValue, LoadError> {
         if weak {
             Ok(ExternValue::Missing)
         } else {
-            Err(LoadError::Ksym {
-                name: name.to_string(),
-                reason: reason.to_string(),
-            })
+            Err(LoadError::Ksym { name: name.to_string(), reason: reason.to_string() })
         }
     };
     if type_id == 0 {
@@ -493,9 +395,7 @@ fn resolve_ksym(
             let mut f = l.split_whitespace();
             let addr = f.next()?;
             let _kind = f.next()?;
-            (f.next()? == name)
-                .then(|| u64::from_str_radix(addr, 16).ok())
-                .flatten()
+            (f.next()? == name).then(|| u64::from_str_radix(addr, 16).ok()).flatten()
         });
         return match addr {
             Some(0) => fail("/proc/kallsyms hides addresses from this user (needs root)"),
@@ -504,10 +404,7 @@ fn resolve_ksym(
         };
     }
     match kernel.find_by_name_kind(name, btf::kind::VAR) {
-        Some(id) => Ok(ExternValue::Var {
-            btf_id: id,
-            btf_obj_fd: 0,
-        }),
+        Some(id) => Ok(ExternValue::Var { btf_id: id, btf_obj_fd: 0 }),
         None => fail("no variable of that name in the kernel's BTF"),
     }
 }
@@ -535,9 +432,7 @@ fn create_map(
         max_entries,
         map_flags: spec.flags,
         inner_map_fd: inner.as_ref().map(Map::fd),
-        btf_fd: btf_fd
-            .map(AsFd::as_fd)
-            .filter(|_| spec.btf_value_type_id != 0),
+        btf_fd: btf_fd.map(AsFd::as_fd).filter(|_| spec.btf_value_type_id != 0),
         btf_key_type_id: spec.btf_key_type_id,
         btf_value_type_id: spec.btf_value_type_id,
         map_extra: spec.map_extra,
@@ -548,10 +443,7 @@ fn create_map(
         Err(e) if req.btf_fd.is_some() && e.raw_os_error() == Some(libc::EINVAL) => {
             req.btf_fd = None;
             let fd = sys::map_create(&req).map_err(|source| map_create_error(spec, source))?;
-            warnings.push(format!(
-                "map `{}` created without BTF type info (the kernel refused it)",
-                spec.name
-            ));
+            warnings.push(format!("map `{}` created without BTF type info (the kernel refused it)", spec.name));
             fd
         }
         Err(e) => return Err(map_create_error(spec, e)),
@@ -561,7 +453,9 @@ fn create_map(
 
 fn map_create_error(spec: &MapSpec, source: io::Error) -> LoadError {
     let hint = match source.raw_os_error() {
-        Some(libc::EPERM) => Some("creating maps needs root or CAP_BPF; kernels before 5.11 also need a high RLIMIT_MEMLOCK".to_string()),
+        Some(libc::EPERM) => {
+            Some("creating maps needs root or CAP_BPF; kernels before 5.11 also need a high RLIMIT_MEMLOCK".to_string())
+        }
         Some(libc::EINVAL) if spec.map_type == crate::object::MapType::Ringbuf => {
             Some("a ring buffer's max_entries must be a power of two multiple of the page size".into())
         }
@@ -572,21 +466,14 @@ fn map_create_error(spec: &MapSpec, source: io::Error) -> LoadError {
         Some(libc::E2BIG) | Some(libc::ENOMEM) => Some("the map is too large for this kernel or memory limit".into()),
         _ => None,
     };
-    LoadError::MapCreate {
-        map: spec.name.clone(),
-        source,
-        hint,
-    }
+    LoadError::MapCreate { map: spec.name.clone(), source, hint }
 }
 
 /// Kernel map names are 15 bytes: global data maps get libbpf's `<object prefix>.<section>`.
 fn kernel_map_name(object: &str, spec: &MapSpec) -> String {
     match spec.origin {
         MapOrigin::GlobalData { .. } => {
-            let prefix: String = object
-                .chars()
-                .take(15usize.saturating_sub(spec.name.len()).min(8))
-                .collect();
+            let prefix: String = object.chars().take(15usize.saturating_sub(spec.name.len()).min(8)).collect();
             format!("{prefix}{}", spec.name)
         }
         MapOrigin::Defined => spec.name.clone(),
@@ -617,18 +504,12 @@ fn reuse_pinned(spec: &MapSpec, path: &Path) -> Result<Map, LoadError> {
         reason,
     };
     if map.map_type() != spec.map_type {
-        return Err(mismatch(format!(
-            "type {:?}, expected {:?}",
-            map.map_type(),
-            spec.map_type
-        )));
+        return Err(mismatch(format!("type {:?}, expected {:?}", map.map_type(), spec.map_type)));
     }
     let found = (map.key_size(), map.value_size(), map.max_entries());
     let wanted = (spec.key_size, spec.value_size, spec.max_entries);
     if found != wanted {
-        return Err(mismatch(format!(
-            "key/value/max_entries {found:?}, expected {wanted:?}"
-        )));
+        return Err(mismatch(format!("key/value/max_entries {found:?}, expected {wanted:?}")));
     }
     Ok(map)
 }

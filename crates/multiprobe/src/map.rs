@@ -17,36 +17,18 @@ use crate::sys;
 pub enum MapError {
     /// The kernel refused the operation.
     #[error("map `{map}`: {op} failed: {source}")]
-    Syscall {
-        map: String,
-        op: &'static str,
-        source: io::Error,
-    },
+    Syscall { map: String, op: &'static str, source: io::Error },
     /// A key of the wrong size for this map.
     #[error("map `{map}` has {expected}-byte keys, the key given is {got} bytes")]
-    KeySize {
-        map: String,
-        expected: u32,
-        got: usize,
-    },
+    KeySize { map: String, expected: u32, got: usize },
     /// A value of the wrong size for this map.
     #[error("map `{map}` has {expected}-byte values, the value given is {got} bytes")]
-    ValueSize {
-        map: String,
-        expected: u32,
-        got: usize,
-    },
+    ValueSize { map: String, expected: u32, got: usize },
     /// A per-CPU operation on a map that is not per-CPU, or the reverse.
     #[error("map `{map}` is a {map_type:?} map: {hint}")]
-    WrongType {
-        map: String,
-        map_type: MapType,
-        hint: &'static str,
-    },
+    WrongType { map: String, map_type: MapType, hint: &'static str },
     /// Pinning needs a bpf file system.
-    #[error(
-        "cannot pin at {path}: {source} (is a bpf file system mounted there? mount -t bpf bpf /sys/fs/bpf)"
-    )]
+    #[error("cannot pin at {path}: {source} (is a bpf file system mounted there? mount -t bpf bpf /sys/fs/bpf)")]
     Pin { path: String, source: io::Error },
 }
 
@@ -112,29 +94,22 @@ impl Map {
     /// Opens a map pinned at `path` (in a bpf file system).
     pub fn from_pin(path: impl AsRef<Path>) -> Result<Map, MapError> {
         let path = path.as_ref();
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         Map::open_pinned(path, &name)
     }
 
     /// Opens a pinned map under the name the object gives it.
     pub(crate) fn open_pinned(path: &Path, name: &str) -> Result<Map, MapError> {
-        let fd = sys::obj_get(&path_cstring(path)?).map_err(|source| MapError::Pin {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let fd = sys::obj_get(&path_cstring(path)?)
+            .map_err(|source| MapError::Pin { path: path.display().to_string(), source })?;
         Map::from_fd(fd, name)
     }
 
     /// Pins the map at `path`, so it outlives this process.
     pub fn pin(&self, path: impl AsRef<Path>) -> Result<(), MapError> {
         let path = path.as_ref();
-        sys::obj_pin(self.fd(), &path_cstring(path)?).map_err(|source| MapError::Pin {
-            path: path.display().to_string(),
-            source,
-        })
+        sys::obj_pin(self.fd(), &path_cstring(path)?)
+            .map_err(|source| MapError::Pin { path: path.display().to_string(), source })
     }
 
     /// Name in the object.
@@ -163,17 +138,11 @@ impl Map {
     }
     /// The kernel's id of the map.
     pub fn id(&self) -> Result<u32, MapError> {
-        sys::map_info(self.fd())
-            .map(|i| i.id)
-            .map_err(|e| self.syscall("reading map info", e))
+        sys::map_info(self.fd()).map(|i| i.id).map_err(|e| self.syscall("reading map info", e))
     }
 
     fn syscall(&self, op: &'static str, source: io::Error) -> MapError {
-        MapError::Syscall {
-            map: self.inner.name.clone(),
-            op,
-            source,
-        }
+        MapError::Syscall { map: self.inner.name.clone(), op, source }
     }
 
     fn check_key(&self, key: &[u8]) -> Result<(), MapError> {
@@ -202,16 +171,8 @@ impl Map {
         if self.inner.map_type.is_per_cpu() == want {
             return Ok(());
         }
-        let hint = if want {
-            "use get/update, not the per-CPU calls"
-        } else {
-            "use get_per_cpu/update_per_cpu"
-        };
-        Err(MapError::WrongType {
-            map: self.inner.name.clone(),
-            map_type: self.inner.map_type,
-            hint,
-        })
+        let hint = if want { "use get/update, not the per-CPU calls" } else { "use get_per_cpu/update_per_cpu" };
+        Err(MapError::WrongType { map: self.inner.name.clone(), map_type: self.inner.map_type, hint })
     }
 
     /// Looks a key up as raw bytes.
@@ -219,40 +180,26 @@ impl Map {
         self.check_key(key)?;
         self.require_per_cpu(false)?;
         let mut value = vec![0u8; self.inner.value_size as usize];
-        let found = sys::map_lookup_elem(self.fd(), key, &mut value, 0)
-            .map_err(|e| self.syscall("lookup", e))?;
+        let found = sys::map_lookup_elem(self.fd(), key, &mut value, 0).map_err(|e| self.syscall("lookup", e))?;
         Ok(found.then_some(value))
     }
 
     /// Looks a key up.
     pub fn get<K: NoUninit, V: AnyBitPattern>(&self, key: &K) -> Result<Option<V>, MapError> {
         self.check_value(size_of::<V>())?;
-        Ok(self
-            .get_bytes(bytemuck::bytes_of(key))?
-            .map(|v| bytemuck::pod_read_unaligned(&v)))
+        Ok(self.get_bytes(bytemuck::bytes_of(key))?.map(|v| bytemuck::pod_read_unaligned(&v)))
     }
 
     /// Creates or replaces an element, with raw bytes.
-    pub fn update_bytes(
-        &self,
-        key: &[u8],
-        value: &[u8],
-        flags: UpdateFlags,
-    ) -> Result<(), MapError> {
+    pub fn update_bytes(&self, key: &[u8], value: &[u8], flags: UpdateFlags) -> Result<(), MapError> {
         self.check_key(key)?;
         self.require_per_cpu(false)?;
         self.check_value(value.len())?;
-        sys::map_update_elem(self.fd(), key, value, flags.bits())
-            .map_err(|e| self.syscall("update", e))
+        sys::map_update_elem(self.fd(), key, value, flags.bits()).map_err(|e| self.syscall("update", e))
     }
 
     /// Creates or replaces an element.
-    pub fn update<K: NoUninit, V: NoUninit>(
-        &self,
-        key: &K,
-        value: &V,
-        flags: UpdateFlags,
-    ) -> Result<(), MapError> {
+    pub fn update<K: NoUninit, V: NoUninit>(&self, key: &K, value: &V, flags: UpdateFlags) -> Result<(), MapError> {
         self.update_bytes(bytemuck::bytes_of(key), bytemuck::bytes_of(value), flags)
     }
 
@@ -268,23 +215,15 @@ impl Map {
     }
 
     /// The values of every CPU for a key of a per-CPU map, indexed by CPU number.
-    pub fn get_per_cpu<K: NoUninit, V: AnyBitPattern>(
-        &self,
-        key: &K,
-    ) -> Result<Option<Vec<V>>, MapError> {
+    pub fn get_per_cpu<K: NoUninit, V: AnyBitPattern>(&self, key: &K) -> Result<Option<Vec<V>>, MapError> {
         let key = bytemuck::bytes_of(key);
         self.check_key(key)?;
         self.check_value(size_of::<V>())?;
         self.require_per_cpu(true)?;
         let slot = slot_size(self.inner.value_size);
         let mut buf = vec![0u8; slot * possible_cpus()];
-        let found = sys::map_lookup_elem(self.fd(), key, &mut buf, 0)
-            .map_err(|e| self.syscall("lookup", e))?;
-        Ok(found.then(|| {
-            buf.chunks(slot)
-                .map(|c| bytemuck::pod_read_unaligned(&c[..size_of::<V>()]))
-                .collect()
-        }))
+        let found = sys::map_lookup_elem(self.fd(), key, &mut buf, 0).map_err(|e| self.syscall("lookup", e))?;
+        Ok(found.then(|| buf.chunks(slot).map(|c| bytemuck::pod_read_unaligned(&c[..size_of::<V>()])).collect()))
     }
 
     /// Sets every CPU's value of a per-CPU map (`values[cpu]`, one per possible CPU).
@@ -301,29 +240,19 @@ impl Map {
         let slot = slot_size(self.inner.value_size);
         let cpus = possible_cpus();
         if values.len() != cpus {
-            return Err(MapError::ValueSize {
-                map: self.inner.name.clone(),
-                expected: cpus as u32,
-                got: values.len(),
-            });
+            return Err(MapError::ValueSize { map: self.inner.name.clone(), expected: cpus as u32, got: values.len() });
         }
         let mut buf = vec![0u8; slot * cpus];
         for (chunk, v) in buf.chunks_mut(slot).zip(values) {
             chunk[..size_of::<V>()].copy_from_slice(bytemuck::bytes_of(v));
         }
-        sys::map_update_elem(self.fd(), key, &buf, flags.bits())
-            .map_err(|e| self.syscall("update", e))
+        sys::map_update_elem(self.fd(), key, &buf, flags.bits()).map_err(|e| self.syscall("update", e))
     }
 
     /// Iterates over the keys. Keys deleted or added during iteration may be missed or seen
     /// twice, as with any walk of a live kernel map.
     pub fn keys<K: AnyBitPattern>(&self) -> Keys<'_, K> {
-        Keys {
-            map: self,
-            prev: None,
-            done: false,
-            _key: PhantomData,
-        }
+        Keys { map: self, prev: None, done: false, _key: PhantomData }
     }
 
     /// Makes the map read-only for user space (programs may still write it).
@@ -350,11 +279,7 @@ impl<K: AnyBitPattern> Iterator for Keys<'_, K> {
         if size_of::<K>() != self.map.inner.key_size as usize {
             self.done = true;
             let m = &self.map.inner;
-            return Some(Err(MapError::KeySize {
-                map: m.name.clone(),
-                expected: m.key_size,
-                got: size_of::<K>(),
-            }));
+            return Some(Err(MapError::KeySize { map: m.name.clone(), expected: m.key_size, got: size_of::<K>() }));
         }
         let mut next = vec![0u8; size_of::<K>()];
         match sys::map_get_next_key(self.map.fd(), self.prev.as_deref(), &mut next) {

@@ -25,12 +25,7 @@ impl Program {
     /// Attaches a tracepoint program to `category/name` (e.g. `syscalls`, `sys_enter_getpid`).
     pub fn attach_tracepoint(&self, category: &str, name: &str) -> Result<Link, AttachError> {
         if self.kind() != ProgramKind::Tracepoint {
-            return Err(wrong_kind(
-                self.name(),
-                self.kind(),
-                "a tracepoint",
-                ProgramKind::Tracepoint,
-            ));
+            return Err(wrong_kind(self.name(), self.kind(), "a tracepoint", ProgramKind::Tracepoint));
         }
         let root = tracefs::root()?;
         let path = root.join("events").join(category).join(name).join("id");
@@ -42,12 +37,8 @@ impl Program {
             })?
             .trim()
             .parse::<u64>()
-            .map_err(|e| AttachError::Read {
-                path: path.display().to_string(),
-                source: io::Error::other(e),
-            })?;
-        let event = sys::perf_event_open_tracepoint(id)
-            .map_err(|e| kernel_error("opening the tracepoint event", e))?;
+            .map_err(|e| AttachError::Read { path: path.display().to_string(), source: io::Error::other(e) })?;
+        let event = sys::perf_event_open_tracepoint(id).map_err(|e| kernel_error("opening the tracepoint event", e))?;
         attach_to_event(self, event, 0)
     }
 
@@ -58,12 +49,7 @@ impl Program {
             ProgramKind::Kprobe | ProgramKind::Ksyscall => false,
             ProgramKind::Kretprobe | ProgramKind::Kretsyscall => true,
             other => {
-                return Err(wrong_kind(
-                    self.name(),
-                    other,
-                    "a single kprobe",
-                    ProgramKind::Kprobe,
-                ));
+                return Err(wrong_kind(self.name(), other, "a single kprobe", ProgramKind::Kprobe));
             }
         };
         let event = open_kprobe(target, retprobe)?;
@@ -94,59 +80,42 @@ pub(crate) fn open_kprobe(target: &KprobeTarget, retprobe: bool) -> Result<Owned
                 reason: "the name contains a NUL byte".into(),
                 source: io::Error::from_raw_os_error(libc::EINVAL),
             })?;
-            sys::perf_event_open_kprobe(
-                pmu.pmu_type,
-                retprobe_bit,
-                sys::KprobeTarget::Symbol(&c, *offset),
-            )
-            .map_err(|e| match e.raw_os_error() {
-                Some(libc::ENOENT | libc::EINVAL | libc::EADDRNOTAVAIL) => {
-                    AttachError::UntraceableSymbol {
+            sys::perf_event_open_kprobe(pmu.pmu_type, retprobe_bit, sys::KprobeTarget::Symbol(&c, *offset)).map_err(
+                |e| match e.raw_os_error() {
+                    Some(libc::ENOENT | libc::EINVAL | libc::EADDRNOTAVAIL) => AttachError::UntraceableSymbol {
                         symbol: name.clone(),
                         reason: "the kernel cannot place a kprobe there".into(),
                         source: e,
+                    },
+                    _ => kernel_error("opening a kprobe event", e),
+                },
+            )
+        }
+        KprobeTarget::Address(addr) => {
+            sys::perf_event_open_kprobe(pmu.pmu_type, retprobe_bit, sys::KprobeTarget::Address(*addr)).map_err(|e| {
+                match e.raw_os_error() {
+                    Some(libc::ENOENT | libc::EINVAL | libc::EADDRNOTAVAIL) => {
+                        AttachError::UntraceableAddress { addr: *addr, source: e }
                     }
+                    _ => kernel_error("opening a kprobe event", e),
                 }
-                _ => kernel_error("opening a kprobe event", e),
             })
         }
-        KprobeTarget::Address(addr) => sys::perf_event_open_kprobe(
-            pmu.pmu_type,
-            retprobe_bit,
-            sys::KprobeTarget::Address(*addr),
-        )
-        .map_err(|e| match e.raw_os_error() {
-            Some(libc::ENOENT | libc::EINVAL | libc::EADDRNOTAVAIL) => {
-                AttachError::UntraceableAddress {
-                    addr: *addr,
-                    source: e,
-                }
-            }
-            _ => kernel_error("opening a kprobe event", e),
-        }),
     }
 }
 
 /// Runs `prog` on `event`: a perf-event link (5.15+, carries the cookie), or on older kernels
 /// the ioctl that predates links (no cookie).
-pub(crate) fn attach_to_event(
-    prog: &Program,
-    event: OwnedFd,
-    cookie: u64,
-) -> Result<Link, AttachError> {
+pub(crate) fn attach_to_event(prog: &Program, event: OwnedFd, cookie: u64) -> Result<Link, AttachError> {
     match sys::link_create_perf_event(prog.fd(), event.as_fd(), cookie) {
         Ok(link) => {
-            sys::perf_event_enable(event.as_fd())
-                .map_err(|e| kernel_error("enabling the perf event", e))?;
+            sys::perf_event_enable(event.as_fd()).map_err(|e| kernel_error("enabling the perf event", e))?;
             Ok(Link::with_event(link, event))
         }
-        Err(e)
-            if e.raw_os_error() == Some(libc::EINVAL) && cookie == 0 && !perf_links_supported() =>
-        {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) && cookie == 0 && !perf_links_supported() => {
             sys::perf_event_set_bpf(event.as_fd(), prog.fd())
                 .map_err(|e| kernel_error("attaching to the perf event", e))?;
-            sys::perf_event_enable(event.as_fd())
-                .map_err(|e| kernel_error("enabling the perf event", e))?;
+            sys::perf_event_enable(event.as_fd()).map_err(|e| kernel_error("enabling the perf event", e))?;
             // Without links, closing the event is what detaches the program.
             Ok(Link::new(event))
         }
@@ -161,16 +130,9 @@ fn perf_links_supported() -> bool {
 
 pub(crate) fn kernel_error(op: &str, source: io::Error) -> AttachError {
     if source.raw_os_error() == Some(libc::EPERM) {
-        return AttachError::PermissionDenied {
-            op: "attaching",
-            source,
-        };
+        return AttachError::PermissionDenied { op: "attaching", source };
     }
-    AttachError::Kernel {
-        op: op.to_string(),
-        source,
-        hint: None,
-    }
+    AttachError::Kernel { op: op.to_string(), source, hint: None }
 }
 
 struct KprobePmu {
@@ -191,11 +153,7 @@ fn kprobe_pmu() -> io::Result<&'static KprobePmu> {
         let retprobe_bit = std::fs::read_to_string(format!("{dir}/format/retprobe"))
             .ok()
             .and_then(|s| s.trim().strip_prefix("config:")?.parse().ok());
-        Ok(KprobePmu {
-            pmu_type,
-            retprobe_bit,
-        })
+        Ok(KprobePmu { pmu_type, retprobe_bit })
     });
-    r.as_ref()
-        .map_err(|&errno| io::Error::from_raw_os_error(errno))
+    r.as_ref().map_err(|&errno| io::Error::from_raw_os_error(errno))
 }

@@ -86,9 +86,8 @@ impl Program {
         recipe: Arc<Recipe>,
     ) -> Result<Program, LoadError> {
         let func_info = ext_bytes(&recipe.func_info, |f| [f.insn_off, f.type_id].to_vec());
-        let line_info = ext_bytes(&recipe.line_info, |l| {
-            [l.insn_off, l.file_name_off, l.line_off, l.line_col].to_vec()
-        });
+        let line_info =
+            ext_bytes(&recipe.line_info, |l| [l.insn_off, l.file_name_off, l.line_off, l.line_col].to_vec());
         let req = sys::ProgLoad {
             prog_type: kind.prog_type(),
             expected_attach_type: kind.expected_attach_type(),
@@ -98,14 +97,8 @@ impl Program {
             kern_version: recipe.kern_version,
             prog_flags: 0,
             btf_fd: recipe.btf_fd.as_deref().map(AsFd::as_fd),
-            func_info: (!recipe.func_info.is_empty()).then_some(sys::ExtInfo {
-                rec_size: 8,
-                data: &func_info,
-            }),
-            line_info: (!recipe.line_info.is_empty()).then_some(sys::ExtInfo {
-                rec_size: 16,
-                data: &line_info,
-            }),
+            func_info: (!recipe.func_info.is_empty()).then_some(sys::ExtInfo { rec_size: 8, data: &func_info }),
+            line_info: (!recipe.line_info.is_empty()).then_some(sys::ExtInfo { rec_size: 16, data: &line_info }),
             attach_btf_id: 0,
             fd_array: &[],
         };
@@ -116,45 +109,23 @@ impl Program {
             source,
             log,
         })?;
-        Ok(Program {
-            inner: Arc::new(ProgramInner {
-                fd,
-                name: name.to_string(),
-                kind,
-                target,
-                recipe: Some(recipe),
-            }),
-        })
+        Ok(Program { inner: Arc::new(ProgramInner { fd, name: name.to_string(), kind, target, recipe: Some(recipe) }) })
     }
 
     /// Opens a program pinned at `path`. Its kind cannot be read back from the kernel, so the
     /// caller says what it was loaded as.
     pub fn from_pin(path: impl AsRef<Path>, kind: ProgramKind) -> Result<Program, LoadError> {
         let path = path.as_ref();
-        let fd = sys::obj_get(&path_cstring(path)?).map_err(|source| LoadError::Pin {
-            path: path.display().to_string(),
-            source,
-        })?;
-        let name = sys::prog_info(fd.as_fd())
-            .map(|i| c_name(&i.name))
-            .unwrap_or_default();
-        Ok(Program {
-            inner: Arc::new(ProgramInner {
-                fd,
-                name,
-                kind,
-                target: None,
-                recipe: None,
-            }),
-        })
+        let fd = sys::obj_get(&path_cstring(path)?)
+            .map_err(|source| LoadError::Pin { path: path.display().to_string(), source })?;
+        let name = sys::prog_info(fd.as_fd()).map(|i| c_name(&i.name)).unwrap_or_default();
+        Ok(Program { inner: Arc::new(ProgramInner { fd, name, kind, target: None, recipe: None }) })
     }
 
     /// Loads the same code again as another kind, e.g. a `kprobe.multi` program as a plain
     /// kprobe for kernels without kprobe_multi links. Fails for programs opened from a pin.
     pub fn reload_as(&self, kind: ProgramKind) -> Result<Program, LoadError> {
-        let recipe = self.inner.recipe.clone().ok_or_else(|| LoadError::NoCode {
-            program: self.inner.name.clone(),
-        })?;
+        let recipe = self.inner.recipe.clone().ok_or_else(|| LoadError::NoCode { program: self.inner.name.clone() })?;
         Program::load(&self.inner.name, kind, self.inner.target.clone(), recipe)
     }
 
@@ -194,19 +165,14 @@ impl Program {
     /// socket filters, XDP and tc programs.
     pub fn test_run(&self, data: &[u8]) -> io::Result<TestRun> {
         let out = sys::prog_test_run(self.fd(), data, None, 1)?;
-        Ok(TestRun {
-            retval: out.retval,
-            duration_ns: out.duration_ns,
-        })
+        Ok(TestRun { retval: out.retval, duration_ns: out.duration_ns })
     }
 
     /// Pins the program at `path` in a bpf file system.
     pub fn pin(&self, path: impl AsRef<Path>) -> Result<(), LoadError> {
         let path = path.as_ref();
-        sys::obj_pin(self.fd(), &path_cstring(path)?).map_err(|source| LoadError::Pin {
-            path: path.display().to_string(),
-            source,
-        })
+        sys::obj_pin(self.fd(), &path_cstring(path)?)
+            .map_err(|source| LoadError::Pin { path: path.display().to_string(), source })
     }
 }
 
@@ -228,11 +194,7 @@ fn c_name(bytes: &[u8]) -> String {
 }
 
 fn ext_bytes<T>(records: &[T], words: impl Fn(&T) -> Vec<u32>) -> Vec<u8> {
-    records
-        .iter()
-        .flat_map(|r| words(r))
-        .flat_map(u32::to_le_bytes)
-        .collect()
+    records.iter().flat_map(words).flat_map(u32::to_le_bytes).collect()
 }
 
 /// Loads without a log first (the verifier is faster without one), and again with a log only
@@ -243,10 +205,7 @@ fn load_with_log(req: &sys::ProgLoad<'_>) -> Result<OwnedFd, (io::Error, String)
         Err(e) => e,
     };
     // Permission and resource errors come before verification: there is no log to get.
-    if !matches!(
-        first.raw_os_error(),
-        Some(libc::EINVAL | libc::EACCES | libc::E2BIG | libc::ENOSPC)
-    ) {
+    if !matches!(first.raw_os_error(), Some(libc::EINVAL | libc::EACCES | libc::E2BIG | libc::ENOSPC)) {
         return Err((first, String::new()));
     }
     let mut size = 1 << 20;
@@ -276,9 +235,7 @@ fn hints(err: &io::Error, log: &str, recipe: &Recipe) -> Vec<String> {
     }
     if log.contains(&format!("unknown#{POISON_HELPER_ID}")) {
         for reason in &recipe.core_poisons {
-            out.push(format!(
-                "a CO-RE relocation failed and its code is reachable: {reason}"
-            ));
+            out.push(format!("a CO-RE relocation failed and its code is reachable: {reason}"));
         }
     }
     for (i, name) in recipe.missing_kfuncs.iter().enumerate() {

@@ -38,22 +38,11 @@ impl RingBuf {
         }
         let page = sys::page_size();
         let size = map.max_entries() as usize;
-        let err = |op, source| MapError::Syscall {
-            map: map.name().to_string(),
-            op,
-            source,
-        };
-        let consumer =
-            Mmap::map(map.fd(), page, 0, true).map_err(|e| err("mapping the consumer page", e))?;
-        let producer = Mmap::map(map.fd(), page + 2 * size, page, false)
-            .map_err(|e| err("mapping the data pages", e))?;
-        Ok(RingBuf {
-            map: map.clone(),
-            consumer,
-            producer,
-            data: page,
-            mask: size as u64 - 1,
-        })
+        let err = |op, source| MapError::Syscall { map: map.name().to_string(), op, source };
+        let consumer = Mmap::map(map.fd(), page, 0, true).map_err(|e| err("mapping the consumer page", e))?;
+        let producer =
+            Mmap::map(map.fd(), page + 2 * size, page, false).map_err(|e| err("mapping the data pages", e))?;
+        Ok(RingBuf { map: map.clone(), consumer, producer, data: page, mask: size as u64 - 1 })
     }
 
     /// The map being read.

@@ -23,15 +23,11 @@ pub struct TracefsError {
 /// needs root). The answer is cached for the process.
 pub fn root() -> Result<&'static Path, TracefsError> {
     static ROOT: OnceLock<Result<PathBuf, TracefsError>> = OnceLock::new();
-    ROOT.get_or_init(find_or_mount)
-        .as_ref()
-        .map(PathBuf::as_path)
-        .map_err(Clone::clone)
+    ROOT.get_or_init(find_or_mount).as_ref().map(PathBuf::as_path).map_err(Clone::clone)
 }
 
 fn is_tracefs(dir: &str) -> bool {
-    Path::new(dir).join("available_filter_functions").exists()
-        || Path::new(dir).join("events").is_dir()
+    Path::new(dir).join("available_filter_functions").exists() || Path::new(dir).join("events").is_dir()
 }
 
 fn find_or_mount() -> Result<PathBuf, TracefsError> {
@@ -41,12 +37,8 @@ fn find_or_mount() -> Result<PathBuf, TracefsError> {
     let target = CANDIDATES[0];
     match sys::mount_pseudo(c"tracefs", c"/sys/kernel/tracing") {
         Ok(()) if is_tracefs(target) => Ok(PathBuf::from(target)),
-        Ok(()) => Err(TracefsError {
-            reason: "mounted, but it lists nothing".into(),
-        }),
-        Err(e) => Err(TracefsError {
-            reason: e.to_string(),
-        }),
+        Ok(()) => Err(TracefsError { reason: "mounted, but it lists nothing".into() }),
+        Err(e) => Err(TracefsError { reason: e.to_string() }),
     }
 }
 

@@ -45,11 +45,7 @@ impl KernelConfig {
 
     /// The raw value of an option (`y`, `m`, a number, a quoted string), if it is set.
     pub fn value(&self, name: &str) -> Option<&str> {
-        let key = if name.starts_with("CONFIG_") {
-            name.to_string()
-        } else {
-            format!("CONFIG_{name}")
-        };
+        let key = if name.starts_with("CONFIG_") { name.to_string() } else { format!("CONFIG_{name}") };
         self.values.get(&key).map(String::as_str)
     }
 
@@ -65,9 +61,7 @@ impl KernelConfig {
             return KernelConfig::read(Path::new(&path)).ok();
         }
         let boot = format!("/boot/config-{release}");
-        [boot.as_str(), "/proc/config.gz"]
-            .iter()
-            .find_map(|path| KernelConfig::read(Path::new(path)).ok())
+        [boot.as_str(), "/proc/config.gz"].iter().find_map(|path| KernelConfig::read(Path::new(path)).ok())
     }
 }
 

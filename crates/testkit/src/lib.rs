@@ -62,10 +62,7 @@ pub fn parse_version(release: &str) -> Option<(u32, u32)> {
 /// config cannot be found (see [`KernelConfig::find`]). Read once per process.
 pub fn kernel_config(name: &str) -> Option<bool> {
     static CONFIG: OnceLock<Option<KernelConfig>> = OnceLock::new();
-    CONFIG
-        .get_or_init(|| KernelConfig::find(&kernel_release()))
-        .as_ref()
-        .map(|config| config.enabled(name))
+    CONFIG.get_or_init(|| KernelConfig::find(&kernel_release())).as_ref().map(|config| config.enabled(name))
 }
 
 /// Whether this process runs with effective user id 0 (read from `/proc/self/status`).
@@ -125,11 +122,7 @@ pub fn __enclosing_fn_path<T>(_: T) -> &'static str {
 macro_rules! require_kernel {
     ($major:expr, $minor:expr, $why:expr $(,)?) => {
         if $crate::kernel_version() < ($major, $minor) {
-            $crate::report_skip(
-                $crate::test_path!(),
-                $crate::Requirement::Kernel($major, $minor),
-                $why,
-            );
+            $crate::report_skip($crate::test_path!(), $crate::Requirement::Kernel($major, $minor), $why);
             return $crate::SkipReturn::skipped();
         }
     };

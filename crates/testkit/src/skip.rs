@@ -48,10 +48,7 @@ impl Requirement {
         }
         if let Some(version) = text.strip_prefix("kernel >= ") {
             let (major, minor) = version.split_once('.')?;
-            return Some(Requirement::Kernel(
-                major.parse().ok()?,
-                minor.parse().ok()?,
-            ));
+            return Some(Requirement::Kernel(major.parse().ok()?, minor.parse().ok()?));
         }
         let is_config = text.starts_with("CONFIG_")
             && text.len() > "CONFIG_".len()
@@ -73,11 +70,7 @@ pub struct SkipMarker {
 
 impl fmt::Display for SkipMarker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{SKIP_MARKER}{}{NEEDS}{}: {}",
-            self.test, self.requirement, self.reason
-        )
+        write!(f, "{SKIP_MARKER}{}{NEEDS}{}: {}", self.test, self.requirement, self.reason)
     }
 }
 
@@ -124,11 +117,7 @@ impl SkipMarker {
 /// Not `eprintln!`: libtest captures what the print macros write and shows it only for
 /// failing tests, and the harness must see every skip.
 pub fn report_skip(test: &str, requirement: Requirement, reason: &str) {
-    let marker = SkipMarker {
-        test: test.to_string(),
-        requirement,
-        reason: reason.to_string(),
-    };
+    let marker = SkipMarker { test: test.to_string(), requirement, reason: reason.to_string() };
     let line = format!("{marker}\n");
     let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
@@ -183,11 +172,8 @@ mod tests {
 
     #[test]
     fn parses_what_it_formats() {
-        for requirement in [
-            Requirement::Kernel(5, 18),
-            Requirement::Config("CONFIG_FPROBE".into()),
-            Requirement::Root,
-        ] {
+        for requirement in [Requirement::Kernel(5, 18), Requirement::Config("CONFIG_FPROBE".into()), Requirement::Root]
+        {
             let m = marker(requirement);
             assert_eq!(SkipMarker::find(&m.to_string()), Found::Marker(m));
         }
@@ -212,10 +198,7 @@ mod tests {
             "MULTIPROBE-SKIP a::x: needs a nap: why",
             "MULTIPROBE-SKIP a::x because",
         ] {
-            assert!(
-                matches!(SkipMarker::find(bad), Found::Malformed(_)),
-                "{bad}"
-            );
+            assert!(matches!(SkipMarker::find(bad), Found::Malformed(_)), "{bad}");
         }
     }
 }

@@ -8,16 +8,10 @@ const TRACEFS: &str = "/sys/kernel/tracing";
 
 /// Mounts tracefs unless it is mounted already (the VM's init mounts it; a host may not).
 fn ensure_tracefs() {
-    if Path::new(TRACEFS)
-        .join("available_filter_functions")
-        .exists()
-    {
+    if Path::new(TRACEFS).join("available_filter_functions").exists() {
         return;
     }
-    let status = Command::new("mount")
-        .args(["-t", "tracefs", "nodev", TRACEFS])
-        .status()
-        .expect("running mount");
+    let status = Command::new("mount").args(["-t", "tracefs", "nodev", TRACEFS]).status().expect("running mount");
     assert!(status.success(), "mount -t tracefs failed: {status}");
 }
 
@@ -59,25 +53,17 @@ fn test_module_functions_become_traceable() {
     testkit::require_root!("insmod");
     testkit::require_config!("CONFIG_DYNAMIC_FTRACE", "available_filter_functions");
     // Only the VMs carry test modules, and only kernels that build binfmt_misc as a module.
-    let Some(module) = testkit::test_modules_dir()
-        .map(|dir| dir.join("binfmt_misc.ko"))
-        .filter(|ko| ko.is_file())
+    let Some(module) = testkit::test_modules_dir().map(|dir| dir.join("binfmt_misc.ko")).filter(|ko| ko.is_file())
     else {
         return;
     };
     let loaded = std::fs::read_to_string("/proc/modules").unwrap_or_default();
     if !loaded.lines().any(|l| l.starts_with("binfmt_misc ")) {
-        let status = Command::new("insmod")
-            .arg(&module)
-            .status()
-            .expect("running insmod");
+        let status = Command::new("insmod").arg(&module).status().expect("running insmod");
         assert!(status.success(), "insmod {}: {status}", module.display());
     }
     ensure_tracefs();
     let functions = std::fs::read_to_string(Path::new(TRACEFS).join("available_filter_functions"))
         .expect("reading available_filter_functions");
-    assert!(
-        functions.lines().any(|l| l.ends_with("[binfmt_misc]")),
-        "no binfmt_misc function is traceable"
-    );
+    assert!(functions.lines().any(|l| l.ends_with("[binfmt_misc]")), "no binfmt_misc function is traceable");
 }

@@ -116,30 +116,16 @@ impl CoreReloKind {
 
     fn is_field_based(self) -> bool {
         use CoreReloKind::*;
-        matches!(
-            self,
-            FieldByteOffset
-                | FieldByteSize
-                | FieldExists
-                | FieldSigned
-                | FieldLshiftU64
-                | FieldRshiftU64
-        )
+        matches!(self, FieldByteOffset | FieldByteSize | FieldExists | FieldSigned | FieldLshiftU64 | FieldRshiftU64)
     }
 
     fn is_type_based(self) -> bool {
         use CoreReloKind::*;
-        matches!(
-            self,
-            TypeIdLocal | TypeIdTarget | TypeExists | TypeSize | TypeMatches
-        )
+        matches!(self, TypeIdLocal | TypeIdTarget | TypeExists | TypeSize | TypeMatches)
     }
 
     fn is_enumval_based(self) -> bool {
-        matches!(
-            self,
-            CoreReloKind::EnumvalExists | CoreReloKind::EnumvalValue
-        )
+        matches!(self, CoreReloKind::EnumvalExists | CoreReloKind::EnumvalValue)
     }
 }
 
@@ -182,11 +168,7 @@ pub enum CoreError {
     Unsatisfiable { what: String, reason: String },
     /// The instruction at `insn` (index in the section) is not one this relocation can patch.
     #[error("CO-RE: {what}: instruction #{insn} cannot be patched: {reason}")]
-    BadInsn {
-        what: String,
-        insn: usize,
-        reason: String,
-    },
+    BadInsn { what: String, insn: usize, reason: String },
     /// The local or target BTF is malformed (bad type id, reference loop, ...).
     #[error("CO-RE: {what}: {source}")]
     Btf {
@@ -258,34 +240,22 @@ impl<'a> CoreRelocator<'a> {
     /// A relocator for programs described by `local`, to run on the kernel described by
     /// `target`.
     pub fn new(local: &'a Btf, target: &'a Btf) -> CoreRelocator<'a> {
-        CoreRelocator {
-            local,
-            target,
-            cands: HashMap::new(),
-        }
+        CoreRelocator { local, target, cands: HashMap::new() }
     }
 
     /// Applies one relocation to `insns`, the instructions of the ELF section the record
     /// belongs to (`relo.insn_off / 8` indexes it).
-    pub fn relocate(
-        &mut self,
-        relo: &CoreRelo,
-        insns: &mut [Insn],
-    ) -> Result<CoreOutcome, CoreError> {
+    pub fn relocate(&mut self, relo: &CoreRelo, insns: &mut [Insn]) -> Result<CoreOutcome, CoreError> {
         let local = self.local;
         if let CoreReloKind::Unknown(kind) = relo.kind {
-            return Err(CoreError::UnknownKind {
-                what: describe(local, relo, None),
-                kind,
-            });
+            return Err(CoreError::UnknownKind { what: describe(local, relo, None), kind });
         }
         let insn = insn_index(relo, insns.len()).map_err(|reason| CoreError::BadInsn {
             what: describe(local, relo, None),
             insn: (relo.insn_off / 8) as usize,
             reason,
         })?;
-        let local_spec = spec::parse_local(local, relo)
-            .map_err(|p| p.into_error(describe(local, relo, None)))?;
+        let local_spec = spec::parse_local(local, relo).map_err(|p| p.into_error(describe(local, relo, None)))?;
         let what = describe(local, relo, Some(&local_spec));
 
         let (value, missing) = if relo.kind == CoreReloKind::TypeIdLocal {
@@ -297,23 +267,18 @@ impl<'a> CoreRelocator<'a> {
             if local.name(relo.type_id).is_empty() {
                 return Err(CoreError::AnonymousType { what });
             }
-            self.resolve(relo, &local_spec)
-                .map_err(|p| p.into_error(what.clone()))?
+            self.resolve(relo, &local_spec).map_err(|p| p.into_error(what.clone()))?
         };
 
-        let applied =
-            patch::patch_insn(insns, insn, &value).map_err(|reason| CoreError::BadInsn {
-                what: what.clone(),
-                insn,
-                reason,
-            })?;
+        let applied = patch::patch_insn(insns, insn, &value).map_err(|reason| CoreError::BadInsn {
+            what: what.clone(),
+            insn,
+            reason,
+        })?;
         Ok(match applied {
             patch::Patched::Applied => CoreOutcome::Applied,
             patch::Patched::Poisoned if value.poison => CoreOutcome::Poisoned {
-                reason: format!(
-                    "{what}: {}",
-                    missing.unwrap_or_else(|| "not found in the target".into())
-                ),
+                reason: format!("{what}: {}", missing.unwrap_or_else(|| "not found in the target".into())),
             },
             patch::Patched::Poisoned => CoreOutcome::Poisoned {
                 reason: format!(
@@ -327,11 +292,7 @@ impl<'a> CoreRelocator<'a> {
 
     /// Matches the local spec against every candidate and computes the value to patch in,
     /// with, when no candidate matched, why not.
-    fn resolve(
-        &mut self,
-        relo: &CoreRelo,
-        local_spec: &Spec<'a>,
-    ) -> Result<(RelocValue, Option<String>), Problem> {
+    fn resolve(&mut self, relo: &CoreRelo, local_spec: &Spec<'a>) -> Result<(RelocValue, Option<String>), Problem> {
         let (local, target) = (self.local, self.target);
         let cands = self.candidates(relo.type_id)?;
         let mut matched: Vec<u32> = Vec::new();
@@ -400,11 +361,7 @@ impl<'a> CoreRelocator<'a> {
             .iter()
             .copied()
             .chain(flavored_ids(target, essential))
-            .filter(|&id| {
-                target
-                    .type_by_id(id)
-                    .is_ok_and(|t| compat::kinds_compatible(&t.kind, &local_t.kind))
-            })
+            .filter(|&id| target.type_by_id(id).is_ok_and(|t| compat::kinds_compatible(&t.kind, &local_t.kind)))
             .collect();
         out.sort_unstable();
         out.dedup();
@@ -418,22 +375,14 @@ impl<'a> CoreRelocator<'a> {
 /// Resolves the record on its own; a loader relocating an object should use one
 /// [`CoreRelocator`] for all its records, which keeps candidates between records (and
 /// prunes them as libbpf does).
-pub fn relocate(
-    local: &Btf,
-    target: &Btf,
-    relo: &CoreRelo,
-    insns: &mut [Insn],
-) -> Result<CoreOutcome, CoreError> {
+pub fn relocate(local: &Btf, target: &Btf, relo: &CoreRelo, insns: &mut [Insn]) -> Result<CoreOutcome, CoreError> {
     CoreRelocator::new(local, target).relocate(relo, insns)
 }
 
 /// The instruction index of a record, checked against the section.
 fn insn_index(relo: &CoreRelo, len: usize) -> Result<usize, String> {
     if relo.insn_off % 8 != 0 {
-        return Err(format!(
-            "offset {} is not a multiple of the instruction size",
-            relo.insn_off
-        ));
+        return Err(format!("offset {} is not a multiple of the instruction size", relo.insn_off));
     }
     let idx = (relo.insn_off / 8) as usize;
     if idx >= len {

@@ -36,10 +36,7 @@ pub struct ExtRecords<T> {
 
 impl<T> Default for ExtRecords<T> {
     fn default() -> Self {
-        ExtRecords {
-            rec_size: 0,
-            by_section: HashMap::new(),
-        }
+        ExtRecords { rec_size: 0, by_section: HashMap::new() }
     }
 }
 
@@ -67,9 +64,7 @@ impl BtfExt {
                 .ok_or(BtfError::Truncated { what })
         };
         if data.len() < 8 {
-            return Err(BtfError::Truncated {
-                what: ".BTF.ext header",
-            });
+            return Err(BtfError::Truncated { what: ".BTF.ext header" });
         }
         let magic = u16::from_le_bytes([data[0], data[1]]);
         if magic != MAGIC {
@@ -82,34 +77,25 @@ impl BtfExt {
             }
             let off = u32_at(off_at, what)? as usize;
             let len = u32_at(off_at + 4, what)? as usize;
-            let start = hdr_len
-                .checked_add(off)
-                .ok_or(BtfError::Truncated { what })?;
+            let start = hdr_len.checked_add(off).ok_or(BtfError::Truncated { what })?;
             data.get(start..start.checked_add(len).ok_or(BtfError::Truncated { what })?)
                 .ok_or(BtfError::Truncated { what })
         };
-        let func_info = parse_records(sub(8, "func_info")?, btf, 8, "func_info", |r| FuncInfo {
-            insn_off: r[0],
-            type_id: r[1],
-        })?;
+        let func_info =
+            parse_records(sub(8, "func_info")?, btf, 8, "func_info", |r| FuncInfo { insn_off: r[0], type_id: r[1] })?;
         let line_info = parse_records(sub(16, "line_info")?, btf, 16, "line_info", |r| LineInfo {
             insn_off: r[0],
             file_name_off: r[1],
             line_off: r[2],
             line_col: r[3],
         })?;
-        let core_relos =
-            parse_records(sub(24, "core_relo")?, btf, 16, "core_relo", |r| CoreRelo {
-                insn_off: r[0],
-                type_id: r[1],
-                access_str_off: r[2],
-                kind: CoreReloKind::from_u32(r[3]),
-            })?;
-        Ok(BtfExt {
-            func_info,
-            line_info,
-            core_relos,
-        })
+        let core_relos = parse_records(sub(24, "core_relo")?, btf, 16, "core_relo", |r| CoreRelo {
+            insn_off: r[0],
+            type_id: r[1],
+            access_str_off: r[2],
+            kind: CoreReloKind::from_u32(r[3]),
+        })?;
+        Ok(BtfExt { func_info, line_info, core_relos })
     }
 }
 
@@ -126,10 +112,7 @@ fn parse_records<T>(
     if data.is_empty() {
         return Ok(out);
     }
-    let words: Vec<u32> = data
-        .chunks_exact(4)
-        .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
-        .collect();
+    let words: Vec<u32> = data.chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().unwrap())).collect();
     let rec_size = *words.first().ok_or(BtfError::Truncated { what })? as usize;
     if rec_size < min_size || rec_size % 4 != 0 {
         return Err(BtfError::Truncated { what });
@@ -149,10 +132,7 @@ fn parse_records<T>(
             .and_then(|n| n.checked_add(pos))
             .filter(|&end| end <= words.len())
             .ok_or(BtfError::Truncated { what })?;
-        let records = words[pos..end]
-            .chunks_exact(rec_words)
-            .map(&decode)
-            .collect();
+        let records = words[pos..end].chunks_exact(rec_words).map(&decode).collect();
         out.by_section.insert(name, records);
         pos = end;
     }

@@ -40,16 +40,10 @@ const KSYMS_SEC: &str = ".ksyms";
 /// Fills in data section sizes and variable offsets from `layouts` (keyed by section name),
 /// and rewrites extern declarations into forms the kernel accepts. Returns the externs
 /// found, for resolution against the kernel.
-pub fn prepare_for_kernel(
-    btf: &mut Btf,
-    layouts: &HashMap<String, SectionLayout>,
-) -> Result<Vec<Extern>, BtfError> {
+pub fn prepare_for_kernel(btf: &mut Btf, layouts: &HashMap<String, SectionLayout>) -> Result<Vec<Extern>, BtfError> {
     let mut externs = Vec::new();
-    let datasecs: Vec<u32> = btf
-        .types()
-        .filter(|(_, t)| matches!(t.kind, TypeKind::Datasec { .. }))
-        .map(|(id, _)| id)
-        .collect();
+    let datasecs: Vec<u32> =
+        btf.types().filter(|(_, t)| matches!(t.kind, TypeKind::Datasec { .. })).map(|(id, _)| id).collect();
     for id in datasecs {
         let name = btf.name(id).to_string();
         if name == KSYMS_SEC {
@@ -61,13 +55,8 @@ pub fn prepare_for_kernel(
             // it as clang wrote it, the kernel only checks what programs reference.
             continue;
         };
-        let names: Vec<String> = datasec_vars(btf, id)?
-            .iter()
-            .map(|v| btf.name(v.type_id).to_string())
-            .collect();
-        let TypeKind::Datasec { size, vars } = &mut btf.type_mut(id)?.kind else {
-            unreachable!()
-        };
+        let names: Vec<String> = datasec_vars(btf, id)?.iter().map(|v| btf.name(v.type_id).to_string()).collect();
+        let TypeKind::Datasec { size, vars } = &mut btf.type_mut(id)?.kind else { unreachable!() };
         *size = layout.size;
         for (var, var_name) in vars.iter_mut().zip(names) {
             if let Some(&off) = layout.symbols.get(&var_name) {
@@ -81,11 +70,7 @@ pub fn prepare_for_kernel(
 fn datasec_vars(btf: &Btf, id: u32) -> Result<Vec<super::VarSecinfo>, BtfError> {
     match &btf.type_by_id(id)?.kind {
         TypeKind::Datasec { vars, .. } => Ok(vars.clone()),
-        other => Err(BtfError::WrongKind {
-            id,
-            found: other.name(),
-            expected: "datasec",
-        }),
+        other => Err(BtfError::WrongKind { id, found: other.name(), expected: "datasec" }),
     }
 }
 
@@ -97,21 +82,13 @@ fn rewrite_externs(btf: &mut Btf, datasec_id: u32) -> Result<Vec<Extern>, BtfErr
     let int_id = btf.add_type(Type {
         name_off: int_name,
         kind_flag: false,
-        kind: TypeKind::Int {
-            size: 4,
-            encoding: int_encoding::SIGNED,
-            bit_offset: 0,
-            bits: 32,
-        },
+        kind: TypeKind::Int { size: 4, encoding: int_encoding::SIGNED, bit_offset: 0, bits: 32 },
     });
     let dummy_name = btf.add_string("__multiprobe_ksym_placeholder");
     let dummy_var = btf.add_type(Type {
         name_off: dummy_name,
         kind_flag: false,
-        kind: TypeKind::Var {
-            target: int_id,
-            linkage: VarLinkage::GlobalAllocated,
-        },
+        kind: TypeKind::Var { target: int_id, linkage: VarLinkage::GlobalAllocated },
     });
     let mut externs = Vec::new();
     let mut vars = datasec_vars(btf, datasec_id)?;
@@ -120,38 +97,20 @@ fn rewrite_externs(btf: &mut Btf, datasec_id: u32) -> Result<Vec<Extern>, BtfErr
         match t.kind {
             TypeKind::Func { proto, .. } => {
                 let name = btf.name(v.type_id).to_string();
-                externs.push(Extern {
-                    name,
-                    kind: ExternKind::Func { func_id: v.type_id },
-                });
+                externs.push(Extern { name, kind: ExternKind::Func { func_id: v.type_id } });
                 // The kernel insists that every parameter of a global function is named.
                 if let TypeKind::FuncProto { params, .. } = &mut btf.type_mut(proto)?.kind {
-                    for p in params
-                        .iter_mut()
-                        .filter(|p| p.type_id != 0 && p.name_off == 0)
-                    {
-                        *p = Param {
-                            name_off: dummy_name,
-                            type_id: p.type_id,
-                        };
+                    for p in params.iter_mut().filter(|p| p.type_id != 0 && p.name_off == 0) {
+                        *p = Param { name_off: dummy_name, type_id: p.type_id };
                     }
                 }
-                btf.type_mut(v.type_id)?.kind = TypeKind::Func {
-                    proto,
-                    linkage: FuncLinkage::Global,
-                };
+                btf.type_mut(v.type_id)?.kind = TypeKind::Func { proto, linkage: FuncLinkage::Global };
                 v.type_id = dummy_var;
             }
             TypeKind::Var { target, .. } => {
                 let type_id = btf.skip_modifiers(target)?;
-                externs.push(Extern {
-                    name: btf.name(v.type_id).to_string(),
-                    kind: ExternKind::Var { type_id },
-                });
-                btf.type_mut(v.type_id)?.kind = TypeKind::Var {
-                    target: int_id,
-                    linkage: VarLinkage::GlobalAllocated,
-                };
+                externs.push(Extern { name: btf.name(v.type_id).to_string(), kind: ExternKind::Var { type_id } });
+                btf.type_mut(v.type_id)?.kind = TypeKind::Var { target: int_id, linkage: VarLinkage::GlobalAllocated };
             }
             _ => {}
         }
@@ -159,9 +118,6 @@ fn rewrite_externs(btf: &mut Btf, datasec_id: u32) -> Result<Vec<Extern>, BtfErr
         v.size = 4;
     }
     let count = vars.len() as u32;
-    btf.type_mut(datasec_id)?.kind = TypeKind::Datasec {
-        size: 4 * count,
-        vars,
-    };
+    btf.type_mut(datasec_id)?.kind = TypeKind::Datasec { size: 4 * count, vars };
     Ok(externs)
 }

@@ -13,11 +13,8 @@ pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 pub fn vmlinux() -> Result<Arc<Btf>, BtfError> {
     static CACHE: OnceLock<Result<Arc<Btf>, (String, i32)>> = OnceLock::new();
     let cached = CACHE.get_or_init(|| {
-        let data = std::fs::read(VMLINUX_BTF)
-            .map_err(|e| (e.to_string(), e.raw_os_error().unwrap_or(0)))?;
-        Btf::parse(&data)
-            .map(Arc::new)
-            .map_err(|e| (e.to_string(), 0))
+        let data = std::fs::read(VMLINUX_BTF).map_err(|e| (e.to_string(), e.raw_os_error().unwrap_or(0)))?;
+        Btf::parse(&data).map(Arc::new).map_err(|e| (e.to_string(), 0))
     });
     match cached {
         Ok(btf) => Ok(Arc::clone(btf)),

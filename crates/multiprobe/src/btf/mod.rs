@@ -13,8 +13,8 @@ mod parse;
 mod types;
 
 pub use self::core::{
-    CoreError, CoreOutcome, CoreRelo, CoreReloKind, CoreRelocator, POISON_HELPER_ID, relocate,
-    types_are_compat, types_match,
+    CoreError, CoreOutcome, CoreRelo, CoreReloKind, CoreRelocator, POISON_HELPER_ID, relocate, types_are_compat,
+    types_match,
 };
 pub use ext::{BtfExt, ExtRecords, FuncInfo, LineInfo};
 pub use fixup::{Extern, ExternKind, SectionLayout, prepare_for_kernel};
@@ -49,17 +49,10 @@ pub enum BtfError {
     Unsized { id: u32, kind: &'static str },
     /// A type was not of the kind the caller needed.
     #[error("BTF type {id} is a {found}, expected {expected}")]
-    WrongKind {
-        id: u32,
-        found: &'static str,
-        expected: &'static str,
-    },
+    WrongKind { id: u32, found: &'static str, expected: &'static str },
     /// The kernel's BTF could not be read.
     #[error("cannot read kernel BTF at {path}: {source}")]
-    KernelBtf {
-        path: String,
-        source: std::io::Error,
-    },
+    KernelBtf { path: String, source: std::io::Error },
 }
 
 /// A parsed BTF blob: types indexed by id (id 0 is `void`) and the string section.
@@ -76,11 +69,7 @@ impl Btf {
     /// An empty BTF: only `void` and the empty string.
     pub fn new() -> Btf {
         Btf {
-            types: vec![Type {
-                name_off: 0,
-                kind_flag: false,
-                kind: TypeKind::Void,
-            }],
+            types: vec![Type { name_off: 0, kind_flag: false, kind: TypeKind::Void }],
             strings: vec![0],
             by_name: OnceLock::new(),
         }
@@ -89,11 +78,7 @@ impl Btf {
     /// Parses raw BTF (the contents of a `.BTF` section or of `/sys/kernel/btf/vmlinux`).
     pub fn parse(data: &[u8]) -> Result<Btf, BtfError> {
         let (types, strings) = parse::parse(data)?;
-        Ok(Btf {
-            types,
-            strings,
-            by_name: OnceLock::new(),
-        })
+        Ok(Btf { types, strings, by_name: OnceLock::new() })
     }
 
     /// Encodes the types and strings back into raw BTF, as the kernel loads it.
@@ -118,18 +103,12 @@ impl Btf {
 
     /// The type with this id, to modify it.
     pub fn type_mut(&mut self, id: u32) -> Result<&mut Type, BtfError> {
-        self.types
-            .get_mut(id as usize)
-            .ok_or(BtfError::BadTypeId(id))
+        self.types.get_mut(id as usize).ok_or(BtfError::BadTypeId(id))
     }
 
     /// Every type with its id, `void` excluded.
     pub fn types(&self) -> impl Iterator<Item = (u32, &Type)> {
-        self.types
-            .iter()
-            .enumerate()
-            .skip(1)
-            .map(|(i, t)| (i as u32, t))
+        self.types.iter().enumerate().skip(1).map(|(i, t)| (i as u32, t))
     }
 
     /// Appends a type and returns its id.
@@ -141,9 +120,9 @@ impl Btf {
 
     /// Appends a string (or finds it already there) and returns its offset.
     pub fn add_string(&mut self, s: &str) -> u32 {
-        if let Some(pos) = memchr::memmem::find_iter(&self.strings, s.as_bytes()).find(|&p| {
-            (p == 0 || self.strings[p - 1] == 0) && self.strings.get(p + s.len()) == Some(&0)
-        }) {
+        if let Some(pos) = memchr::memmem::find_iter(&self.strings, s.as_bytes())
+            .find(|&p| (p == 0 || self.strings[p - 1] == 0) && self.strings.get(p + s.len()) == Some(&0))
+        {
             return pos as u32;
         }
         let off = self.strings.len() as u32;
@@ -154,20 +133,14 @@ impl Btf {
 
     /// The string at `off` in the string section.
     pub fn string_at(&self, off: u32) -> Result<&str, BtfError> {
-        let rest = self
-            .strings
-            .get(off as usize..)
-            .ok_or(BtfError::BadString(off))?;
+        let rest = self.strings.get(off as usize..).ok_or(BtfError::BadString(off))?;
         let end = memchr::memchr(0, rest).ok_or(BtfError::BadString(off))?;
         std::str::from_utf8(&rest[..end]).map_err(|_| BtfError::BadString(off))
     }
 
     /// The name of type `id` ("" for anonymous types and bad ids).
     pub fn name(&self, id: u32) -> &str {
-        self.types
-            .get(id as usize)
-            .and_then(|t| self.string_at(t.name_off).ok())
-            .unwrap_or("")
+        self.types.get(id as usize).and_then(|t| self.string_at(t.name_off).ok()).unwrap_or("")
     }
 
     /// Ids of every type named `name`, any kind.
@@ -188,10 +161,7 @@ impl Btf {
 
     /// The first type named `name` of the given `BTF_KIND_*`.
     pub fn find_by_name_kind(&self, name: &str, kind: u32) -> Option<u32> {
-        self.ids_by_name(name)
-            .iter()
-            .copied()
-            .find(|&id| self.types[id as usize].kind.number() == kind)
+        self.ids_by_name(name).iter().copied().find(|&id| self.types[id as usize].kind.number() == kind)
     }
 
     /// Follows typedefs, qualifiers and type tags down to the type they name.
@@ -203,10 +173,7 @@ impl Btf {
             }
             id = t.kind.referenced().unwrap_or(0);
         }
-        Err(BtfError::Unsized {
-            id,
-            kind: "modifier loop",
-        })
+        Err(BtfError::Unsized { id, kind: "modifier loop" })
     }
 
     /// The size in bytes of a value of type `id`.
@@ -238,23 +205,13 @@ impl Btf {
                     continue;
                 }
                 other => {
-                    return Err(BtfError::Unsized {
-                        id,
-                        kind: other.name(),
-                    });
+                    return Err(BtfError::Unsized { id, kind: other.name() });
                 }
             };
-            return u32::try_from(multiplier.saturating_mul(u64::from(size))).map_err(|_| {
-                BtfError::Unsized {
-                    id,
-                    kind: "oversized array",
-                }
-            });
+            return u32::try_from(multiplier.saturating_mul(u64::from(size)))
+                .map_err(|_| BtfError::Unsized { id, kind: "oversized array" });
         }
-        Err(BtfError::Unsized {
-            id,
-            kind: "type loop",
-        })
+        Err(BtfError::Unsized { id, kind: "type loop" })
     }
 }
 

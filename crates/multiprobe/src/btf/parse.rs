@@ -1,8 +1,6 @@
 //! Decoding raw BTF into [`Type`]s and encoding them back.
 
-use super::{
-    BtfError, EnumValue, FuncLinkage, Member, Param, Type, TypeKind, VarLinkage, VarSecinfo, kind,
-};
+use super::{BtfError, EnumValue, FuncLinkage, Member, Param, Type, TypeKind, VarLinkage, VarSecinfo, kind};
 
 const MAGIC: u16 = 0xeb9f;
 const HEADER_LEN: usize = 24;
@@ -15,10 +13,7 @@ struct Reader<'a> {
 
 impl Reader<'_> {
     fn u32(&mut self, what: &'static str) -> Result<u32, BtfError> {
-        let bytes = self
-            .data
-            .get(self.pos..self.pos + 4)
-            .ok_or(BtfError::Truncated { what })?;
+        let bytes = self.data.get(self.pos..self.pos + 4).ok_or(BtfError::Truncated { what })?;
         self.pos += 4;
         Ok(u32::from_le_bytes(bytes.try_into().unwrap()))
     }
@@ -58,20 +53,11 @@ pub(super) fn parse(data: &[u8]) -> Result<(Vec<Type>, Vec<u8>), BtfError> {
     let type_data = section(type_off, type_len, "type section")?;
     let strings = section(str_off, str_len, "string section")?.to_vec();
     if strings.last().is_some_and(|&b| b != 0) {
-        return Err(BtfError::Truncated {
-            what: "string section",
-        });
+        return Err(BtfError::Truncated { what: "string section" });
     }
 
-    let mut types = vec![Type {
-        name_off: 0,
-        kind_flag: false,
-        kind: TypeKind::Void,
-    }];
-    let mut r = Reader {
-        data: type_data,
-        pos: 0,
-    };
+    let mut types = vec![Type { name_off: 0, kind_flag: false, kind: TypeKind::Void }];
+    let mut r = Reader { data: type_data, pos: 0 };
     while r.pos < type_data.len() {
         let id = types.len() as u32;
         types.push(parse_type(&mut r, id)?);
@@ -97,33 +83,17 @@ fn parse_type(r: &mut Reader<'_>, id: u32) -> Result<Type, BtfError> {
                 bits: (v & 0xff) as u8,
             }
         }
-        kind::PTR => TypeKind::Ptr {
-            target: size_or_type,
-        },
-        kind::ARRAY => TypeKind::Array {
-            elem: r.u32(what)?,
-            index: r.u32(what)?,
-            nelems: r.u32(what)?,
-        },
+        kind::PTR => TypeKind::Ptr { target: size_or_type },
+        kind::ARRAY => TypeKind::Array { elem: r.u32(what)?, index: r.u32(what)?, nelems: r.u32(what)? },
         kind::STRUCT | kind::UNION => {
             let mut members = Vec::with_capacity(vlen);
             for _ in 0..vlen {
-                members.push(Member {
-                    name_off: r.u32(what)?,
-                    type_id: r.u32(what)?,
-                    offset: r.u32(what)?,
-                });
+                members.push(Member { name_off: r.u32(what)?, type_id: r.u32(what)?, offset: r.u32(what)? });
             }
             if kind_num == kind::STRUCT {
-                TypeKind::Struct {
-                    size: size_or_type,
-                    members,
-                }
+                TypeKind::Struct { size: size_or_type, members }
             } else {
-                TypeKind::Union {
-                    size: size_or_type,
-                    members,
-                }
+                TypeKind::Union { size: size_or_type, members }
             }
         }
         kind::ENUM => {
@@ -132,19 +102,10 @@ fn parse_type(r: &mut Reader<'_>, id: u32) -> Result<Type, BtfError> {
                 let name_off = r.u32(what)?;
                 let raw = r.u32(what)?;
                 // Signed enumerators sign-extend, so both kinds compare as 64-bit values.
-                let value = if kind_flag {
-                    raw as i32 as i64 as u64
-                } else {
-                    u64::from(raw)
-                };
+                let value = if kind_flag { raw as i32 as i64 as u64 } else { u64::from(raw) };
                 values.push(EnumValue { name_off, value });
             }
-            TypeKind::Enum {
-                size: size_or_type,
-                signed: kind_flag,
-                is64: false,
-                values,
-            }
+            TypeKind::Enum { size: size_or_type, signed: kind_flag, is64: false, values }
         }
         kind::ENUM64 => {
             let mut values = Vec::with_capacity(vlen);
@@ -152,56 +113,29 @@ fn parse_type(r: &mut Reader<'_>, id: u32) -> Result<Type, BtfError> {
                 let name_off = r.u32(what)?;
                 let lo = r.u32(what)?;
                 let hi = r.u32(what)?;
-                values.push(EnumValue {
-                    name_off,
-                    value: u64::from(hi) << 32 | u64::from(lo),
-                });
+                values.push(EnumValue { name_off, value: u64::from(hi) << 32 | u64::from(lo) });
             }
-            TypeKind::Enum {
-                size: size_or_type,
-                signed: kind_flag,
-                is64: true,
-                values,
-            }
+            TypeKind::Enum { size: size_or_type, signed: kind_flag, is64: true, values }
         }
-        kind::FWD => TypeKind::Fwd {
-            is_union: kind_flag,
-        },
-        kind::TYPEDEF => TypeKind::Typedef {
-            target: size_or_type,
-        },
-        kind::VOLATILE => TypeKind::Volatile {
-            target: size_or_type,
-        },
-        kind::CONST => TypeKind::Const {
-            target: size_or_type,
-        },
-        kind::RESTRICT => TypeKind::Restrict {
-            target: size_or_type,
-        },
+        kind::FWD => TypeKind::Fwd { is_union: kind_flag },
+        kind::TYPEDEF => TypeKind::Typedef { target: size_or_type },
+        kind::VOLATILE => TypeKind::Volatile { target: size_or_type },
+        kind::CONST => TypeKind::Const { target: size_or_type },
+        kind::RESTRICT => TypeKind::Restrict { target: size_or_type },
         kind::FUNC => {
             let linkage = match vlen {
                 0 => FuncLinkage::Static,
                 1 => FuncLinkage::Global,
                 _ => FuncLinkage::Extern,
             };
-            TypeKind::Func {
-                proto: size_or_type,
-                linkage,
-            }
+            TypeKind::Func { proto: size_or_type, linkage }
         }
         kind::FUNC_PROTO => {
             let mut params = Vec::with_capacity(vlen);
             for _ in 0..vlen {
-                params.push(Param {
-                    name_off: r.u32(what)?,
-                    type_id: r.u32(what)?,
-                });
+                params.push(Param { name_off: r.u32(what)?, type_id: r.u32(what)? });
             }
-            TypeKind::FuncProto {
-                ret: size_or_type,
-                params,
-            }
+            TypeKind::FuncProto { ret: size_or_type, params }
         }
         kind::VAR => {
             let linkage = match r.u32(what)? {
@@ -209,40 +143,21 @@ fn parse_type(r: &mut Reader<'_>, id: u32) -> Result<Type, BtfError> {
                 1 => VarLinkage::GlobalAllocated,
                 _ => VarLinkage::GlobalExtern,
             };
-            TypeKind::Var {
-                target: size_or_type,
-                linkage,
-            }
+            TypeKind::Var { target: size_or_type, linkage }
         }
         kind::DATASEC => {
             let mut vars = Vec::with_capacity(vlen);
             for _ in 0..vlen {
-                vars.push(VarSecinfo {
-                    type_id: r.u32(what)?,
-                    offset: r.u32(what)?,
-                    size: r.u32(what)?,
-                });
+                vars.push(VarSecinfo { type_id: r.u32(what)?, offset: r.u32(what)?, size: r.u32(what)? });
             }
-            TypeKind::Datasec {
-                size: size_or_type,
-                vars,
-            }
+            TypeKind::Datasec { size: size_or_type, vars }
         }
         kind::FLOAT => TypeKind::Float { size: size_or_type },
-        kind::DECL_TAG => TypeKind::DeclTag {
-            target: size_or_type,
-            component_idx: r.u32(what)? as i32,
-        },
-        kind::TYPE_TAG => TypeKind::TypeTag {
-            target: size_or_type,
-        },
+        kind::DECL_TAG => TypeKind::DeclTag { target: size_or_type, component_idx: r.u32(what)? as i32 },
+        kind::TYPE_TAG => TypeKind::TypeTag { target: size_or_type },
         other => return Err(BtfError::UnknownKind { id, kind: other }),
     };
-    Ok(Type {
-        name_off,
-        kind_flag,
-        kind,
-    })
+    Ok(Type { name_off, kind_flag, kind })
 }
 
 /// Encodes types (index = id, `void` first, not encoded) and strings as raw BTF.
@@ -263,9 +178,7 @@ pub(super) fn encode(types: &[Type], strings: &[u8]) -> Vec<u8> {
             | TypeKind::Var { target, .. }
             | TypeKind::DeclTag { target, .. } => (0, *target),
             TypeKind::Array { .. } | TypeKind::Fwd { .. } => (0, 0),
-            TypeKind::Struct { size, members } | TypeKind::Union { size, members } => {
-                (members.len(), *size)
-            }
+            TypeKind::Struct { size, members } | TypeKind::Union { size, members } => (members.len(), *size),
             TypeKind::Enum { size, values, .. } => (values.len(), *size),
             TypeKind::Func { proto, linkage } => (*linkage as usize, *proto),
             TypeKind::FuncProto { ret, params } => (params.len(), *ret),
@@ -276,20 +189,10 @@ pub(super) fn encode(types: &[Type], strings: &[u8]) -> Vec<u8> {
         put(info, &mut t);
         put(size_or_type, &mut t);
         match &ty.kind {
-            TypeKind::Int {
-                encoding,
-                bit_offset,
-                bits,
-                ..
-            } => put(
-                u32::from(*encoding) << 24 | u32::from(*bit_offset) << 16 | u32::from(*bits),
-                &mut t,
-            ),
-            TypeKind::Array {
-                elem,
-                index,
-                nelems,
-            } => {
+            TypeKind::Int { encoding, bit_offset, bits, .. } => {
+                put(u32::from(*encoding) << 24 | u32::from(*bit_offset) << 16 | u32::from(*bits), &mut t)
+            }
+            TypeKind::Array { elem, index, nelems } => {
                 put(*elem, &mut t);
                 put(*index, &mut t);
                 put(*nelems, &mut t);
@@ -332,13 +235,7 @@ pub(super) fn encode(types: &[Type], strings: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&MAGIC.to_le_bytes());
     out.push(1); // version
     out.push(0); // flags
-    for v in [
-        HEADER_LEN as u32,
-        0,
-        t.len() as u32,
-        t.len() as u32,
-        strings.len() as u32,
-    ] {
+    for v in [HEADER_LEN as u32, 0, t.len() as u32, t.len() as u32, strings.len() as u32] {
         out.extend_from_slice(&v.to_le_bytes());
     }
     out.extend_from_slice(&t);

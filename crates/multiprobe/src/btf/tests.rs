@@ -8,28 +8,14 @@ fn sample() -> (Btf, u32, u32) {
     let int_id = b.add_type(Type {
         name_off: int,
         kind_flag: false,
-        kind: TypeKind::Int {
-            size: 4,
-            encoding: int_encoding::SIGNED,
-            bit_offset: 0,
-            bits: 32,
-        },
+        kind: TypeKind::Int { size: 4, encoding: int_encoding::SIGNED, bit_offset: 0, bits: 32 },
     });
     let long_id = b.add_type(Type {
         name_off: long,
         kind_flag: false,
-        kind: TypeKind::Int {
-            size: 8,
-            encoding: int_encoding::SIGNED,
-            bit_offset: 0,
-            bits: 64,
-        },
+        kind: TypeKind::Int { size: 8, encoding: int_encoding::SIGNED, bit_offset: 0, bits: 64 },
     });
-    let ptr_id = b.add_type(Type {
-        name_off: 0,
-        kind_flag: false,
-        kind: TypeKind::Ptr { target: long_id },
-    });
+    let ptr_id = b.add_type(Type { name_off: 0, kind_flag: false, kind: TypeKind::Ptr { target: long_id } });
     let (a, bn, pair) = (b.add_string("a"), b.add_string("b"), b.add_string("pair"));
     let pair_id = b.add_type(Type {
         name_off: pair,
@@ -37,38 +23,18 @@ fn sample() -> (Btf, u32, u32) {
         kind: TypeKind::Struct {
             size: 16,
             members: vec![
-                Member {
-                    name_off: a,
-                    type_id: int_id,
-                    offset: 0,
-                },
-                Member {
-                    name_off: bn,
-                    type_id: ptr_id,
-                    offset: 64,
-                },
+                Member { name_off: a, type_id: int_id, offset: 0 },
+                Member { name_off: bn, type_id: ptr_id, offset: 64 },
             ],
         },
     });
     let td = b.add_string("pair_t");
-    let td_id = b.add_type(Type {
-        name_off: td,
-        kind_flag: false,
-        kind: TypeKind::Typedef { target: pair_id },
-    });
-    let c_id = b.add_type(Type {
-        name_off: 0,
-        kind_flag: false,
-        kind: TypeKind::Const { target: td_id },
-    });
+    let td_id = b.add_type(Type { name_off: td, kind_flag: false, kind: TypeKind::Typedef { target: pair_id } });
+    let c_id = b.add_type(Type { name_off: 0, kind_flag: false, kind: TypeKind::Const { target: td_id } });
     let arr_id = b.add_type(Type {
         name_off: 0,
         kind_flag: false,
-        kind: TypeKind::Array {
-            elem: c_id,
-            index: int_id,
-            nelems: 3,
-        },
+        kind: TypeKind::Array { elem: c_id, index: int_id, nelems: 3 },
     });
     let e = b.add_string("color");
     let red = b.add_string("RED");
@@ -79,10 +45,7 @@ fn sample() -> (Btf, u32, u32) {
             size: 4,
             signed: true,
             is64: false,
-            values: vec![EnumValue {
-                name_off: red,
-                value: -2i64 as u64,
-            }],
+            values: vec![EnumValue { name_off: red, value: -2i64 as u64 }],
         },
     });
     (b, pair_id, arr_id)
@@ -106,9 +69,7 @@ fn sizes_names_and_modifiers() {
     let td = b.find_by_name_kind("pair_t", kind::TYPEDEF).unwrap();
     assert_eq!(b.skip_modifiers(td).unwrap(), pair_id);
     let e = b.find_by_name_kind("color", kind::ENUM).unwrap();
-    let TypeKind::Enum { values, .. } = &b.type_by_id(e).unwrap().kind else {
-        panic!()
-    };
+    let TypeKind::Enum { values, .. } = &b.type_by_id(e).unwrap().kind else { panic!() };
     assert_eq!(values[0].value as i64, -2);
 }
 
@@ -130,30 +91,17 @@ fn malformed_btf_is_an_error_not_a_panic() {
     for len in 0..bytes.len() {
         let _ = Btf::parse(&bytes[..len]);
     }
-    assert!(matches!(
-        Btf::parse(&[0x9f, 0xeb, 1, 0]),
-        Err(BtfError::Truncated { .. })
-    ));
-    assert!(matches!(
-        Btf::parse(&[0xeb, 0x9f, 1, 0, 24, 0, 0, 0]),
-        Err(BtfError::BadMagic { .. })
-    ));
+    assert!(matches!(Btf::parse(&[0x9f, 0xeb, 1, 0]), Err(BtfError::Truncated { .. })));
+    assert!(matches!(Btf::parse(&[0xeb, 0x9f, 1, 0, 24, 0, 0, 0]), Err(BtfError::BadMagic { .. })));
     let mut bad_kind = bytes.clone();
     bad_kind[24 + 7] = 0x1f; // first type's kind byte -> kind 31
-    assert!(matches!(
-        Btf::parse(&bad_kind),
-        Err(BtfError::UnknownKind { .. })
-    ));
+    assert!(matches!(Btf::parse(&bad_kind), Err(BtfError::UnknownKind { .. })));
 }
 
 #[test]
 fn resolve_size_rejects_unsized_types() {
     let mut b = Btf::new();
-    let f = b.add_type(Type {
-        name_off: 0,
-        kind_flag: false,
-        kind: TypeKind::Fwd { is_union: false },
-    });
+    let f = b.add_type(Type { name_off: 0, kind_flag: false, kind: TypeKind::Fwd { is_union: false } });
     assert!(matches!(b.resolve_size(f), Err(BtfError::Unsized { .. })));
     assert!(matches!(b.resolve_size(99), Err(BtfError::BadTypeId(99))));
 }

@@ -171,11 +171,7 @@ pub struct Type {
 impl Member {
     /// Bit offset of the member within its struct.
     pub fn bit_offset(&self, kind_flag: bool) -> u32 {
-        if kind_flag {
-            self.offset & 0x00ff_ffff
-        } else {
-            self.offset
-        }
+        if kind_flag { self.offset & 0x00ff_ffff } else { self.offset }
     }
 
     /// Size in bits of a bitfield member, 0 for a regular one.

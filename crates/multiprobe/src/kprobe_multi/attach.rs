@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use std::ffi::{CStr, CString};
 use std::io;
 
+use super::kallsyms::Kallsyms;
 use super::link::KprobeMultiLink;
 use super::resolve::{Function, TraceableFunctions};
 use super::{Glob, KprobeMulti, Mode, Targets};
@@ -92,48 +93,26 @@ pub(crate) fn resolve(targets: &Targets, cookies: Option<Vec<u64>>) -> Result<Pl
             }
             check_cookies(names.len(), cookies.as_deref())?;
             let c = names.iter().map(|n| c_name(n)).collect::<Result<_, _>>()?;
-            Ok(Plan {
-                targets: LinkTargets::Names(c),
-                cookies,
-                functions: names.iter().map(|n| named(n)).collect(),
-            })
+            Ok(Plan { targets: LinkTargets::Names(c), cookies, functions: names.iter().map(|n| named(n)).collect() })
         }
         Targets::Addresses(addrs) => {
             if addrs.is_empty() {
                 return Err(AttachError::EmptyList { what: "addresses" });
             }
             check_cookies(addrs.len(), cookies.as_deref())?;
-            let functions = addrs
-                .iter()
-                .map(|&a| Function {
-                    name: String::new(),
-                    module: None,
-                    address: a,
-                })
-                .collect();
-            Ok(Plan {
-                targets: LinkTargets::Addresses(addrs.clone()),
-                cookies,
-                functions,
-            })
+            let functions = addrs.iter().map(|&a| Function { name: String::new(), module: None, address: a }).collect();
+            Ok(Plan { targets: LinkTargets::Addresses(addrs.clone()), cookies, functions })
         }
     }
 }
 
 fn named(name: &str) -> Function {
-    Function {
-        name: name.to_string(),
-        module: None,
-        address: 0,
-    }
+    Function { name: name.to_string(), module: None, address: 0 }
 }
 
 fn check_cookies(targets: usize, cookies: Option<&[u64]>) -> Result<(), AttachError> {
     match cookies {
-        Some(c) if c.len() != targets => Err(AttachError::CookieCount {
-            targets,
-            cookies: c.len(),
-        }),
+        Some(c) if c.len() != targets => Err(AttachError::CookieCount { targets, cookies: c.len() }),
         _ => Ok(()),
     }
 }
@@ -151,10 +130,7 @@ fn resolve_pattern(glob: &Glob, unique: bool) -> Result<Plan, AttachError> {
     let listing = TraceableFunctions::read()?;
     let functions = listing.matching(glob);
     if functions.is_empty() {
-        return Err(AttachError::NoMatch {
-            pattern: glob.as_str().to_string(),
-            hint: no_match_hint(glob),
-        });
+        return Err(AttachError::NoMatch { pattern: glob.as_str().to_string(), hint: no_match_hint(glob) });
     }
     if unique && functions.len() != 1 {
         let mut examples: Vec<String> = functions.iter().take(5).map(describe).collect();
@@ -168,11 +144,7 @@ fn resolve_pattern(glob: &Glob, unique: bool) -> Result<Plan, AttachError> {
         });
     }
     let addrs = functions.iter().map(|f| f.address).collect();
-    Ok(Plan {
-        targets: LinkTargets::Addresses(addrs),
-        cookies: None,
-        functions,
-    })
+    Ok(Plan { targets: LinkTargets::Addresses(addrs), cookies: None, functions })
 }
 
 fn describe(f: &Function) -> String {
@@ -204,13 +176,8 @@ fn no_match_hint(glob: &Glob) -> String {
 }
 
 /// Creates the link.
-pub(crate) fn create(
-    prog: &Program,
-    plan: Plan,
-    mode: Mode,
-) -> Result<KprobeMultiLink, AttachError> {
-    let fd = link_create(prog, &plan.targets, plan.cookies.as_deref(), mode)
-        .map_err(|e| diagnose(e, &plan, mode))?;
+pub(crate) fn create(prog: &Program, plan: Plan, mode: Mode) -> Result<KprobeMultiLink, AttachError> {
+    let fd = link_create(prog, &plan.targets, plan.cookies.as_deref(), mode).map_err(|e| diagnose(e, &plan, mode))?;
     Ok(KprobeMultiLink::new(Link::new(fd), plan, mode))
 }
 
@@ -224,11 +191,7 @@ pub(crate) fn link_create(
         Mode::Session => sys::attach_type::TRACE_KPROBE_SESSION,
         _ => sys::attach_type::TRACE_KPROBE_MULTI,
     };
-    let flags = if mode == Mode::Return {
-        sys::KPROBE_MULTI_RETURN
-    } else {
-        0
-    };
+    let flags = if mode == Mode::Return { sys::KPROBE_MULTI_RETURN } else { 0 };
     match targets {
         LinkTargets::Names(names) => {
             let refs: Vec<&CStr> = names.iter().map(CString::as_c_str).collect();
@@ -257,7 +220,8 @@ pub(crate) fn diagnose(e: io::Error, plan: &Plan, mode: Mode) -> AttachError {
     match e.raw_os_error() {
         Some(libc::EOPNOTSUPP) => {
             let probe = if mode == Mode::Session { features::kprobe_session() } else { features::kprobe_multi() };
-            let reason = probe.reason().map_or_else(|| "kernel built without CONFIG_FPROBE".to_string(), str::to_string);
+            let reason =
+                probe.reason().map_or_else(|| "kernel built without CONFIG_FPROBE".to_string(), str::to_string);
             AttachError::NotSupported { what: "kprobe_multi links", reason, source: e }
         }
         Some(libc::EPERM) => AttachError::PermissionDenied { op: "creating a kprobe_multi link", source: e },
@@ -304,58 +268,69 @@ pub(crate) fn diagnose(e: io::Error, plan: &Plan, mode: Mode) -> AttachError {
 }
 
 fn kernel(source: io::Error, op: &str, hint: Option<String>) -> AttachError {
-    AttachError::Kernel {
-        op: op.to_string(),
-        source,
-        hint,
-    }
+    AttachError::Kernel { op: op.to_string(), source, hint }
 }
 
 fn einval_hint(e: &io::Error, mode: Mode) -> Option<String> {
-    (e.raw_os_error() == Some(libc::EINVAL)
-        && mode == Mode::Session
-        && !features::kprobe_session().is_yes())
-    .then(|| "kprobe sessions need kernel 6.10+".to_string())
+    (e.raw_os_error() == Some(libc::EINVAL) && mode == Mode::Session && !features::kprobe_session().is_yes())
+        .then(|| "kprobe sessions need kernel 6.10+".to_string())
 }
 
-/// The first name that is listed twice or is not a traceable function.
+/// The first name that is listed twice or is not a traceable function. A name missing from
+/// the listing can still be an alias of a listed function (`__x64_sys_getpid` is listed as
+/// `__do_sys_getpid` on 6.12, at the same address): kallsyms tells.
 fn find_bad_name(names: &[CString]) -> Option<(String, String)> {
     let mut seen = HashSet::new();
     for n in names {
         if !seen.insert(n.as_bytes()) {
-            return Some((
-                n.to_string_lossy().into_owned(),
-                "it is listed twice; give each name once".into(),
-            ));
+            return Some((n.to_string_lossy().into_owned(), "it is listed twice; give each name once".into()));
         }
     }
     let listing = TraceableFunctions::read_names().ok()?;
-    names
-        .iter()
-        .map(|n| n.to_string_lossy())
-        .find(|n| !listing.contains(n))
-        .map(|n| {
-            (
-                n.into_owned(),
-                "not in available_filter_functions: notrace, inlined, not a function or not loaded"
-                    .into(),
-            )
-        })
+    let entries = Entries::read()?;
+    names.iter().map(|n| n.to_string_lossy()).find(|n| !listing.contains(n) && !entries.is_traceable_name(n)).map(|n| {
+        (n.into_owned(), "not in available_filter_functions: notrace, inlined, not a function or not loaded".into())
+    })
 }
 
-/// The first address that is no traceable function's entry. Listed addresses are ftrace patch
-/// sites, which sit a few bytes past the symbol on some kernels: an address up to 16 bytes
-/// before a patch site counts as that function's entry.
+/// The first address that is no traceable function's entry.
 fn find_bad_address(addrs: &[u64]) -> Option<u64> {
-    let listing = TraceableFunctions::read().ok()?;
-    let mut sites: Vec<u64> = listing
-        .matching(&Glob::new("*"))
-        .iter()
-        .map(|f| f.address)
-        .collect();
-    sites.sort_unstable();
-    addrs.iter().copied().find(|&a| {
-        let i = sites.partition_point(|&s| s < a);
-        !sites.get(i).is_some_and(|&s| s - a <= 16)
-    })
+    let entries = Entries::read()?;
+    addrs.iter().copied().find(|&a| !entries.is_entry(a))
+}
+
+/// Where traceable functions start: ftrace patch sites (or, before 6.5, symbol addresses of
+/// listed functions) and the kallsyms symbols they belong to.
+struct Entries {
+    sites: Vec<u64>,
+    kallsyms: Kallsyms,
+    symbol_addrs: Vec<u64>,
+}
+
+/// How far past its symbol a function's patch site may sit (x86 IBT: 4 bytes; arm64: 8).
+const MAX_PATCH_OFFSET: u64 = 16;
+
+impl Entries {
+    fn read() -> Option<Entries> {
+        let listing = TraceableFunctions::read().ok()?;
+        let mut sites: Vec<u64> = listing.matching(&Glob::new("*")).iter().map(|f| f.address).collect();
+        sites.sort_unstable();
+        let kallsyms = Kallsyms::read().ok()?;
+        let symbol_addrs = kallsyms.sorted_addresses();
+        Some(Entries { sites, kallsyms, symbol_addrs })
+    }
+
+    /// A patch site, or a symbol whose patch site follows within a few bytes.
+    fn is_entry(&self, a: u64) -> bool {
+        let i = self.sites.partition_point(|&s| s < a);
+        match self.sites.get(i) {
+            Some(&s) if s == a => true,
+            Some(&s) if s - a <= MAX_PATCH_OFFSET => self.symbol_addrs.binary_search(&a).is_ok(),
+            _ => false,
+        }
+    }
+
+    fn is_traceable_name(&self, name: &str) -> bool {
+        self.kallsyms.text_symbols().filter(|s| s.name == name.as_bytes()).any(|s| self.is_entry(s.addr))
+    }
 }

@@ -14,14 +14,8 @@ impl Glob {
     /// Compiles `pattern`.
     pub fn new(pattern: &str) -> Glob {
         let pattern = pattern.as_bytes().to_vec();
-        let prefix_len = pattern
-            .iter()
-            .position(|&b| b == b'*' || b == b'?')
-            .unwrap_or(pattern.len());
-        Glob {
-            pattern,
-            prefix_len,
-        }
+        let prefix_len = pattern.iter().position(|&b| b == b'*' || b == b'?').unwrap_or(pattern.len());
+        Glob { pattern, prefix_len }
     }
 
     /// The pattern as given.
@@ -128,17 +122,12 @@ mod tests {
         let alphabet = [b'a', b'b', b'*', b'?'];
         let mut patterns = vec![Vec::new()];
         for _ in 0..4 {
-            let next: Vec<Vec<u8>> = patterns
-                .iter()
-                .flat_map(|p| alphabet.iter().map(move |&c| [p.clone(), vec![c]].concat()))
-                .collect();
+            let next: Vec<Vec<u8>> =
+                patterns.iter().flat_map(|p| alphabet.iter().map(move |&c| [p.clone(), vec![c]].concat())).collect();
             patterns.extend(next);
         }
-        let names: Vec<Vec<u8>> = patterns
-            .iter()
-            .filter(|p| !p.contains(&b'*') && !p.contains(&b'?'))
-            .cloned()
-            .collect();
+        let names: Vec<Vec<u8>> =
+            patterns.iter().filter(|p| !p.contains(&b'*') && !p.contains(&b'?')).cloned().collect();
         for p in &patterns {
             let g = Glob::new(std::str::from_utf8(p).unwrap());
             for s in &names {

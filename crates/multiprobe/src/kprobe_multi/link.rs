@@ -1,12 +1,12 @@
 //! The link a kprobe_multi attach returns: detaches on drop, pins, and reports what the
 //! kernel attached.
 
-use std::collections::BTreeMap;
 use std::io;
 use std::path::Path;
 
 use super::Mode;
 use super::attach::Plan;
+use super::kallsyms::Kallsyms;
 use super::resolve::Function;
 use crate::features::{self, LinkInfoLevel};
 use crate::link::{Link, LinkType};
@@ -40,7 +40,8 @@ pub struct AttachedTarget {
     pub address: u64,
     /// The cookie, when the kernel reports cookies (6.9+).
     pub cookie: Option<u64>,
-    /// The function at that address, from `/proc/kallsyms`.
+    /// The function at that address: known for per-function kprobes, filled in for
+    /// kprobe_multi links by [`KprobeMultiInfo::resolve_names`].
     pub function: Option<String>,
     /// Its module, `None` for vmlinux.
     pub module: Option<String>,
@@ -63,6 +64,23 @@ pub struct KprobeMultiInfo {
     pub targets: Vec<AttachedTarget>,
 }
 
+impl KprobeMultiInfo {
+    /// Fills in each target's function and module from `/proc/kallsyms` (one read of it,
+    /// a few hundred milliseconds under emulation), matching an address to the symbol at or
+    /// just below it, since patch-site addresses sit a few bytes past the symbol.
+    pub fn resolve_names(&mut self) -> io::Result<()> {
+        let kallsyms = Kallsyms::read()?;
+        let addrs: Vec<u64> = self.targets.iter().map(|t| t.address).collect();
+        for (t, found) in self.targets.iter_mut().zip(kallsyms.symbolize(&addrs, 64)) {
+            if let Some((function, module)) = found {
+                t.function = Some(function);
+                t.module = module;
+            }
+        }
+        Ok(())
+    }
+}
+
 impl KprobeMultiLink {
     pub(crate) fn new(link: Link, plan: Plan, mode: Mode) -> KprobeMultiLink {
         KprobeMultiLink {
@@ -80,13 +98,7 @@ impl KprobeMultiLink {
         cookies: Option<Vec<u64>>,
         mode: Mode,
     ) -> KprobeMultiLink {
-        KprobeMultiLink {
-            links,
-            attach_mode: AttachMode::PerFunctionKprobes,
-            mode,
-            functions,
-            cookies,
-        }
+        KprobeMultiLink { links, attach_mode: AttachMode::PerFunctionKprobes, mode, functions, cookies }
     }
 
     /// Whether one kprobe_multi link or per-function kprobes carry the attachment.
@@ -120,10 +132,7 @@ impl KprobeMultiLink {
     pub fn pin(&self, path: impl AsRef<Path>) -> io::Result<()> {
         match (self.attach_mode, self.links.first()) {
             (AttachMode::KprobeMulti, Some(l)) => l.pin(path),
-            _ => Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "per-function kprobes cannot be pinned as one link",
-            )),
+            _ => Err(io::Error::new(io::ErrorKind::Unsupported, "per-function kprobes cannot be pinned as one link")),
         }
     }
 
@@ -132,16 +141,9 @@ impl KprobeMultiLink {
         let link = Link::from_pin(path)?;
         let raw = sys::link_info(link.fd(), None, None)?;
         if raw.link_type != sys::link_type::KPROBE_MULTI {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "the pinned link is not a kprobe_multi link",
-            ));
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "the pinned link is not a kprobe_multi link"));
         }
-        let mode = if raw.kmulti_flags & sys::KPROBE_MULTI_RETURN != 0 {
-            Mode::Return
-        } else {
-            Mode::Entry
-        };
+        let mode = if raw.kmulti_flags & sys::KPROBE_MULTI_RETURN != 0 { Mode::Return } else { Mode::Entry };
         Ok(KprobeMultiLink {
             links: vec![link],
             attach_mode: AttachMode::KprobeMulti,
@@ -153,7 +155,8 @@ impl KprobeMultiLink {
 
     /// Asks the kernel what is attached. How much it says depends on the kernel: before 6.6
     /// only ids; addresses and flags since 6.6, the missed counter since 6.7, cookies since
-    /// 6.9. Names come from `/proc/kallsyms`. Per-function kprobes report what was attached.
+    /// 6.9. Function names are not filled in (see [`KprobeMultiInfo::resolve_names`]).
+    /// Per-function kprobes report what was attached.
     pub fn info(&self) -> io::Result<KprobeMultiInfo> {
         if self.attach_mode == AttachMode::PerFunctionKprobes {
             return Ok(self.kprobes_info());
@@ -176,37 +179,25 @@ impl KprobeMultiLink {
         let mut addrs = vec![0u64; n];
         let mut cookies = vec![0u64; n];
         let want_cookies = level >= LinkInfoLevel::Cookies;
-        let full = sys::link_info(
-            fd,
-            Some(&mut addrs),
-            want_cookies.then_some(&mut cookies[..]),
-        )?;
+        let full = sys::link_info(fd, Some(&mut addrs), want_cookies.then_some(&mut cookies[..]))?;
         info.retprobe = Some(full.kmulti_flags & sys::KPROBE_MULTI_RETURN != 0);
         info.count = Some(full.kmulti_count);
         info.missed = (level >= LinkInfoLevel::Missed).then_some(full.kmulti_missed);
-        let symbols = Symbolizer::new();
         info.targets = addrs
             .iter()
             .zip(&cookies)
-            .map(|(&address, &cookie)| {
-                let (function, module) = symbols.lookup(address);
-                AttachedTarget {
-                    address,
-                    cookie: want_cookies.then_some(cookie),
-                    function,
-                    module,
-                }
+            .map(|(&address, &cookie)| AttachedTarget {
+                address,
+                cookie: want_cookies.then_some(cookie),
+                function: None,
+                module: None,
             })
             .collect();
         Ok(info)
     }
 
     fn kprobes_info(&self) -> KprobeMultiInfo {
-        let (id, prog_id) = self
-            .links
-            .first()
-            .and_then(|l| l.info().ok())
-            .map_or((0, 0), |i| (i.id, i.prog_id));
+        let (id, prog_id) = self.links.first().and_then(|l| l.info().ok()).map_or((0, 0), |i| (i.id, i.prog_id));
         let targets = self
             .functions
             .iter()
@@ -233,37 +224,6 @@ impl KprobeMultiLink {
         match self.attach_mode {
             AttachMode::KprobeMulti => LinkType::KprobeMulti,
             AttachMode::PerFunctionKprobes => LinkType::PerfEvent,
-        }
-    }
-}
-
-/// Address -> function name, from `/proc/kallsyms` (text symbols).
-struct Symbolizer {
-    by_addr: BTreeMap<u64, (String, Option<String>)>,
-}
-
-impl Symbolizer {
-    fn new() -> Symbolizer {
-        let mut by_addr = BTreeMap::new();
-        if let Ok(data) = std::fs::read("/proc/kallsyms") {
-            for ((name, module), addrs) in super::resolve::parse_kallsyms(&data) {
-                for a in addrs {
-                    by_addr.insert(a, (name.clone(), module.clone()));
-                }
-            }
-        }
-        Symbolizer { by_addr }
-    }
-
-    /// The function containing `addr`: the closest symbol at or below it, within 64 bytes
-    /// (patch sites sit just past the symbol).
-    fn lookup(&self, addr: u64) -> (Option<String>, Option<String>) {
-        if addr == 0 {
-            return (None, None);
-        }
-        match self.by_addr.range(..=addr).next_back() {
-            Some((&a, (name, module))) if addr - a <= 64 => (Some(name.clone()), module.clone()),
-            _ => (None, None),
         }
     }
 }

@@ -22,6 +22,7 @@
 
 mod attach;
 mod glob;
+mod kallsyms;
 mod link;
 mod opts;
 mod resolve;
@@ -68,11 +69,7 @@ pub struct KprobeMulti {
 
 impl KprobeMulti {
     fn new(targets: Targets, cookies: Option<Vec<u64>>) -> KprobeMulti {
-        KprobeMulti {
-            targets,
-            cookies,
-            mode: Mode::Entry,
-        }
+        KprobeMulti { targets, cookies, mode: Mode::Entry }
     }
 
     /// Every traceable function matching a glob (`*` any run, `?` one character).
@@ -89,18 +86,12 @@ impl KprobeMulti {
 
     /// Functions by name.
     pub fn symbols<S: Into<String>>(names: impl IntoIterator<Item = S>) -> KprobeMulti {
-        KprobeMulti::new(
-            Targets::Symbols(names.into_iter().map(Into::into).collect()),
-            None,
-        )
+        KprobeMulti::new(Targets::Symbols(names.into_iter().map(Into::into).collect()), None)
     }
 
     /// Functions by name, each with the cookie `bpf_get_attach_cookie()` returns for it.
-    pub fn symbols_with_cookies<S: Into<String>>(
-        pairs: impl IntoIterator<Item = (S, u64)>,
-    ) -> KprobeMulti {
-        let (names, cookies): (Vec<String>, Vec<u64>) =
-            pairs.into_iter().map(|(s, c)| (s.into(), c)).unzip();
+    pub fn symbols_with_cookies<S: Into<String>>(pairs: impl IntoIterator<Item = (S, u64)>) -> KprobeMulti {
+        let (names, cookies): (Vec<String>, Vec<u64>) = pairs.into_iter().map(|(s, c)| (s.into(), c)).unzip();
         KprobeMulti::new(Targets::Symbols(names), Some(cookies))
     }
 

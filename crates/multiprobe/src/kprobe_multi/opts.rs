@@ -34,33 +34,19 @@ pub struct KprobeMultiOpts {
 impl Program {
     /// Attaches like libbpf's `bpf_program__attach_kprobe_multi_opts`, checks and errors
     /// included (see the reference table in `docs/kprobe-multi.md`).
-    pub fn attach_kprobe_multi_opts(
-        &self,
-        o: &KprobeMultiOpts,
-    ) -> Result<KprobeMultiLink, AttachError> {
-        let list_len = o
-            .syms
-            .as_ref()
-            .map(Vec::len)
-            .or(o.addrs.as_ref().map(Vec::len));
+    pub fn attach_kprobe_multi_opts(&self, o: &KprobeMultiOpts) -> Result<KprobeMultiLink, AttachError> {
+        let list_len = o.syms.as_ref().map(Vec::len).or(o.addrs.as_ref().map(Vec::len));
         let cnt = o.cnt.or(list_len).unwrap_or(0);
         if o.pattern.is_none() && o.syms.is_none() && o.addrs.is_none() {
             return Err(AttachError::NoTargets);
         }
         if let Some(p) = &o.pattern
-            && (o.syms.is_some()
-                || o.addrs.is_some()
-                || o.cookies.is_some()
-                || o.cnt.is_some_and(|c| c > 0))
+            && (o.syms.is_some() || o.addrs.is_some() || o.cookies.is_some() || o.cnt.is_some_and(|c| c > 0))
         {
             return Err(AttachError::PatternWithList { pattern: p.clone() });
         }
         if o.pattern.is_none() && cnt == 0 {
-            let what = if o.syms.is_some() {
-                "symbols"
-            } else {
-                "addresses"
-            };
+            let what = if o.syms.is_some() { "symbols" } else { "addresses" };
             return Err(AttachError::EmptyList { what });
         }
         if o.pattern.is_none() && o.unique_match {

@@ -8,11 +8,13 @@
 //! Listings are 40,000+ lines. They are read with one buffer and scanned in place: a line
 //! costs a prefix comparison, only matches allocate.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use memchr::memchr;
 
 use super::glob::Glob;
+use super::kallsyms::Kallsyms;
 use crate::attach::AttachError;
 use crate::tracefs;
 
@@ -48,8 +50,8 @@ const INVALID_PREFIX: &[u8] = b"__ftrace_invalid_address__";
 pub struct TraceableFunctions {
     data: Vec<u8>,
     source: ListingSource,
-    /// (name, module) -> symbol addresses, for names-only listings joined with kallsyms.
-    kallsyms: Option<HashMap<(String, Option<String>), Vec<u64>>>,
+    /// For names-only listings joined with kallsyms: where the addresses come from.
+    kallsyms: Option<Arc<Kallsyms>>,
 }
 
 /// One line of a listing, borrowed from the buffer.
@@ -65,16 +67,12 @@ impl TraceableFunctions {
     /// has it, else `available_filter_functions` plus `/proc/kallsyms`.
     pub fn read() -> Result<TraceableFunctions, AttachError> {
         match read_tracefs("available_filter_functions_addrs") {
-            Ok(data) => Ok(TraceableFunctions {
-                data,
-                source: ListingSource::FilterFunctionsAddrs,
-                kallsyms: None,
-            }),
-            Err(AttachError::Read { source, .. })
-                if source.kind() == std::io::ErrorKind::NotFound =>
-            {
+            Ok(data) => Ok(TraceableFunctions { data, source: ListingSource::FilterFunctionsAddrs, kallsyms: None }),
+            Err(AttachError::Read { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
                 let mut t = TraceableFunctions::read_names()?;
-                t.kallsyms = Some(read_kallsyms()?);
+                let kallsyms =
+                    Kallsyms::read().map_err(|source| AttachError::Read { path: "/proc/kallsyms".into(), source })?;
+                t.kallsyms = Some(Arc::new(kallsyms));
                 t.source = ListingSource::FilterFunctionsKallsyms;
                 Ok(t)
             }
@@ -86,20 +84,12 @@ impl TraceableFunctions {
     /// check names or attach by name.
     pub fn read_names() -> Result<TraceableFunctions, AttachError> {
         let data = read_tracefs("available_filter_functions")?;
-        Ok(TraceableFunctions {
-            data,
-            source: ListingSource::FilterFunctions,
-            kallsyms: None,
-        })
+        Ok(TraceableFunctions { data, source: ListingSource::FilterFunctions, kallsyms: None })
     }
 
     /// Builds a listing from text in either format (for tests and captured files).
     pub fn from_text(data: Vec<u8>, source: ListingSource) -> TraceableFunctions {
-        TraceableFunctions {
-            data,
-            source,
-            kallsyms: None,
-        }
+        TraceableFunctions { data, source, kallsyms: None }
     }
 
     /// Where the listing came from.
@@ -144,34 +134,31 @@ impl TraceableFunctions {
 
     /// Every function `keep(name, module)` accepts, in listing order.
     pub fn filter(&self, mut keep: impl FnMut(&[u8], Option<&[u8]>) -> bool) -> Vec<Function> {
-        let mut out = Vec::new();
-        // The n-th copy of a duplicated name takes the n-th kallsyms address of that name.
+        let lines: Vec<Line<'_>> = self.lines().filter(|l| keep(l.name, l.module)).collect();
+        // Names-only listing: one kallsyms pass for the matched names; the n-th copy of a
+        // duplicated name takes the n-th kallsyms address of that name.
+        let joined = self.kallsyms.as_ref().map(|k| {
+            let wanted: HashSet<(&[u8], Option<&[u8]>)> = lines.iter().map(|l| (l.name, l.module)).collect();
+            k.addresses_of(&wanted)
+        });
         let mut seen: HashMap<(String, Option<String>), usize> = HashMap::new();
-        for l in self.lines() {
-            if !keep(l.name, l.module) {
-                continue;
-            }
-            let name = String::from_utf8_lossy(l.name).into_owned();
-            let module = l.module.map(|m| String::from_utf8_lossy(m).into_owned());
-            let address = match &self.kallsyms {
-                Some(k) => {
-                    let key = (name.clone(), module.clone());
-                    let n = seen.entry(key.clone()).or_insert(0);
-                    *n += 1;
-                    k.get(&key)
-                        .and_then(|addrs| addrs.get(*n - 1))
-                        .copied()
-                        .unwrap_or(0)
-                }
-                None => parse_hex(l.addr),
-            };
-            out.push(Function {
-                name,
-                module,
-                address,
-            });
-        }
-        out
+        lines
+            .iter()
+            .map(|l| {
+                let name = String::from_utf8_lossy(l.name).into_owned();
+                let module = l.module.map(|m| String::from_utf8_lossy(m).into_owned());
+                let address = match &joined {
+                    Some(j) => {
+                        let key = (name.clone(), module.clone());
+                        let n = seen.entry(key.clone()).or_insert(0);
+                        *n += 1;
+                        j.get(&key).and_then(|addrs| addrs.get(*n - 1)).copied().unwrap_or(0)
+                    }
+                    None => parse_hex(l.addr),
+                };
+                Function { name, module, address }
+            })
+            .collect()
     }
 }
 
@@ -204,9 +191,7 @@ fn parse_line(raw: &[u8], with_addr: bool) -> Option<Line<'_>> {
     }
     let (name, module) = match memchr(b' ', rest) {
         Some(sp) => {
-            let m = rest[sp + 1..]
-                .strip_prefix(b"[")
-                .and_then(|m| m.strip_suffix(b"]"));
+            let m = rest[sp + 1..].strip_prefix(b"[").and_then(|m| m.strip_suffix(b"]"));
             (&rest[..sp], m)
         }
         None => (rest, None),
@@ -218,55 +203,13 @@ fn parse_line(raw: &[u8], with_addr: bool) -> Option<Line<'_>> {
 }
 
 fn parse_hex(s: &[u8]) -> u64 {
-    s.iter()
-        .try_fold(0u64, |acc, &c| {
-            Some(acc << 4 | u64::from((c as char).to_digit(16)?))
-        })
-        .unwrap_or(0)
+    super::kallsyms::parse_hex(s).unwrap_or(0)
 }
 
 fn read_tracefs(file: &str) -> Result<Vec<u8>, AttachError> {
     let root = tracefs::root()?;
     let path = root.join(file);
-    std::fs::read(&path).map_err(|source| AttachError::Read {
-        path: path.display().to_string(),
-        source,
-    })
-}
-
-/// Text symbols of `/proc/kallsyms` by (name, module), addresses in file order.
-fn read_kallsyms() -> Result<HashMap<(String, Option<String>), Vec<u64>>, AttachError> {
-    let data = std::fs::read("/proc/kallsyms").map_err(|source| AttachError::Read {
-        path: "/proc/kallsyms".into(),
-        source,
-    })?;
-    Ok(parse_kallsyms(&data))
-}
-
-pub(crate) fn parse_kallsyms(data: &[u8]) -> HashMap<(String, Option<String>), Vec<u64>> {
-    let mut out: HashMap<(String, Option<String>), Vec<u64>> = HashMap::new();
-    for line in (LineIter { rest: data }) {
-        let mut fields = line
-            .split(|&b| b == b' ' || b == b'\t')
-            .filter(|f| !f.is_empty());
-        let (Some(addr), Some(kind), Some(name)) = (fields.next(), fields.next(), fields.next())
-        else {
-            continue;
-        };
-        if !matches!(kind, b"t" | b"T" | b"w" | b"W") {
-            continue;
-        }
-        let module = fields
-            .next()
-            .and_then(|m| m.strip_prefix(b"[")?.strip_suffix(b"]"));
-        out.entry((
-            String::from_utf8_lossy(name).into_owned(),
-            module.map(|m| String::from_utf8_lossy(m).into_owned()),
-        ))
-        .or_default()
-        .push(parse_hex(addr));
-    }
-    out
+    std::fs::read(&path).map_err(|source| AttachError::Read { path: path.display().to_string(), source })
 }
 
 #[cfg(test)]
@@ -282,10 +225,7 @@ mod tests {
         ffffffffc0a01104 vfs_read [fakemod]\n";
 
     fn listing() -> TraceableFunctions {
-        TraceableFunctions::from_text(
-            ADDRS.as_bytes().to_vec(),
-            ListingSource::FilterFunctionsAddrs,
-        )
+        TraceableFunctions::from_text(ADDRS.as_bytes().to_vec(), ListingSource::FilterFunctionsAddrs)
     }
 
     #[test]
@@ -295,23 +235,12 @@ mod tests {
         assert_eq!(
             m,
             vec![
-                Function {
-                    name: "vfs_read".into(),
-                    module: None,
-                    address: 0xffffffff81234564
-                },
-                Function {
-                    name: "vfs_read".into(),
-                    module: Some("fakemod".into()),
-                    address: 0xffffffffc0a01104
-                },
+                Function { name: "vfs_read".into(), module: None, address: 0xffffffff81234564 },
+                Function { name: "vfs_read".into(), module: Some("fakemod".into()), address: 0xffffffffc0a01104 },
             ]
         );
         assert_eq!(t.matching(&Glob::new("vfs_*")).len(), 4);
-        assert_eq!(
-            t.matching(&Glob::new("dummy_*"))[0].module.as_deref(),
-            Some("dummy")
-        );
+        assert_eq!(t.matching(&Glob::new("dummy_*"))[0].module.as_deref(), Some("dummy"));
         assert_eq!(t.len(), 6, "the invalid ftrace entry is not a function");
         assert!(t.contains("vfs_write") && !t.contains("__ftrace_invalid_address___84"));
         assert_eq!(t.count_named("vfs_read"), 2);
@@ -326,11 +255,8 @@ mod tests {
             ffffffff81300000 d some_data\n\
             ffffffff81400000 t static_fn\n\
             ffffffffc0000000 t foo\t[mod]\n";
-        let mut t = TraceableFunctions::from_text(
-            names.as_bytes().to_vec(),
-            ListingSource::FilterFunctionsKallsyms,
-        );
-        t.kallsyms = Some(parse_kallsyms(kallsyms.as_bytes()));
+        let mut t = TraceableFunctions::from_text(names.as_bytes().to_vec(), ListingSource::FilterFunctionsKallsyms);
+        t.kallsyms = Some(Arc::new(Kallsyms::from_text(kallsyms)));
         let all = t.matching(&Glob::new("*"));
         let addrs: Vec<(&str, u64)> = all.iter().map(|f| (f.name.as_str(), f.address)).collect();
         assert_eq!(

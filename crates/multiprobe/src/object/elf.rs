@@ -5,20 +5,21 @@ use std::collections::{BTreeMap, HashMap};
 use std::ffi::CString;
 
 use object::{
-    Architecture, Object as _, ObjectSection, ObjectSymbol, RelocationFlags, RelocationTarget,
-    SectionIndex, SectionKind, SymbolKind, SymbolSection,
+    Architecture, Object as _, ObjectSection, ObjectSymbol, RelocationFlags, RelocationTarget, SectionIndex,
+    SectionKind, SymbolKind, SymbolSection,
 };
 
 use super::maps::{global_data_map, parse_btf_map};
-use super::{
-    CodeSection, Func, Global, Object, ObjectError, ProgramSpec, Reloc, parse_section_name,
-};
+use super::{CodeSection, Func, Global, Object, ObjectError, ProgramSpec, Reloc, parse_section_name};
 use crate::btf::{self, Btf, BtfExt, SectionLayout, TypeKind};
 use crate::insn;
 
 /// ELF relocation types of the BPF target.
 const R_BPF_64_64: u32 = 1;
 const R_BPF_64_32: u32 = 10;
+
+/// Largest global data section accepted: far above what the kernel takes as one map value.
+const MAX_DATA_SECTION: u64 = 1 << 30;
 
 /// What a section is to the loader.
 enum Role {
@@ -30,9 +31,7 @@ enum Role {
 pub(super) fn parse(name: &str, data: &[u8]) -> Result<Object, ObjectError> {
     let file = object::File::parse(data)?;
     if file.architecture() != Architecture::Bpf {
-        return Err(ObjectError::NotBpf {
-            machine: format!("{:?}", file.architecture()),
-        });
+        return Err(ObjectError::NotBpf { machine: format!("{:?}", file.architecture()) });
     }
     if !file.is_little_endian() {
         return Err(ObjectError::BigEndian);
@@ -52,25 +51,13 @@ pub(super) fn parse(name: &str, data: &[u8]) -> Result<Object, ObjectError> {
     for s in file.sections() {
         let sname = s.name()?;
         // clang leaves the size of every data section in BTF to the loader (license too).
-        layouts.insert(
-            sname.to_string(),
-            SectionLayout {
-                size: s.size() as u32,
-                ..Default::default()
-            },
-        );
+        layouts.insert(sname.to_string(), SectionLayout { size: s.size() as u32, ..Default::default() });
         section_names.insert(s.index(), sname.to_string());
         match sname {
             "license" => {
-                license = CString::new(s.data()?.split(|&b| b == 0).next().unwrap_or(&[]).to_vec())
-                    .unwrap_or_default()
+                license = CString::new(s.data()?.split(|&b| b == 0).next().unwrap_or(&[]).to_vec()).unwrap_or_default()
             }
-            "version" => {
-                kern_version = s
-                    .data()?
-                    .get(..4)
-                    .map_or(0, |b| u32::from_le_bytes(b.try_into().unwrap()))
-            }
+            "version" => kern_version = s.data()?.get(..4).map_or(0, |b| u32::from_le_bytes(b.try_into().unwrap())),
             ".BTF" => btf = Some(Btf::parse(s.data()?)?),
             ".BTF.ext" => btf_ext_data = Some(s.data()?),
             "maps" => return Err(ObjectError::LegacyMaps),
@@ -80,10 +67,8 @@ pub(super) fn parse(name: &str, data: &[u8]) -> Result<Object, ObjectError> {
             }
             _ if s.kind() == SectionKind::Text && s.size() > 0 => {
                 let bytes = s.data()?;
-                let insns = insn::from_bytes(bytes).ok_or(ObjectError::BadCode {
-                    section: sname.to_string(),
-                    len: bytes.len(),
-                })?;
+                let insns = insn::from_bytes(bytes)
+                    .ok_or(ObjectError::BadCode { section: sname.to_string(), len: bytes.len() })?;
                 roles.insert(s.index(), Role::Code(sections.len()));
                 sections.push(CodeSection {
                     name: sname.to_string(),
@@ -93,7 +78,14 @@ pub(super) fn parse(name: &str, data: &[u8]) -> Result<Object, ObjectError> {
                 });
             }
             _ if is_data_section(sname) && s.size() > 0 => {
-                // .bss has no bytes in the file: its map starts zeroed.
+                // .bss has no bytes in the file: its map starts zeroed. Its size is only a
+                // header field, so a corrupt one must not become a huge allocation.
+                if s.size() > MAX_DATA_SECTION {
+                    return Err(ObjectError::BadMapDefinition {
+                        map: sname.to_string(),
+                        reason: format!("section of {} bytes (at most {MAX_DATA_SECTION})", s.size()),
+                    });
+                }
                 let bytes = if s.kind() == SectionKind::UninitializedData {
                     vec![0; s.size() as usize]
                 } else {
@@ -117,9 +109,7 @@ pub(super) fn parse(name: &str, data: &[u8]) -> Result<Object, ObjectError> {
         if sym.kind() == SymbolKind::Data && !sname.is_empty() {
             let layout = section_names.get(&idx).and_then(|n| layouts.get_mut(n));
             if let Some(layout) = layout {
-                layout
-                    .symbols
-                    .insert(sname.to_string(), sym.address() as u32);
+                layout.symbols.insert(sname.to_string(), sym.address() as u32);
             }
         }
         match (roles.get(&idx), sym.kind()) {
@@ -131,11 +121,7 @@ pub(super) fn parse(name: &str, data: &[u8]) -> Result<Object, ObjectError> {
             (Some(Role::Data(m)), SymbolKind::Data) if !sname.is_empty() => {
                 globals.insert(
                     sname.to_string(),
-                    Global {
-                        map: *m,
-                        offset: sym.address() as usize,
-                        size: sym.size() as usize,
-                    },
+                    Global { map: *m, offset: sym.address() as usize, size: sym.size() as usize },
                 );
             }
             (Some(Role::Maps), SymbolKind::Data) => {
@@ -147,8 +133,7 @@ pub(super) fn parse(name: &str, data: &[u8]) -> Result<Object, ObjectError> {
     // Only code within a function's bounds exists for the linker.
     for s in &mut sections {
         s.funcs.sort_by_key(|f| f.start);
-        s.funcs
-            .retain(|f| f.len > 0 && f.start + f.len <= s.insns.len());
+        s.funcs.retain(|f| f.len > 0 && f.start + f.len <= s.insns.len());
     }
 
     // Programs: every non-local function of every code section but .text.
@@ -165,11 +150,8 @@ pub(super) fn parse(name: &str, data: &[u8]) -> Result<Object, ObjectError> {
         }
         let section = &sections[*i];
         let name = sym.name()?.to_string();
-        let info =
-            parse_section_name(&section.name).ok_or_else(|| ObjectError::UnknownSection {
-                section: section.name.clone(),
-                program: name.clone(),
-            })?;
+        let info = parse_section_name(&section.name)
+            .ok_or_else(|| ObjectError::UnknownSection { section: section.name.clone(), program: name.clone() })?;
         programs.push(ProgramSpec {
             name,
             section_name: section.name.clone(),
@@ -187,15 +169,11 @@ pub(super) fn parse(name: &str, data: &[u8]) -> Result<Object, ObjectError> {
     if let Some(btf) = btf.as_mut() {
         externs = btf::prepare_for_kernel(btf, &layouts)?;
         for m in maps.iter_mut() {
-            m.btf_value_type_id = btf
-                .find_by_name_kind(&m.name, btf::kind::DATASEC)
-                .unwrap_or(0);
+            m.btf_value_type_id = btf.find_by_name_kind(&m.name, btf::kind::DATASEC).unwrap_or(0);
         }
         maps.splice(0..0, defined_maps(btf, &map_symbols)?);
     } else if !map_symbols.is_empty() {
-        return Err(ObjectError::MissingBtf {
-            what: "maps in SEC(\".maps\")".into(),
-        });
+        return Err(ObjectError::MissingBtf { what: "maps in SEC(\".maps\")".into() });
     }
     let defined = map_symbols.len();
     // Data map indices shifted by the defined maps inserted in front.
@@ -221,11 +199,8 @@ pub(super) fn parse(name: &str, data: &[u8]) -> Result<Object, ObjectError> {
         let ci = *ci;
         for (off, rel) in s.relocations() {
             let at = off as usize / 8;
-            let err = |reason: String| ObjectError::BadRelocation {
-                section: sections[ci].name.clone(),
-                insn: at,
-                reason,
-            };
+            let err =
+                |reason: String| ObjectError::BadRelocation { section: sections[ci].name.clone(), insn: at, reason };
             let RelocationTarget::Symbol(si) = rel.target() else {
                 return Err(err("relocation without a symbol".into()));
             };
@@ -239,33 +214,20 @@ pub(super) fn parse(name: &str, data: &[u8]) -> Result<Object, ObjectError> {
                 .get(at)
                 .filter(|_| off % 8 == 0)
                 .ok_or_else(|| err("offset outside the section".into()))?;
-            if !(r_type == R_BPF_64_64 && insn.is_ld_imm64()
-                || r_type == R_BPF_64_32 && insn.is_call())
-            {
-                return Err(err(format!(
-                    "relocation type {r_type} on an instruction with opcode {:#04x}",
-                    insn.code
-                )));
+            if !(r_type == R_BPF_64_64 && insn.is_ld_imm64() || r_type == R_BPF_64_32 && insn.is_call()) {
+                return Err(err(format!("relocation type {r_type} on an instruction with opcode {:#04x}", insn.code)));
             }
             let reloc = match sym.section() {
                 SymbolSection::Undefined => {
                     let name = sym.name()?.to_string();
                     if !externs.iter().any(|e| e.name == name) {
-                        let section =
-                            extern_section(btf.as_ref(), &name).unwrap_or_else(|| "(none)".into());
+                        let section = extern_section(btf.as_ref(), &name).unwrap_or_else(|| "(none)".into());
                         return Err(ObjectError::UnsupportedExtern { name, section });
                     }
-                    Reloc::Extern {
-                        name,
-                        weak: sym.is_weak(),
-                    }
+                    Reloc::Extern { name, weak: sym.is_weak() }
                 }
                 SymbolSection::Section(idx) => {
-                    let sym_off = if sym.kind() == SymbolKind::Section {
-                        0
-                    } else {
-                        sym.address()
-                    };
+                    let sym_off = if sym.kind() == SymbolKind::Section { 0 } else { sym.address() };
                     match roles.get(&idx) {
                         Some(Role::Code(target)) => {
                             let target_insn = if insn.is_call() {
@@ -276,26 +238,15 @@ pub(super) fn parse(name: &str, data: &[u8]) -> Result<Object, ObjectError> {
                             let target_insn = usize::try_from(target_insn)
                                 .ok()
                                 .filter(|&t| t < sections[*target].insns.len())
-                                .ok_or_else(|| {
-                                    err(format!("call target {target_insn} is outside its section"))
-                                })?;
-                            Reloc::Code {
-                                section: *target,
-                                insn: target_insn,
-                            }
+                                .ok_or_else(|| err(format!("call target {target_insn} is outside its section")))?;
+                            Reloc::Code { section: *target, insn: target_insn }
                         }
                         Some(Role::Maps) => {
-                            let offset = if sym.kind() == SymbolKind::Section {
-                                insn.imm as u64
-                            } else {
-                                sym_off
-                            };
+                            let offset = if sym.kind() == SymbolKind::Section { insn.imm as u64 } else { sym_off };
                             let map = maps[..defined]
                                 .iter()
                                 .position(|m| m.section_offset == offset)
-                                .ok_or_else(|| {
-                                    err(format!("no map defined at offset {offset} of .maps"))
-                                })?;
+                                .ok_or_else(|| err(format!("no map defined at offset {offset} of .maps")))?;
                             Reloc::Map { map }
                         }
                         Some(Role::Data(map)) => {
@@ -313,10 +264,7 @@ pub(super) fn parse(name: &str, data: &[u8]) -> Result<Object, ObjectError> {
                     }
                 }
                 other => {
-                    return Err(err(format!(
-                        "symbol `{}` has unsupported location {other:?}",
-                        sym.name()?
-                    )));
+                    return Err(err(format!("symbol `{}` has unsupported location {other:?}", sym.name()?)));
                 }
             };
             sections[ci].relocs.insert(at, reloc);
@@ -331,21 +279,15 @@ pub(super) fn parse(name: &str, data: &[u8]) -> Result<Object, ObjectError> {
                 continue;
             };
             let target = file.symbol_by_index(si)?.name()?.to_string();
-            let Some((outer, start, _)) = map_symbols
-                .iter()
-                .find(|(_, start, size)| off >= *start && off < start + size)
+            let Some((outer, start, _)) =
+                map_symbols.iter().find(|(_, start, size)| off >= *start && off < start + size)
             else {
                 continue;
             };
-            let outer_idx = maps[..defined]
-                .iter()
-                .position(|m| &m.name == outer)
-                .unwrap();
+            let outer_idx = maps[..defined].iter().position(|m| &m.name == outer).unwrap();
             let values_off = values_member_offset(btf.as_ref(), outer)?;
-            let slot = (off - start)
-                .checked_sub(values_off)
-                .map(|o| o / 8)
-                .ok_or_else(|| ObjectError::BadMapDefinition {
+            let slot =
+                (off - start).checked_sub(values_off).map(|o| o / 8).ok_or_else(|| ObjectError::BadMapDefinition {
                     map: outer.clone(),
                     reason: "relocation before its `values` field".into(),
                 })?;
@@ -368,38 +310,25 @@ pub(super) fn parse(name: &str, data: &[u8]) -> Result<Object, ObjectError> {
 }
 
 fn is_data_section(name: &str) -> bool {
-    [".data", ".rodata", ".bss"].iter().any(|p| {
-        name == *p
-            || name
-                .strip_prefix(p)
-                .is_some_and(|rest| rest.starts_with('.'))
-    })
+    [".data", ".rodata", ".bss"]
+        .iter()
+        .any(|p| name == *p || name.strip_prefix(p).is_some_and(|rest| rest.starts_with('.')))
 }
 
 /// The BTF-defined maps of `.maps`, in symbol order.
-fn defined_maps(
-    btf: &Btf,
-    symbols: &[(String, u64, u64)],
-) -> Result<Vec<super::MapSpec>, ObjectError> {
+fn defined_maps(btf: &Btf, symbols: &[(String, u64, u64)]) -> Result<Vec<super::MapSpec>, ObjectError> {
     let mut out = Vec::new();
     for (name, offset, _) in symbols {
         let var = btf
             .ids_by_name(name)
             .iter()
             .copied()
-            .find(|&id| {
-                matches!(
-                    btf.type_by_id(id).map(|t| &t.kind),
-                    Ok(TypeKind::Var { .. })
-                )
-            })
+            .find(|&id| matches!(btf.type_by_id(id).map(|t| &t.kind), Ok(TypeKind::Var { .. })))
             .ok_or_else(|| ObjectError::BadMapDefinition {
                 map: name.clone(),
                 reason: "no BTF variable describes it".into(),
             })?;
-        let TypeKind::Var { target, .. } = btf.type_by_id(var)?.kind else {
-            unreachable!()
-        };
+        let TypeKind::Var { target, .. } = btf.type_by_id(var)?.kind else { unreachable!() };
         out.push(parse_btf_map(btf, name, target, *offset)?);
     }
     Ok(out)
@@ -412,9 +341,7 @@ fn values_member_offset(btf: Option<&Btf>, map: &str) -> Result<u64, ObjectError
         reason: "initial values need a `values` field".into(),
     };
     let btf = btf.ok_or_else(missing)?;
-    let var = btf
-        .find_by_name_kind(map, btf::kind::VAR)
-        .ok_or_else(missing)?;
+    let var = btf.find_by_name_kind(map, btf::kind::VAR).ok_or_else(missing)?;
     let TypeKind::Var { target, .. } = btf.type_by_id(var)?.kind else {
         return Err(missing());
     };
@@ -440,13 +367,5 @@ fn extern_section(btf: Option<&Btf>, name: &str) -> Option<String> {
 
 /// Object names prefix kernel map names, which allow only `[A-Za-z0-9_.]`.
 fn sanitize_name(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '_' }).collect()
 }

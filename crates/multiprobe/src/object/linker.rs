@@ -57,15 +57,7 @@ pub(crate) fn link_program(
     // (section, function start) -> where its copy starts in `out.insns`.
     let mut placed: HashMap<(usize, usize), usize> = HashMap::new();
     let mut queue = VecDeque::new();
-    place(
-        sections,
-        &mut out,
-        &mut placed,
-        &mut queue,
-        prog.section,
-        prog.start,
-        prog.len,
-    );
+    place(sections, &mut out, &mut placed, &mut queue, prog.section, prog.start, prog.len);
 
     while let Some((sec, start, len, base)) = queue.pop_front() {
         let section = &sections[sec];
@@ -73,72 +65,39 @@ pub(crate) fn link_program(
         for i in 0..len {
             let idx = start + i;
             let at = base + i;
-            let err = |reason: String| ObjectError::BadRelocation {
-                section: section.name.clone(),
-                insn: idx,
-                reason,
-            };
+            let err = |reason: String| ObjectError::BadRelocation { section: section.name.clone(), insn: idx, reason };
             let insn = out.insns[at];
             let reloc = match section.relocs.get(&idx) {
                 Some(r) => Some(r.clone()),
                 // Calls within one section need no ELF relocation: the offset is already there.
-                None if insn.is_pseudo_call()
-                    || (insn.is_ld_imm64() && insn.src() == pseudo::FUNC) =>
-                {
+                None if insn.is_pseudo_call() || (insn.is_ld_imm64() && insn.src() == pseudo::FUNC) => {
                     let target = idx as i64 + i64::from(insn.imm) + 1;
                     let target = usize::try_from(target)
                         .ok()
                         .filter(|&t| t < section.insns.len())
-                        .ok_or_else(|| {
-                            err(format!("call target {target} is outside the section"))
-                        })?;
-                    Some(Reloc::Code {
-                        section: sec,
-                        insn: target,
-                    })
+                        .ok_or_else(|| err(format!("call target {target} is outside the section")))?;
+                    Some(Reloc::Code { section: sec, insn: target })
                 }
                 None => None,
             };
             let Some(reloc) = reloc else { continue };
             match reloc {
-                Reloc::Code {
-                    section: ts,
-                    insn: ti,
-                } => {
+                Reloc::Code { section: ts, insn: ti } => {
                     let f = sections[ts].func_at(ti).ok_or_else(|| {
-                        err(format!(
-                            "call into `{}` at {ti}, which is in no function",
-                            sections[ts].name
-                        ))
+                        err(format!("call into `{}` at {ti}, which is in no function", sections[ts].name))
                     })?;
                     if insn.is_call() && ti != f.start {
-                        return Err(err(format!(
-                            "call into the middle of function `{}`",
-                            f.name
-                        )));
+                        return Err(err(format!("call into the middle of function `{}`", f.name)));
                     }
                     let (fstart, flen) = (f.start, f.len);
                     let tbase = match placed.get(&(ts, fstart)) {
                         Some(&b) => b,
-                        None => place(
-                            sections,
-                            &mut out,
-                            &mut placed,
-                            &mut queue,
-                            ts,
-                            fstart,
-                            flen,
-                        ),
+                        None => place(sections, &mut out, &mut placed, &mut queue, ts, fstart, flen),
                     };
                     let rel = (tbase + (ti - fstart)) as i64 - (at as i64 + 1);
                     let w = &mut out.insns[at];
-                    w.imm = i32::try_from(rel)
-                        .map_err(|_| err("program too large for a relative call".into()))?;
-                    w.set_src(if w.is_call() {
-                        pseudo::CALL
-                    } else {
-                        pseudo::FUNC
-                    });
+                    w.imm = i32::try_from(rel).map_err(|_| err("program too large for a relative call".into()))?;
+                    w.set_src(if w.is_call() { pseudo::CALL } else { pseudo::FUNC });
                     if w.is_ld_imm64() {
                         second_slot(&mut out.insns, at, &err)?.imm = 0;
                     }
@@ -168,20 +127,14 @@ pub(crate) fn link_program(
                                 Insn::call_helper(tag)
                             }
                             _ => {
-                                return Err(err(format!(
-                                    "`{name}` is called but is not a kernel function"
-                                )));
+                                return Err(err(format!("`{name}` is called but is not a kernel function")));
                             }
                         };
                     } else {
                         let (src, lo, hi) = match value {
                             ExternValue::Kfunc { btf_id, .. } => (pseudo::BTF_ID, btf_id as i32, 0),
-                            ExternValue::Var { btf_id, btf_obj_fd } => {
-                                (pseudo::BTF_ID, btf_id as i32, btf_obj_fd)
-                            }
-                            ExternValue::Address(a) => {
-                                (0, a as u32 as i32, (a >> 32) as u32 as i32)
-                            }
+                            ExternValue::Var { btf_id, btf_obj_fd } => (pseudo::BTF_ID, btf_id as i32, btf_obj_fd),
+                            ExternValue::Address(a) => (0, a as u32 as i32, (a >> 32) as u32 as i32),
                             // bpf_ksym_exists() on a missing weak symbol: a plain 0.
                             ExternValue::Missing => (0, 0, 0),
                         };
@@ -208,8 +161,7 @@ fn place(
     len: usize,
 ) -> usize {
     let base = out.insns.len();
-    out.insns
-        .extend_from_slice(&sections[sec].insns[start..start + len]);
+    out.insns.extend_from_slice(&sections[sec].insns[start..start + len]);
     placed.insert((sec, start), base);
     queue.push_back((sec, start, len, base));
     base
@@ -220,20 +172,11 @@ fn second_slot<'a>(
     at: usize,
     err: &dyn Fn(String) -> ObjectError,
 ) -> Result<&'a mut Insn, ObjectError> {
-    insns
-        .get_mut(at + 1)
-        .ok_or_else(|| err("ld_imm64 without its second half".into()))
+    insns.get_mut(at + 1).ok_or_else(|| err("ld_imm64 without its second half".into()))
 }
 
 /// Copies the function and line info of a placed function, rebased to its new position.
-fn add_ext_info(
-    obj: &Object,
-    section: &CodeSection,
-    start: usize,
-    len: usize,
-    base: usize,
-    out: &mut LinkedProgram,
-) {
+fn add_ext_info(obj: &Object, section: &CodeSection, start: usize, len: usize, base: usize, out: &mut LinkedProgram) {
     let Some(ext) = &obj.btf_ext else { return };
     let in_func = |byte_off: u32| {
         let idx = byte_off as usize / 8;
@@ -241,18 +184,12 @@ fn add_ext_info(
     };
     for fi in ext.func_info.section(&section.name) {
         if fi.insn_off as usize / 8 == start {
-            out.func_info.push(FuncInfo {
-                insn_off: base as u32,
-                type_id: fi.type_id,
-            });
+            out.func_info.push(FuncInfo { insn_off: base as u32, type_id: fi.type_id });
         }
     }
     for li in ext.line_info.section(&section.name) {
         if let Some(off) = in_func(li.insn_off) {
-            out.line_info.push(LineInfo {
-                insn_off: off,
-                ..*li
-            });
+            out.line_info.push(LineInfo { insn_off: off, ..*li });
         }
     }
 }

@@ -80,10 +80,7 @@ impl MapType {
 
     /// Whether each value holds one slot per possible CPU.
     pub fn is_per_cpu(self) -> bool {
-        matches!(
-            self,
-            MapType::PercpuHash | MapType::PercpuArray | MapType::LruPercpuHash
-        )
+        matches!(self, MapType::PercpuHash | MapType::PercpuArray | MapType::LruPercpuHash)
     }
 
     /// Whether values are file descriptors of other maps.
@@ -194,23 +191,12 @@ impl MapSpec {
 
 /// Reads a BTF-defined map: a `VAR` in `.maps` whose type is a struct of `__uint` and
 /// `__type` members.
-pub(super) fn parse_btf_map(
-    btf: &Btf,
-    name: &str,
-    struct_id: u32,
-    offset: u64,
-) -> Result<MapSpec, ObjectError> {
-    let bad = |reason: String| ObjectError::BadMapDefinition {
-        map: name.to_string(),
-        reason,
-    };
+pub(super) fn parse_btf_map(btf: &Btf, name: &str, struct_id: u32, offset: u64) -> Result<MapSpec, ObjectError> {
+    let bad = |reason: String| ObjectError::BadMapDefinition { map: name.to_string(), reason };
     let sid = btf.skip_modifiers(struct_id)?;
     let t = btf.type_by_id(sid)?;
     let TypeKind::Struct { members, .. } = &t.kind else {
-        return Err(bad(format!(
-            "its type is a {}, not a struct of __uint/__type fields",
-            t.kind.name()
-        )));
+        return Err(bad(format!("its type is a {}, not a struct of __uint/__type fields", t.kind.name())));
     };
     let mut spec = MapSpec {
         name: name.to_string(),
@@ -235,50 +221,33 @@ pub(super) fn parse_btf_map(
         let field = btf.string_at(m.name_off)?;
         match field {
             "type" => {
-                spec.map_type = MapType::from_u32(
-                    uint_field(btf, m.type_id).map_err(|r| bad(format!("type: {r}")))?,
-                );
+                spec.map_type = MapType::from_u32(uint_field(btf, m.type_id).map_err(|r| bad(format!("type: {r}")))?);
                 has_type = true;
             }
             "max_entries" => {
-                spec.max_entries =
-                    uint_field(btf, m.type_id).map_err(|r| bad(format!("max_entries: {r}")))?
+                spec.max_entries = uint_field(btf, m.type_id).map_err(|r| bad(format!("max_entries: {r}")))?
             }
-            "map_flags" => {
-                spec.flags =
-                    uint_field(btf, m.type_id).map_err(|r| bad(format!("map_flags: {r}")))?
-            }
+            "map_flags" => spec.flags = uint_field(btf, m.type_id).map_err(|r| bad(format!("map_flags: {r}")))?,
             "numa_node" => {}
             "map_extra" => {
-                spec.map_extra = u64::from(
-                    uint_field(btf, m.type_id).map_err(|r| bad(format!("map_extra: {r}")))?,
-                )
+                spec.map_extra = u64::from(uint_field(btf, m.type_id).map_err(|r| bad(format!("map_extra: {r}")))?)
             }
-            "key_size" => {
-                spec.key_size =
-                    uint_field(btf, m.type_id).map_err(|r| bad(format!("key_size: {r}")))?
-            }
+            "key_size" => spec.key_size = uint_field(btf, m.type_id).map_err(|r| bad(format!("key_size: {r}")))?,
             "value_size" => {
-                spec.value_size =
-                    uint_field(btf, m.type_id).map_err(|r| bad(format!("value_size: {r}")))?
+                spec.value_size = uint_field(btf, m.type_id).map_err(|r| bad(format!("value_size: {r}")))?
             }
             "pinning" => {
-                spec.pinning =
-                    match uint_field(btf, m.type_id).map_err(|r| bad(format!("pinning: {r}")))? {
-                        0 => Pinning::None,
-                        1 => Pinning::ByName,
-                        other => {
-                            return Err(bad(format!(
-                                "pinning {other} is unknown (0: none, 1: by name)"
-                            )));
-                        }
+                spec.pinning = match uint_field(btf, m.type_id).map_err(|r| bad(format!("pinning: {r}")))? {
+                    0 => Pinning::None,
+                    1 => Pinning::ByName,
+                    other => {
+                        return Err(bad(format!("pinning {other} is unknown (0: none, 1: by name)")));
                     }
+                }
             }
             "key" | "value" => {
                 let target = pointee(btf, m.type_id).map_err(|r| bad(format!("{field}: {r}")))?;
-                let size = btf
-                    .resolve_size(target)
-                    .map_err(|e| bad(format!("{field}: {e}")))?;
+                let size = btf.resolve_size(target).map_err(|e| bad(format!("{field}: {e}")))?;
                 if field == "key" {
                     spec.key_size = size;
                     spec.btf_key_type_id = target;
@@ -301,15 +270,11 @@ pub(super) fn parse_btf_map(
         }
     }
     if !has_type {
-        return Err(bad(
-            "no `type` field (__uint(type, BPF_MAP_TYPE_...))".into()
-        ));
+        return Err(bad("no `type` field (__uint(type, BPF_MAP_TYPE_...))".into()));
     }
     if spec.inner.is_some() {
         if !spec.map_type.is_map_in_map() {
-            return Err(bad(
-                "`values` given for a map that is not a map-in-map".into()
-            ));
+            return Err(bad("`values` given for a map that is not a map-in-map".into()));
         }
         // Values of a map-in-map are map fds, whatever the inner definition says.
         spec.value_size = 4;
@@ -323,10 +288,7 @@ fn uint_field(btf: &Btf, type_id: u32) -> Result<u32, String> {
     let arr = pointee(btf, type_id)?;
     match btf.type_by_id(arr).map_err(|e| e.to_string())?.kind {
         TypeKind::Array { nelems, .. } => Ok(nelems),
-        ref other => Err(format!(
-            "expected __uint() (pointer to array), found pointer to {}",
-            other.name()
-        )),
+        ref other => Err(format!("expected __uint() (pointer to array), found pointer to {}", other.name())),
     }
 }
 
@@ -335,10 +297,7 @@ fn pointee(btf: &Btf, type_id: u32) -> Result<u32, String> {
     let id = btf.skip_modifiers(type_id).map_err(|e| e.to_string())?;
     match btf.type_by_id(id).map_err(|e| e.to_string())?.kind {
         TypeKind::Ptr { target } => Ok(target),
-        ref other => Err(format!(
-            "expected a pointer (__uint/__type), found {}",
-            other.name()
-        )),
+        ref other => Err(format!("expected a pointer (__uint/__type), found {}", other.name())),
     }
 }
 
@@ -351,11 +310,7 @@ pub(super) fn global_data_map(section: &str, data: Vec<u8>, datasec_id: u32) -> 
         key_size: 4,
         value_size: data.len() as u32,
         max_entries: 1,
-        flags: if read_only {
-            crate::sys::MAP_F_RDONLY_PROG
-        } else {
-            0
-        },
+        flags: if read_only { crate::sys::MAP_F_RDONLY_PROG } else { 0 },
         map_extra: 0,
         pinning: Pinning::None,
         pin_path: None,

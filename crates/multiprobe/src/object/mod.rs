@@ -26,17 +26,12 @@ use crate::insn::Insn;
 #[derive(Debug, thiserror::Error)]
 pub enum ObjectError {
     #[error("cannot read {path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    Io { path: String, source: std::io::Error },
     #[error("not a valid ELF object: {0}")]
     Elf(#[from] ::object::Error),
     #[error("not a BPF object: machine is {machine} (compile with clang -target bpf)")]
     NotBpf { machine: String },
-    #[error(
-        "big-endian BPF objects are not supported (compile with -target bpfel or bpf on a little-endian host)"
-    )]
+    #[error("big-endian BPF objects are not supported (compile with -target bpfel or bpf on a little-endian host)")]
     BigEndian,
     #[error(
         "section `maps` holds legacy map definitions, which are not supported: declare maps in \
@@ -50,29 +45,19 @@ pub enum ObjectError {
     #[error("section `{section}` is {len} bytes, not a whole number of 8-byte instructions")]
     BadCode { section: String, len: usize },
     #[error("relocation at instruction {insn} of section `{section}`: {reason}")]
-    BadRelocation {
-        section: String,
-        insn: usize,
-        reason: String,
-    },
+    BadRelocation { section: String, insn: usize, reason: String },
     #[error("map `{map}`: {reason}")]
     BadMapDefinition { map: String, reason: String },
     #[error("{what} needs BTF, but the object has no .BTF section (compile with -g)")]
     MissingBtf { what: String },
-    #[error(
-        "extern `{name}` in section {section} is not supported (only __ksym functions and variables are)"
-    )]
+    #[error("extern `{name}` in section {section} is not supported (only __ksym functions and variables are)")]
     UnsupportedExtern { name: String, section: String },
     #[error("invalid BTF in the object: {0}")]
     Btf(#[from] BtfError),
     #[error("no global variable named `{name}` in .data, .rodata or .bss (available: {available})")]
     UnknownGlobal { name: String, available: String },
     #[error("global variable `{name}` is {expected} bytes, the value given is {got} bytes")]
-    GlobalSize {
-        name: String,
-        expected: usize,
-        got: usize,
-    },
+    GlobalSize { name: String, expected: usize, got: usize },
 }
 
 /// A function in a code section: a program or a subprogram.
@@ -110,9 +95,7 @@ pub(crate) struct CodeSection {
 impl CodeSection {
     /// The function containing instruction `idx`.
     pub fn func_at(&self, idx: usize) -> Option<&Func> {
-        self.funcs
-            .iter()
-            .find(|f| idx >= f.start && idx < f.start + f.len)
+        self.funcs.iter().find(|f| idx >= f.start && idx < f.start + f.len)
     }
 }
 
@@ -203,18 +186,11 @@ impl Object {
     /// Reads and parses the object file at `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<Object, ObjectError> {
         let path = path.as_ref();
-        let data = std::fs::read(path).map_err(|source| ObjectError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let data =
+            std::fs::read(path).map_err(|source| ObjectError::Io { path: path.display().to_string(), source })?;
         let name = path
             .file_name()
-            .map(|n| {
-                n.to_string_lossy()
-                    .trim_end_matches(".o")
-                    .trim_end_matches(".bpf")
-                    .to_string()
-            })
+            .map(|n| n.to_string_lossy().trim_end_matches(".o").trim_end_matches(".bpf").to_string())
             .unwrap_or_default();
         Object::parse(&name, &data)
     }
@@ -273,11 +249,7 @@ impl Object {
     /// Sets a global variable before load: typically a `const volatile` in `.rodata` that
     /// programs read as a constant (the verifier then prunes dead branches), or the initial
     /// value of a `.data`/`.bss` variable. `value` must be exactly the variable's size.
-    pub fn set_global<T: bytemuck::NoUninit>(
-        &mut self,
-        name: &str,
-        value: &T,
-    ) -> Result<(), ObjectError> {
+    pub fn set_global<T: bytemuck::NoUninit>(&mut self, name: &str, value: &T) -> Result<(), ObjectError> {
         self.set_global_bytes(name, bytemuck::bytes_of(value))
     }
 
@@ -285,11 +257,7 @@ impl Object {
     pub fn set_global_bytes(&mut self, name: &str, bytes: &[u8]) -> Result<(), ObjectError> {
         let g = self.global(name)?.clone();
         if g.size != bytes.len() {
-            return Err(ObjectError::GlobalSize {
-                name: name.to_string(),
-                expected: g.size,
-                got: bytes.len(),
-            });
+            return Err(ObjectError::GlobalSize { name: name.to_string(), expected: g.size, got: bytes.len() });
         }
         let data = self.maps[g.map].data.get_or_insert_with(Vec::new);
         data[g.offset..g.offset + g.size].copy_from_slice(bytes);
@@ -309,11 +277,7 @@ impl Object {
             names.sort_unstable();
             ObjectError::UnknownGlobal {
                 name: name.to_string(),
-                available: if names.is_empty() {
-                    "none".into()
-                } else {
-                    names.join(", ")
-                },
+                available: if names.is_empty() { "none".into() } else { names.join(", ") },
             }
         })
     }

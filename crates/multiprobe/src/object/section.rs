@@ -47,10 +47,8 @@ impl ProgramKind {
         use ProgramKind::*;
         match self {
             SocketFilter => prog_type::SOCKET_FILTER,
-            Kprobe | Kretprobe | Ksyscall | Kretsyscall | KprobeMulti | KretprobeMulti
-            | KprobeSession | Uprobe | Uretprobe | UprobeMulti | UretprobeMulti => {
-                prog_type::KPROBE
-            }
+            Kprobe | Kretprobe | Ksyscall | Kretsyscall | KprobeMulti | KretprobeMulti | KprobeSession | Uprobe
+            | Uretprobe | UprobeMulti | UretprobeMulti => prog_type::KPROBE,
             Tracepoint => prog_type::TRACEPOINT,
             RawTracepoint => prog_type::RAW_TRACEPOINT,
             PerfEvent => prog_type::PERF_EVENT,
@@ -73,18 +71,12 @@ impl ProgramKind {
 
     /// Whether programs of this kind attach through kprobe_multi links.
     pub fn is_kprobe_multi(self) -> bool {
-        matches!(
-            self,
-            ProgramKind::KprobeMulti | ProgramKind::KretprobeMulti | ProgramKind::KprobeSession
-        )
+        matches!(self, ProgramKind::KprobeMulti | ProgramKind::KretprobeMulti | ProgramKind::KprobeSession)
     }
 
     /// The section prefix of this kind, for messages.
     pub fn section_prefix(self) -> &'static str {
-        SECTIONS
-            .iter()
-            .find(|s| s.kind == self)
-            .map_or("?", |s| s.prefix)
+        SECTIONS.iter().find(|s| s.kind == self).map_or("?", |s| s.prefix)
     }
 }
 
@@ -97,106 +89,26 @@ struct SectionDef {
 }
 
 const SECTIONS: &[SectionDef] = &[
-    SectionDef {
-        prefix: "socket",
-        kind: ProgramKind::SocketFilter,
-        takes_target: false,
-    },
-    SectionDef {
-        prefix: "kprobe",
-        kind: ProgramKind::Kprobe,
-        takes_target: true,
-    },
-    SectionDef {
-        prefix: "kretprobe",
-        kind: ProgramKind::Kretprobe,
-        takes_target: true,
-    },
-    SectionDef {
-        prefix: "ksyscall",
-        kind: ProgramKind::Ksyscall,
-        takes_target: true,
-    },
-    SectionDef {
-        prefix: "kretsyscall",
-        kind: ProgramKind::Kretsyscall,
-        takes_target: true,
-    },
-    SectionDef {
-        prefix: "kprobe.multi",
-        kind: ProgramKind::KprobeMulti,
-        takes_target: true,
-    },
-    SectionDef {
-        prefix: "kretprobe.multi",
-        kind: ProgramKind::KretprobeMulti,
-        takes_target: true,
-    },
-    SectionDef {
-        prefix: "kprobe.session",
-        kind: ProgramKind::KprobeSession,
-        takes_target: true,
-    },
-    SectionDef {
-        prefix: "uprobe",
-        kind: ProgramKind::Uprobe,
-        takes_target: true,
-    },
-    SectionDef {
-        prefix: "uretprobe",
-        kind: ProgramKind::Uretprobe,
-        takes_target: true,
-    },
-    SectionDef {
-        prefix: "uprobe.multi",
-        kind: ProgramKind::UprobeMulti,
-        takes_target: true,
-    },
-    SectionDef {
-        prefix: "uretprobe.multi",
-        kind: ProgramKind::UretprobeMulti,
-        takes_target: true,
-    },
-    SectionDef {
-        prefix: "tracepoint",
-        kind: ProgramKind::Tracepoint,
-        takes_target: true,
-    },
-    SectionDef {
-        prefix: "tp",
-        kind: ProgramKind::Tracepoint,
-        takes_target: true,
-    },
-    SectionDef {
-        prefix: "raw_tracepoint",
-        kind: ProgramKind::RawTracepoint,
-        takes_target: true,
-    },
-    SectionDef {
-        prefix: "raw_tp",
-        kind: ProgramKind::RawTracepoint,
-        takes_target: true,
-    },
-    SectionDef {
-        prefix: "perf_event",
-        kind: ProgramKind::PerfEvent,
-        takes_target: false,
-    },
-    SectionDef {
-        prefix: "xdp",
-        kind: ProgramKind::Xdp,
-        takes_target: false,
-    },
-    SectionDef {
-        prefix: "tc",
-        kind: ProgramKind::SchedCls,
-        takes_target: false,
-    },
-    SectionDef {
-        prefix: "classifier",
-        kind: ProgramKind::SchedCls,
-        takes_target: false,
-    },
+    SectionDef { prefix: "socket", kind: ProgramKind::SocketFilter, takes_target: false },
+    SectionDef { prefix: "kprobe", kind: ProgramKind::Kprobe, takes_target: true },
+    SectionDef { prefix: "kretprobe", kind: ProgramKind::Kretprobe, takes_target: true },
+    SectionDef { prefix: "ksyscall", kind: ProgramKind::Ksyscall, takes_target: true },
+    SectionDef { prefix: "kretsyscall", kind: ProgramKind::Kretsyscall, takes_target: true },
+    SectionDef { prefix: "kprobe.multi", kind: ProgramKind::KprobeMulti, takes_target: true },
+    SectionDef { prefix: "kretprobe.multi", kind: ProgramKind::KretprobeMulti, takes_target: true },
+    SectionDef { prefix: "kprobe.session", kind: ProgramKind::KprobeSession, takes_target: true },
+    SectionDef { prefix: "uprobe", kind: ProgramKind::Uprobe, takes_target: true },
+    SectionDef { prefix: "uretprobe", kind: ProgramKind::Uretprobe, takes_target: true },
+    SectionDef { prefix: "uprobe.multi", kind: ProgramKind::UprobeMulti, takes_target: true },
+    SectionDef { prefix: "uretprobe.multi", kind: ProgramKind::UretprobeMulti, takes_target: true },
+    SectionDef { prefix: "tracepoint", kind: ProgramKind::Tracepoint, takes_target: true },
+    SectionDef { prefix: "tp", kind: ProgramKind::Tracepoint, takes_target: true },
+    SectionDef { prefix: "raw_tracepoint", kind: ProgramKind::RawTracepoint, takes_target: true },
+    SectionDef { prefix: "raw_tp", kind: ProgramKind::RawTracepoint, takes_target: true },
+    SectionDef { prefix: "perf_event", kind: ProgramKind::PerfEvent, takes_target: false },
+    SectionDef { prefix: "xdp", kind: ProgramKind::Xdp, takes_target: false },
+    SectionDef { prefix: "tc", kind: ProgramKind::SchedCls, takes_target: false },
+    SectionDef { prefix: "classifier", kind: ProgramKind::SchedCls, takes_target: false },
 ];
 
 /// What a section name says about the programs in it.
@@ -224,11 +136,7 @@ pub fn parse_section_name(name: &str) -> Option<SectionInfo> {
             let t = rest.strip_prefix('/').filter(|_| def.takes_target)?;
             Some(t.to_string()).filter(|t| !t.is_empty())
         };
-        Some(SectionInfo {
-            kind: def.kind,
-            target,
-            autoload,
-        })
+        Some(SectionInfo { kind: def.kind, target, autoload })
     })
 }
 
@@ -244,48 +152,27 @@ mod tests {
     fn multi_sections_with_and_without_patterns() {
         use ProgramKind::*;
         assert_eq!(kind_of("kprobe.multi"), Some((KprobeMulti, None, true)));
-        assert_eq!(
-            kind_of("kprobe.multi/vfs_*"),
-            Some((KprobeMulti, Some("vfs_*".into()), true))
-        );
-        assert_eq!(
-            kind_of("kretprobe.multi/tcp_?"),
-            Some((KretprobeMulti, Some("tcp_?".into()), true))
-        );
-        assert_eq!(
-            kind_of("kprobe.session/x"),
-            Some((KprobeSession, Some("x".into()), true))
-        );
-        assert_eq!(
-            kind_of("?kprobe.multi/x"),
-            Some((KprobeMulti, Some("x".into()), false))
-        );
+        assert_eq!(kind_of("kprobe.multi/vfs_*"), Some((KprobeMulti, Some("vfs_*".into()), true)));
+        assert_eq!(kind_of("kretprobe.multi/tcp_?"), Some((KretprobeMulti, Some("tcp_?".into()), true)));
+        assert_eq!(kind_of("kprobe.session/x"), Some((KprobeSession, Some("x".into()), true)));
+        assert_eq!(kind_of("?kprobe.multi/x"), Some((KprobeMulti, Some("x".into()), false)));
     }
 
     #[test]
     fn prefixes_must_end_at_a_slash() {
         use ProgramKind::*;
-        assert_eq!(
-            kind_of("kprobe/do_sys_open"),
-            Some((Kprobe, Some("do_sys_open".into()), true))
-        );
+        assert_eq!(kind_of("kprobe/do_sys_open"), Some((Kprobe, Some("do_sys_open".into()), true)));
         assert_eq!(kind_of("kprobe"), Some((Kprobe, None, true)));
         assert_eq!(kind_of("kprobefoo"), None);
         assert_eq!(kind_of("kprobe.multifoo"), None);
         assert_eq!(kind_of("socket/x"), None);
         assert_eq!(
-            kind_of("tracepoint/syscalls/sys_enter_getpid")
-                .unwrap()
-                .1
-                .as_deref(),
+            kind_of("tracepoint/syscalls/sys_enter_getpid").unwrap().1.as_deref(),
             Some("syscalls/sys_enter_getpid")
         );
         assert_eq!(kind_of("tp/a/b").unwrap().0, Tracepoint);
         assert_eq!(kind_of("raw_tp/sys_enter").unwrap().0, RawTracepoint);
-        assert_eq!(
-            kind_of("uprobe//bin/sh:main").unwrap().1.as_deref(),
-            Some("/bin/sh:main")
-        );
+        assert_eq!(kind_of("uprobe//bin/sh:main").unwrap().1.as_deref(), Some("/bin/sh:main"));
         assert_eq!(kind_of(".text"), None);
         assert_eq!(kind_of("license"), None);
     }

@@ -9,36 +9,14 @@ fn loader_obj() -> Object {
 #[test]
 fn programs_are_found_with_their_kinds() {
     let obj = loader_obj();
-    let kinds: Vec<(&str, ProgramKind, Option<&str>, bool)> = obj
-        .programs()
-        .map(|p| (p.name(), p.kind(), p.attach_target(), p.autoload()))
-        .collect();
+    let kinds: Vec<(&str, ProgramKind, Option<&str>, bool)> =
+        obj.programs().map(|p| (p.name(), p.kind(), p.attach_target(), p.autoload())).collect();
     assert!(kinds.contains(&("count_packets", ProgramKind::SocketFilter, None, true)));
-    assert!(kinds.contains(&(
-        "on_getppid",
-        ProgramKind::Tracepoint,
-        Some("syscalls/sys_enter_getppid"),
-        true
-    )));
+    assert!(kinds.contains(&("on_getppid", ProgramKind::Tracepoint, Some("syscalls/sys_enter_getppid"), true)));
     assert!(kinds.contains(&("kern_ctx_len", ProgramKind::SocketFilter, None, false)));
-    assert!(kinds.contains(&(
-        "kprobe_prog",
-        ProgramKind::Kprobe,
-        Some("do_nanosleep"),
-        true
-    )));
-    assert!(kinds.contains(&(
-        "multi_prog",
-        ProgramKind::KprobeMulti,
-        Some("vfs_rea?"),
-        true
-    )));
-    assert!(kinds.contains(&(
-        "raw_tp_prog",
-        ProgramKind::RawTracepoint,
-        Some("sys_enter"),
-        true
-    )));
+    assert!(kinds.contains(&("kprobe_prog", ProgramKind::Kprobe, Some("do_nanosleep"), true)));
+    assert!(kinds.contains(&("multi_prog", ProgramKind::KprobeMulti, Some("vfs_rea?"), true)));
+    assert!(kinds.contains(&("raw_tp_prog", ProgramKind::RawTracepoint, Some("sys_enter"), true)));
     // Subprograms in .text are not programs.
     assert!(obj.program("scale").is_none());
     assert!(obj.program("global_add").is_none());
@@ -50,32 +28,16 @@ fn maps_are_read_from_btf_and_data_sections() {
     let obj = loader_obj();
     let counts = obj.map("counts").unwrap();
     assert_eq!(
-        (
-            counts.map_type(),
-            counts.key_size(),
-            counts.value_size(),
-            counts.max_entries()
-        ),
+        (counts.map_type(), counts.key_size(), counts.value_size(), counts.max_entries()),
         (MapType::Hash, 4, 8, 64)
     );
     assert_eq!(obj.map("events").unwrap().map_type(), MapType::Ringbuf);
-    assert_eq!(
-        obj.map("pinned_counter").unwrap().pinning(),
-        Pinning::ByName
-    );
+    assert_eq!(obj.map("pinned_counter").unwrap().pinning(), Pinning::ByName);
     let outer = obj.map("outer").unwrap();
     assert_eq!(outer.map_type(), MapType::ArrayOfMaps);
     assert_eq!(outer.inner().unwrap().map_type(), MapType::Array);
-    assert_eq!(
-        outer.slots,
-        vec![(0, "inner_a".to_string()), (1, "inner_b".to_string())]
-    );
-    for (name, read_only) in [
-        (".rodata", true),
-        (".data", false),
-        (".bss", false),
-        (".data.custom", false),
-    ] {
+    assert_eq!(outer.slots, vec![(0, "inner_a".to_string()), (1, "inner_b".to_string())]);
+    for (name, read_only) in [(".rodata", true), (".data", false), (".bss", false), (".data.custom", false)] {
         let m = obj.map(name).unwrap_or_else(|| panic!("{name} map"));
         assert_eq!(m.origin(), &MapOrigin::GlobalData { read_only }, "{name}");
         assert_eq!(m.max_entries(), 1);
@@ -85,27 +47,14 @@ fn maps_are_read_from_btf_and_data_sections() {
 #[test]
 fn globals_can_be_set_before_load() {
     let mut obj = loader_obj();
-    assert_eq!(
-        obj.global_bytes("cfg_multiplier").unwrap(),
-        &1u32.to_le_bytes()
-    );
+    assert_eq!(obj.global_bytes("cfg_multiplier").unwrap(), &1u32.to_le_bytes());
     obj.set_global("cfg_multiplier", &3u32).unwrap();
-    assert_eq!(
-        obj.global_bytes("cfg_multiplier").unwrap(),
-        &3u32.to_le_bytes()
-    );
+    assert_eq!(obj.global_bytes("cfg_multiplier").unwrap(), &3u32.to_le_bytes());
     obj.set_global("bss_total", &9u64).unwrap();
-    assert_eq!(
-        obj.global_bytes("data_counter").unwrap(),
-        &5i32.to_le_bytes()
-    );
+    assert_eq!(obj.global_bytes("data_counter").unwrap(), &5i32.to_le_bytes());
     assert!(matches!(
         obj.set_global("cfg_multiplier", &1u64),
-        Err(ObjectError::GlobalSize {
-            expected: 4,
-            got: 8,
-            ..
-        })
+        Err(ObjectError::GlobalSize { expected: 4, got: 8, .. })
     ));
     let err = obj.set_global("no_such_var", &1u32).unwrap_err();
     assert!(err.to_string().contains("cfg_multiplier"), "{err}");
@@ -119,11 +68,7 @@ fn relocations_are_classified() {
     assert!(relocs.iter().any(|r| matches!(r, Reloc::Map { .. })));
     assert!(relocs.iter().any(|r| matches!(r, Reloc::Data { .. })));
     assert!(relocs.iter().any(|r| matches!(r, Reloc::Code { .. })));
-    assert!(
-        relocs
-            .iter()
-            .any(|r| matches!(r, Reloc::Extern { weak: true, .. }))
-    );
+    assert!(relocs.iter().any(|r| matches!(r, Reloc::Extern { weak: true, .. })));
 }
 
 #[test]
@@ -137,10 +82,7 @@ fn malformed_objects_are_errors_not_panics() {
         bytes[i] ^= 0xff;
         let _ = Object::parse("t", &bytes);
     }
-    assert!(matches!(
-        Object::parse("t", b"not an elf"),
-        Err(ObjectError::Elf(_))
-    ));
+    assert!(matches!(Object::parse("t", b"not an elf"), Err(ObjectError::Elf(_))));
 }
 
 #[test]

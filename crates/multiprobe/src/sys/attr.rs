@@ -334,10 +334,7 @@ mod tests {
     fn link_create_layout() {
         assert_eq!(offset_of!(LinkCreateKprobeMultiAttr, attach_type), 8);
         assert_eq!(offset_of!(LinkCreateKprobeMultiAttr, flags), 12);
-        assert_eq!(
-            offset_of!(LinkCreateKprobeMultiAttr, kprobe_multi_flags),
-            16
-        );
+        assert_eq!(offset_of!(LinkCreateKprobeMultiAttr, kprobe_multi_flags), 16);
         assert_eq!(offset_of!(LinkCreateKprobeMultiAttr, cnt), 20);
         assert_eq!(offset_of!(LinkCreateKprobeMultiAttr, syms), 24);
         assert_eq!(offset_of!(LinkCreateKprobeMultiAttr, addrs), 32);

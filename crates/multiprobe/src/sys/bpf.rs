@@ -45,19 +45,8 @@ fn bpf<T: Pod>(cmd: Cmd, attr: &mut T) -> io::Result<i64> {
     // SAFETY: `attr` is a fully initialised `#[repr(C)]` attr of `size_of::<T>()` bytes; every
     // pointer inside it was taken from a live borrow of the calling wrapper, which outlives
     // this call, and each points to a buffer of the length stored next to it.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            cmd as c_long,
-            attr as *mut T,
-            size_of::<T>() as c_long,
-        )
-    };
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(ret)
-    }
+    let ret = unsafe { libc::syscall(libc::SYS_bpf, cmd as c_long, attr as *mut T, size_of::<T>() as c_long) };
+    if ret < 0 { Err(io::Error::last_os_error()) } else { Ok(ret) }
 }
 
 /// Issues a command that returns a new file descriptor.
@@ -181,13 +170,7 @@ pub fn map_create(m: &MapCreate<'_>) -> io::Result<OwnedFd> {
 }
 
 fn elem_attr(fd: BorrowedFd<'_>, key: *const u8, value: *const u8, flags: u64) -> MapElemAttr {
-    MapElemAttr {
-        map_fd: fd_u32(fd),
-        _pad: 0,
-        key: ptr(key),
-        value: ptr(value),
-        flags,
-    }
+    MapElemAttr { map_fd: fd_u32(fd), _pad: 0, key: ptr(key), value: ptr(value), flags }
 }
 
 fn not_found_is_none(r: io::Result<i64>) -> io::Result<bool> {
@@ -200,12 +183,7 @@ fn not_found_is_none(r: io::Result<i64>) -> io::Result<bool> {
 
 /// Looks `key` up; `Ok(false)` when absent. `value` must be the map's value size (times the
 /// number of possible CPUs for per-CPU maps); the caller checks sizes.
-pub fn map_lookup_elem(
-    fd: BorrowedFd<'_>,
-    key: &[u8],
-    value: &mut [u8],
-    flags: u64,
-) -> io::Result<bool> {
+pub fn map_lookup_elem(fd: BorrowedFd<'_>, key: &[u8], value: &mut [u8], flags: u64) -> io::Result<bool> {
     let mut a = elem_attr(fd, key.as_ptr(), value.as_mut_ptr(), flags);
     not_found_is_none(bpf(Cmd::MapLookupElem, &mut a))
 }
@@ -223,11 +201,7 @@ pub fn map_delete_elem(fd: BorrowedFd<'_>, key: &[u8]) -> io::Result<bool> {
 }
 
 /// Writes the key after `key` (or the first key for `None`) into `next`; `Ok(false)` at the end.
-pub fn map_get_next_key(
-    fd: BorrowedFd<'_>,
-    key: Option<&[u8]>,
-    next: &mut [u8],
-) -> io::Result<bool> {
+pub fn map_get_next_key(fd: BorrowedFd<'_>, key: Option<&[u8]>, next: &mut [u8]) -> io::Result<bool> {
     let key = key.map_or(std::ptr::null(), <[u8]>::as_ptr);
     let mut a = elem_attr(fd, key, next.as_mut_ptr(), 0);
     not_found_is_none(bpf(Cmd::MapGetNextKey, &mut a))
@@ -254,30 +228,18 @@ pub fn btf_load(data: &[u8], log: Option<&mut [u8]>) -> io::Result<OwnedFd> {
 
 /// Pins `fd` at `path` in a bpf file system.
 pub fn obj_pin(fd: BorrowedFd<'_>, path: &CStr) -> io::Result<()> {
-    let mut a = ObjPinAttr {
-        pathname: ptr(path.as_ptr()),
-        bpf_fd: fd_u32(fd),
-        file_flags: 0,
-    };
+    let mut a = ObjPinAttr { pathname: ptr(path.as_ptr()), bpf_fd: fd_u32(fd), file_flags: 0 };
     bpf(Cmd::ObjPin, &mut a).map(drop)
 }
 
 /// Opens the object pinned at `path`.
 pub fn obj_get(path: &CStr) -> io::Result<OwnedFd> {
-    let mut a = ObjPinAttr {
-        pathname: ptr(path.as_ptr()),
-        bpf_fd: 0,
-        file_flags: 0,
-    };
+    let mut a = ObjPinAttr { pathname: ptr(path.as_ptr()), bpf_fd: 0, file_flags: 0 };
     bpf_fd(Cmd::ObjGet, &mut a)
 }
 
 fn obj_info<T: Pod>(fd: BorrowedFd<'_>, info: &mut T) -> io::Result<()> {
-    let mut a = InfoByFdAttr {
-        bpf_fd: fd_u32(fd),
-        info_len: size_of::<T>() as u32,
-        info: ptr(info as *mut T),
-    };
+    let mut a = InfoByFdAttr { bpf_fd: fd_u32(fd), info_len: size_of::<T>() as u32, info: ptr(info as *mut T) };
     bpf(Cmd::ObjGetInfoByFd, &mut a).map(drop)
 }
 
@@ -296,11 +258,7 @@ pub fn map_info(fd: BorrowedFd<'_>) -> io::Result<MapInfo> {
 /// `bpf_link_info` of a link. For a kprobe_multi link, pass buffers to receive its target
 /// addresses and cookies (the kernel fills as many as fit and reports the real count; it
 /// fails with ENOSPC when a buffer is shorter than the count).
-pub fn link_info(
-    fd: BorrowedFd<'_>,
-    addrs: Option<&mut [u64]>,
-    cookies: Option<&mut [u64]>,
-) -> io::Result<LinkInfo> {
+pub fn link_info(fd: BorrowedFd<'_>, addrs: Option<&mut [u64]>, cookies: Option<&mut [u64]>) -> io::Result<LinkInfo> {
     let mut info = LinkInfo::zeroed();
     let mut count = None;
     if let Some(buf) = addrs {
@@ -332,11 +290,7 @@ pub fn get_fd_by_id(kind: ObjKind, id: u32) -> io::Result<OwnedFd> {
         ObjKind::Link => Cmd::LinkGetFdById,
         ObjKind::Btf => Cmd::BtfGetFdById,
     };
-    let mut a = IdAttr {
-        id,
-        next_id: 0,
-        open_flags: 0,
-    };
+    let mut a = IdAttr { id, next_id: 0, open_flags: 0 };
     bpf_fd(cmd, &mut a)
 }
 
@@ -348,11 +302,7 @@ pub fn get_next_id(kind: ObjKind, id: u32) -> io::Result<Option<u32>> {
         ObjKind::Link => Cmd::LinkGetNextId,
         ObjKind::Btf => return Err(io::Error::from_raw_os_error(libc::EINVAL)),
     };
-    let mut a = IdAttr {
-        id,
-        next_id: 0,
-        open_flags: 0,
-    };
+    let mut a = IdAttr { id, next_id: 0, open_flags: 0 };
     match bpf(cmd, &mut a) {
         Ok(_) => Ok(Some(a.next_id)),
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
@@ -388,11 +338,7 @@ pub fn prog_test_run(
     }
     a.repeat = repeat;
     bpf(Cmd::ProgTestRun, &mut a)?;
-    Ok(TestRunOutput {
-        retval: a.retval,
-        duration_ns: a.duration,
-        data_size_out: a.data_size_out,
-    })
+    Ok(TestRunOutput { retval: a.retval, duration_ns: a.duration, data_size_out: a.data_size_out })
 }
 
 /// What a kprobe_multi link attaches to.
@@ -441,11 +387,7 @@ pub fn link_create_kprobe_multi(
 
 /// Creates a perf-event link: runs `prog` when the perf event `event` fires, with `cookie`
 /// returned by `bpf_get_attach_cookie` (kernel 5.15+).
-pub fn link_create_perf_event(
-    prog: BorrowedFd<'_>,
-    event: BorrowedFd<'_>,
-    cookie: u64,
-) -> io::Result<OwnedFd> {
+pub fn link_create_perf_event(prog: BorrowedFd<'_>, event: BorrowedFd<'_>, cookie: u64) -> io::Result<OwnedFd> {
     let mut a = LinkCreatePerfEventAttr::zeroed();
     a.prog_fd = fd_u32(prog);
     a.target_fd = fd_u32(event);

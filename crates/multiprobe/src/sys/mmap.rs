@@ -22,27 +22,15 @@ unsafe impl Sync for Mmap {}
 impl Mmap {
     /// Maps `len` bytes of `fd` at `offset`, read-only or read-write.
     pub fn map(fd: BorrowedFd<'_>, len: usize, offset: usize, writable: bool) -> io::Result<Self> {
-        let prot = if writable {
-            libc::PROT_READ | libc::PROT_WRITE
-        } else {
-            libc::PROT_READ
-        };
+        let prot = if writable { libc::PROT_READ | libc::PROT_WRITE } else { libc::PROT_READ };
         // SAFETY: a fresh mapping chosen by the kernel (null hint) aliases no Rust memory.
         let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                prot,
-                libc::MAP_SHARED,
-                fd.as_raw_fd(),
-                offset as libc::off_t,
-            )
+            libc::mmap(std::ptr::null_mut(), len, prot, libc::MAP_SHARED, fd.as_raw_fd(), offset as libc::off_t)
         };
         if p == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
-        let ptr =
-            NonNull::new(p.cast()).ok_or_else(|| io::Error::from_raw_os_error(libc::ENOMEM))?;
+        let ptr = NonNull::new(p.cast()).ok_or_else(|| io::Error::from_raw_os_error(libc::ENOMEM))?;
         Ok(Mmap { ptr, len })
     }
 
@@ -58,14 +46,8 @@ impl Mmap {
 
     fn at<T>(&self, off: usize) -> *mut T {
         let size = std::mem::size_of::<T>();
-        assert!(
-            off.checked_add(size).is_some_and(|end| end <= self.len),
-            "mmap access out of bounds"
-        );
-        assert!(
-            off % std::mem::align_of::<T>() == 0,
-            "misaligned mmap access"
-        );
+        assert!(off.checked_add(size).is_some_and(|end| end <= self.len), "mmap access out of bounds");
+        assert!(off % std::mem::align_of::<T>() == 0, "misaligned mmap access");
         // SAFETY: `off + size <= len`, so the pointer stays inside the mapping.
         unsafe { self.ptr.as_ptr().add(off).cast() }
     }
@@ -90,16 +72,10 @@ impl Mmap {
 
     /// Copies `dst.len()` bytes starting at `off` out of the mapping.
     pub fn copy_out(&self, off: usize, dst: &mut [u8]) {
-        assert!(
-            off.checked_add(dst.len())
-                .is_some_and(|end| end <= self.len),
-            "mmap copy out of bounds"
-        );
+        assert!(off.checked_add(dst.len()).is_some_and(|end| end <= self.len), "mmap copy out of bounds");
         // SAFETY: the source range lies inside the mapping and cannot overlap `dst`, which is
         // Rust-owned memory. The kernel does not write a record after publishing it.
-        unsafe {
-            std::ptr::copy_nonoverlapping(self.ptr.as_ptr().add(off), dst.as_mut_ptr(), dst.len())
-        }
+        unsafe { std::ptr::copy_nonoverlapping(self.ptr.as_ptr().add(off), dst.as_mut_ptr(), dst.len()) }
     }
 }
 

@@ -80,20 +80,8 @@ pub const TRACEFS_MAGIC: i64 = 0x74726163;
 /// Mounts a pseudo file system (`mount -t fstype nodev target`).
 pub fn mount_pseudo(fstype: &CStr, target: &CStr) -> io::Result<()> {
     // SAFETY: every pointer is a valid NUL-terminated string or null (data), alive for the call.
-    let ret = unsafe {
-        libc::mount(
-            c"nodev".as_ptr(),
-            target.as_ptr(),
-            fstype.as_ptr(),
-            0,
-            std::ptr::null(),
-        )
-    };
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+    let ret = unsafe { libc::mount(c"nodev".as_ptr(), target.as_ptr(), fstype.as_ptr(), 0, std::ptr::null()) };
+    if ret < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
 }
 
 /// The `f_type` magic of the file system holding `path`.
@@ -105,7 +93,10 @@ pub fn fs_magic(path: &CStr) -> io::Result<i64> {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: statfs succeeded, so it initialised the whole struct.
-    Ok(unsafe { buf.assume_init() }.f_type as i64)
+    let magic = unsafe { buf.assume_init() }.f_type;
+    // f_type is i64 on x86_64 but narrower elsewhere.
+    #[allow(clippy::unnecessary_cast)]
+    Ok(magic as i64)
 }
 
 /// Effective user id, for error hints ("needs root or CAP_BPF").
@@ -116,17 +107,10 @@ pub fn geteuid() -> u32 {
 
 /// Raises `RLIMIT_MEMLOCK` to infinity: kernels before 5.11 charge BPF maps and programs to it.
 pub fn raise_memlock_limit() -> io::Result<()> {
-    let lim = libc::rlimit {
-        rlim_cur: libc::RLIM_INFINITY,
-        rlim_max: libc::RLIM_INFINITY,
-    };
+    let lim = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
     // SAFETY: `lim` is a valid rlimit for the duration of the call.
     let ret = unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &lim) };
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+    if ret < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
 }
 
 /// The number of a borrowed fd, as the `u32` the bpf ABI wants.

@@ -88,16 +88,8 @@ pub fn perf_event_open_tracepoint(id: u64) -> io::Result<OwnedFd> {
 fn open(a: &PerfEventAttr) -> io::Result<OwnedFd> {
     // SAFETY: `a` is a valid perf_event_attr of the size it declares; `config1`, when set,
     // points to a NUL-terminated name borrowed by the caller for the duration of the call.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_perf_event_open,
-            a as *const PerfEventAttr,
-            -1,
-            0,
-            -1,
-            PERF_FLAG_FD_CLOEXEC,
-        )
-    };
+    let fd =
+        unsafe { libc::syscall(libc::SYS_perf_event_open, a as *const PerfEventAttr, -1, 0, -1, PERF_FLAG_FD_CLOEXEC) };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -108,11 +100,7 @@ fn open(a: &PerfEventAttr) -> io::Result<OwnedFd> {
 fn ioctl(fd: BorrowedFd<'_>, request: libc::c_ulong, arg: libc::c_ulong) -> io::Result<()> {
     // SAFETY: the requests used here take an integer argument (no pointer) on a perf fd.
     let ret = unsafe { libc::ioctl(fd.as_raw_fd(), request, arg) };
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+    if ret < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
 }
 
 /// Starts counting (and running attached programs for) a perf event.
@@ -127,11 +115,7 @@ pub fn perf_event_disable(fd: BorrowedFd<'_>) -> io::Result<()> {
 
 /// Attaches a program to a perf event the pre-link way (kernels before 5.15, no cookie).
 pub fn perf_event_set_bpf(fd: BorrowedFd<'_>, prog: BorrowedFd<'_>) -> io::Result<()> {
-    ioctl(
-        fd,
-        PERF_EVENT_IOC_SET_BPF,
-        prog.as_raw_fd() as libc::c_ulong,
-    )
+    ioctl(fd, PERF_EVENT_IOC_SET_BPF, prog.as_raw_fd() as libc::c_ulong)
 }
 
 #[cfg(test)]

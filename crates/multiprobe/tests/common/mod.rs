@@ -16,20 +16,12 @@ impl BpfDir {
     pub fn new(name: &str) -> BpfDir {
         static MOUNT: Once = Once::new();
         MOUNT.call_once(|| {
-            let magic = Command::new("stat")
-                .args(["-f", "-c", "%T", "/sys/fs/bpf"])
-                .output();
-            let is_bpffs =
-                magic.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "bpf_fs");
+            let magic = Command::new("stat").args(["-f", "-c", "%T", "/sys/fs/bpf"]).output();
+            let is_bpffs = magic.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "bpf_fs");
             if !is_bpffs {
-                let status = Command::new("mount")
-                    .args(["-t", "bpf", "bpf", "/sys/fs/bpf"])
-                    .status()
-                    .expect("running mount");
-                assert!(
-                    status.success(),
-                    "mounting a bpf file system at /sys/fs/bpf failed"
-                );
+                let status =
+                    Command::new("mount").args(["-t", "bpf", "bpf", "/sys/fs/bpf"]).status().expect("running mount");
+                assert!(status.success(), "mounting a bpf file system at /sys/fs/bpf failed");
             }
         });
         let root = Path::new("/sys/fs/bpf");
@@ -56,4 +48,84 @@ pub fn gettid() -> u32 {
         .ok()
         .and_then(|p| p.file_name()?.to_str()?.parse().ok())
         .expect("reading /proc/thread-self")
+}
+
+pub const KPROBE_MULTI_OBJ: &[u8] = include_bytes!("../../../../bpf/test_kprobe_multi.bpf.o");
+
+/// Text symbols of /proc/kallsyms: name -> address, address -> names (aliases share one).
+pub struct Kallsyms {
+    by_name: std::collections::HashMap<String, u64>,
+    by_addr: std::collections::HashMap<u64, Vec<String>>,
+}
+
+impl Kallsyms {
+    /// The kernel's symbols, read once per test process (module symbols loaded later need
+    /// [`Kallsyms::fresh`]).
+    pub fn read() -> &'static Kallsyms {
+        static CACHE: std::sync::OnceLock<Kallsyms> = std::sync::OnceLock::new();
+        CACHE.get_or_init(Kallsyms::fresh)
+    }
+
+    pub fn fresh() -> Kallsyms {
+        let text = std::fs::read_to_string("/proc/kallsyms").expect("reading /proc/kallsyms");
+        let mut by_name = std::collections::HashMap::new();
+        let mut by_addr: std::collections::HashMap<u64, Vec<String>> = std::collections::HashMap::new();
+        for line in text.lines() {
+            let mut f = line.split_whitespace();
+            let (Some(addr), Some(kind), Some(name)) = (f.next(), f.next(), f.next()) else { continue };
+            if !matches!(kind, "t" | "T") {
+                continue;
+            }
+            let addr = u64::from_str_radix(addr, 16).unwrap();
+            by_name.entry(name.to_string()).or_insert(addr);
+            by_addr.entry(addr).or_default().push(name.to_string());
+        }
+        Kallsyms { by_name, by_addr }
+    }
+
+    /// The symbol address of a function (what bpf_get_func_ip reports).
+    pub fn addr(&self, name: &str) -> u64 {
+        *self.by_name.get(name).unwrap_or_else(|| panic!("{name} not in /proc/kallsyms"))
+    }
+
+    /// Every name of the function starting at `addr`, for messages.
+    pub fn names(&self, addr: u64) -> String {
+        self.by_addr.get(&addr).map(|n| n.join("/")).unwrap_or_else(|| format!("{addr:#x}"))
+    }
+}
+
+/// Makes a known number of vfs_read and vfs_write calls: pread(2) and pwrite(2) on a file
+/// of its own, one kernel call each.
+pub struct Workload {
+    file: std::fs::File,
+    path: PathBuf,
+}
+
+impl Workload {
+    pub fn new() -> Workload {
+        let path = std::env::temp_dir().join(format!("multiprobe-workload-{}", gettid()));
+        let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path).unwrap();
+        Workload { file, path }
+    }
+
+    pub fn reads(&self, n: usize) {
+        use std::os::unix::fs::FileExt;
+        let mut buf = [0u8; 8];
+        for _ in 0..n {
+            self.file.read_at(&mut buf, 0).unwrap();
+        }
+    }
+
+    pub fn writes(&self, n: usize) {
+        use std::os::unix::fs::FileExt;
+        for _ in 0..n {
+            self.file.write_at(b"multiprobe", 0).unwrap();
+        }
+    }
+}
+
+impl Drop for Workload {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
 }

@@ -43,11 +43,7 @@ impl RelocValue {
 
     /// For ambiguity messages.
     pub fn describe(&self) -> String {
-        if self.poison {
-            "not found".into()
-        } else {
-            self.new_val.to_string()
-        }
+        if self.poison { "not found".into() } else { self.new_val.to_string() }
     }
 }
 
@@ -98,9 +94,10 @@ pub(super) fn calc_relo(
             let tt = &target.btf.type_by_id(t.type_id)?.kind;
             // Zero extension keeps pointers (a 32-bit kernel's) and unsigned integers
             // intact; anything else read at another size would be wrong.
-            let unsigned = |k: &TypeKind| matches!(k, TypeKind::Int { encoding, .. } if encoding & int_encoding::SIGNED == 0);
-            let safe = matches!((lt, tt), (TypeKind::Ptr { .. }, TypeKind::Ptr { .. }))
-                || (unsigned(lt) && unsigned(tt));
+            let unsigned =
+                |k: &TypeKind| matches!(k, TypeKind::Int { encoding, .. } if encoding & int_encoding::SIGNED == 0);
+            let safe =
+                matches!((lt, tt), (TypeKind::Ptr { .. }, TypeKind::Ptr { .. })) || (unsigned(lt) && unsigned(tt));
             res.fail_memsz_adjust = !safe;
         }
     } else if kind.is_type_based() {
@@ -115,10 +112,7 @@ pub(super) fn calc_relo(
             None => res.poison = true,
         }
     } else {
-        return Err(Problem::BadAccess(format!(
-            "relocation kind {} is not supported",
-            kind.as_str()
-        )));
+        return Err(Problem::BadAccess(format!("relocation kind {} is not supported", kind.as_str())));
     }
     Ok(res)
 }
@@ -131,10 +125,7 @@ fn type_value(kind: CoreReloKind, spec: Option<&Spec>) -> Result<u64, Problem> {
         CoreReloKind::TypeExists | CoreReloKind::TypeMatches => 1,
         CoreReloKind::TypeSize => u64::from(spec.btf.resolve_size(spec.root_type_id)?),
         other => {
-            return Err(Problem::BadAccess(format!(
-                "{} is not a type relocation",
-                other.as_str()
-            )));
+            return Err(Problem::BadAccess(format!("{} is not a type relocation", other.as_str())));
         }
     })
 }
@@ -146,18 +137,13 @@ fn type_value(kind: CoreReloKind, spec: Option<&Spec>) -> Result<u64, Problem> {
 /// (`X = 1u << 31` is emitted as `ld_imm64 0x80000000`), which libbpf then rejects as a
 /// mismatch; honoring the enum's signedness is what the compiler does.
 fn enum_value(spec: &Spec) -> Result<u64, Problem> {
-    let acc = spec
-        .access
-        .first()
-        .ok_or_else(|| Problem::BadAccess("enum value access without an index".into()))?;
+    let acc = spec.access.first().ok_or_else(|| Problem::BadAccess("enum value access without an index".into()))?;
     let t = spec.btf.type_by_id(acc.type_id)?;
     let TypeKind::Enum { values, is64, .. } = &t.kind else {
         return Err(Problem::BadAccess("enum value access on a non-enum".into()));
     };
-    let value = values
-        .get(acc.idx as usize)
-        .ok_or_else(|| Problem::BadAccess("enumerator index out of range".into()))?
-        .value;
+    let value =
+        values.get(acc.idx as usize).ok_or_else(|| Problem::BadAccess("enumerator index out of range".into()))?.value;
     Ok(match (is64, t.kind_flag) {
         (true, _) => value,
         (false, true) => value as u32 as i32 as i64 as u64,
@@ -168,10 +154,7 @@ fn enum_value(spec: &Spec) -> Result<u64, Problem> {
 /// `bpf_core_calc_field_relo` for one spec.
 fn field_value(kind: CoreReloKind, spec: &Spec) -> Result<FieldValue, Problem> {
     let btf = spec.btf;
-    let acc = spec
-        .access
-        .last()
-        .ok_or_else(|| Problem::BadAccess("field access without an index".into()))?;
+    let acc = spec.access.last().ok_or_else(|| Problem::BadAccess("field access without an index".into()))?;
 
     let Some(_) = acc.name else {
         // An array element (or the root itself): no bitfields possible.
@@ -185,17 +168,9 @@ fn field_value(kind: CoreReloKind, spec: &Spec) -> Result<FieldValue, Problem> {
                 )));
             }
         };
-        let (mem_size, type_id) = if kind == CoreReloKind::FieldByteOffset {
-            (element_size(btf, acc.type_id)?, acc.type_id)
-        } else {
-            (0, 0)
-        };
-        return Ok(FieldValue {
-            val,
-            mem_size,
-            type_id,
-            validate: true,
-        });
+        let (mem_size, type_id) =
+            if kind == CoreReloKind::FieldByteOffset { (element_size(btf, acc.type_id)?, acc.type_id) } else { (0, 0) };
+        return Ok(FieldValue { val, mem_size, type_id, validate: true });
     };
 
     let parent = btf.type_by_id(acc.type_id)?;
@@ -215,16 +190,12 @@ fn field_value(kind: CoreReloKind, spec: &Spec) -> Result<FieldValue, Problem> {
         // covers the whole bitfield.
         let mut byte_sz = u64::from(btf.resolve_size(field_type_id)?);
         if byte_sz == 0 {
-            return Err(Problem::Unsatisfiable(
-                "the bitfield's type has size 0".into(),
-            ));
+            return Err(Problem::Unsatisfiable("the bitfield's type has size 0".into()));
         }
         let mut byte_off = bit_off / 8 / byte_sz * byte_sz;
         while bit_off + bit_sz - byte_off * 8 > byte_sz * 8 {
             if byte_sz >= 8 {
-                return Err(Problem::Unsatisfiable(
-                    "the bitfield cannot be read with one 64-bit load".into(),
-                ));
+                return Err(Problem::Unsatisfiable("the bitfield cannot be read with one 64-bit load".into()));
             }
             byte_sz *= 2;
             byte_off = bit_off / 8 / byte_sz * byte_sz;
@@ -265,12 +236,7 @@ fn field_value(kind: CoreReloKind, spec: &Spec) -> Result<FieldValue, Problem> {
             out.validate = true;
         }
         CoreReloKind::FieldLshiftU64 => {
-            let (bit_off, bit_sz, byte_off, byte_sz) = (
-                bit_off as i64,
-                bit_sz as i64,
-                byte_off as i64,
-                byte_sz as i64,
-            );
+            let (bit_off, bit_sz, byte_off, byte_sz) = (bit_off as i64, bit_sz as i64, byte_off as i64, byte_sz as i64);
             out.val = if cfg!(target_endian = "little") {
                 shift(64 - (bit_off + bit_sz - byte_off * 8))
             } else {
@@ -282,10 +248,7 @@ fn field_value(kind: CoreReloKind, spec: &Spec) -> Result<FieldValue, Problem> {
             out.validate = true;
         }
         other => {
-            return Err(Problem::BadAccess(format!(
-                "{} is not a field relocation",
-                other.as_str()
-            )));
+            return Err(Problem::BadAccess(format!("{} is not a field relocation", other.as_str())));
         }
     }
     Ok(out)
@@ -300,8 +263,5 @@ fn element_size(btf: &Btf, id: u32) -> Result<u32, Problem> {
             _ => return Ok(btf.resolve_size(id)?),
         }
     }
-    Err(Problem::Btf(crate::btf::BtfError::Unsized {
-        id,
-        kind: "array loop",
-    }))
+    Err(Problem::Btf(crate::btf::BtfError::Unsized { id, kind: "array loop" }))
 }

@@ -14,16 +14,12 @@ const MAX_DEPTH: u32 = 32;
 
 /// The error for BTF whose references loop, or nest deeper than libbpf follows.
 fn too_deep(id: u32) -> BtfError {
-    BtfError::Unsized {
-        id,
-        kind: "reference loop",
-    }
+    BtfError::Unsized { id, kind: "reference loop" }
 }
 
 /// Same kind, counting `ENUM` and `ENUM64` as one (`btf_kind_core_compat`).
 pub(super) fn kinds_compatible(a: &TypeKind, b: &TypeKind) -> bool {
-    a.number() == b.number()
-        || (matches!(a, TypeKind::Enum { .. }) && matches!(b, TypeKind::Enum { .. }))
+    a.number() == b.number() || (matches!(a, TypeKind::Enum { .. }) && matches!(b, TypeKind::Enum { .. }))
 }
 
 fn name_of(btf: &Btf, name_off: u32) -> &str {
@@ -34,12 +30,7 @@ fn name_of(btf: &Btf, name_off: u32) -> &str {
 /// type `targ_id` (`bpf_core_fields_are_compat`): any two structs or unions, pointers or
 /// floats; integers of any size or sign; enums and forward declarations of the same name
 /// (or anonymous); arrays of compatible elements, whatever their length.
-pub(super) fn fields_are_compat(
-    local: &Btf,
-    local_id: u32,
-    target: &Btf,
-    targ_id: u32,
-) -> Result<bool, BtfError> {
+pub(super) fn fields_are_compat(local: &Btf, local_id: u32, target: &Btf, targ_id: u32) -> Result<bool, BtfError> {
     let (mut local_id, mut targ_id) = (local_id, targ_id);
     for _ in 0..MAX_DEPTH {
         local_id = local.skip_modifiers(local_id)?;
@@ -80,26 +71,12 @@ pub(super) fn fields_are_compat(
 /// kind whatever their contents; integers whatever their size and sign (legacy bitfield
 /// integers excepted); pointers and arrays when what they refer to is; function prototypes
 /// when they have as many parameters and all parameters and the return type are.
-pub fn types_are_compat(
-    local: &Btf,
-    local_id: u32,
-    target: &Btf,
-    target_id: u32,
-) -> Result<bool, BtfError> {
+pub fn types_are_compat(local: &Btf, local_id: u32, target: &Btf, target_id: u32) -> Result<bool, BtfError> {
     are_compat(local, local_id, target, target_id, MAX_DEPTH)
 }
 
-fn are_compat(
-    local: &Btf,
-    local_id: u32,
-    target: &Btf,
-    targ_id: u32,
-    level: u32,
-) -> Result<bool, BtfError> {
-    if !kinds_compatible(
-        &local.type_by_id(local_id)?.kind,
-        &target.type_by_id(targ_id)?.kind,
-    ) {
+fn are_compat(local: &Btf, local_id: u32, target: &Btf, targ_id: u32, level: u32) -> Result<bool, BtfError> {
+    if !kinds_compatible(&local.type_by_id(local_id)?.kind, &target.type_by_id(targ_id)?.kind) {
         return Ok(false);
     }
     let (mut local_id, mut targ_id) = (local_id, targ_id);
@@ -130,16 +107,7 @@ fn are_compat(
                 local_id = *l;
                 targ_id = *t;
             }
-            (
-                TypeKind::FuncProto {
-                    ret: lret,
-                    params: lp,
-                },
-                TypeKind::FuncProto {
-                    ret: tret,
-                    params: tp,
-                },
-            ) => {
+            (TypeKind::FuncProto { ret: lret, params: lp }, TypeKind::FuncProto { ret: tret, params: tp }) => {
                 if lp.len() != tp.len() {
                     return Ok(false);
                 }
@@ -165,10 +133,7 @@ fn are_compat(
 /// Whether two names agree once flavor suffixes are dropped; an anonymous target only
 /// agrees with an anonymous local.
 fn names_match(local: &Btf, local_name_off: u32, target: &Btf, targ_name_off: u32) -> bool {
-    let (l, t) = (
-        name_of(local, local_name_off),
-        name_of(target, targ_name_off),
-    );
+    let (l, t) = (name_of(local, local_name_off), name_of(target, targ_name_off));
     if t.is_empty() {
         return l.is_empty();
     }
@@ -185,12 +150,7 @@ fn names_match(local: &Btf, local_name_off: u32, target: &Btf, targ_name_off: u3
 /// local struct member must exist by name with a matching type (only names and kinds are
 /// compared behind pointers); arrays need the same length and prototypes the same
 /// parameters.
-pub fn types_match(
-    local: &Btf,
-    local_id: u32,
-    target: &Btf,
-    target_id: u32,
-) -> Result<bool, BtfError> {
+pub fn types_match(local: &Btf, local_id: u32, target: &Btf, target_id: u32) -> Result<bool, BtfError> {
     do_types_match(local, local_id, target, target_id, false, MAX_DEPTH)
 }
 
@@ -245,18 +205,7 @@ fn do_types_match(
                 }
                 return composites_match(local, lt, target, tt, behind_ptr, level);
             }
-            (
-                TypeKind::Int {
-                    size: ls,
-                    encoding: le,
-                    ..
-                },
-                TypeKind::Int {
-                    size: ts,
-                    encoding: te,
-                    ..
-                },
-            ) => {
+            (TypeKind::Int { size: ls, encoding: le, .. }, TypeKind::Int { size: ts, encoding: te, .. }) => {
                 return Ok(ls == ts && (le & int_encoding::SIGNED) == (te & int_encoding::SIGNED));
             }
             (TypeKind::Ptr { target: l }, TypeKind::Ptr { target: t }) => {
@@ -264,40 +213,19 @@ fn do_types_match(
                 local_id = *l;
                 targ_id = *t;
             }
-            (
-                TypeKind::Array {
-                    elem: le,
-                    nelems: ln,
-                    ..
-                },
-                TypeKind::Array {
-                    elem: te,
-                    nelems: tn,
-                    ..
-                },
-            ) => {
+            (TypeKind::Array { elem: le, nelems: ln, .. }, TypeKind::Array { elem: te, nelems: tn, .. }) => {
                 if ln != tn {
                     return Ok(false);
                 }
                 local_id = *le;
                 targ_id = *te;
             }
-            (
-                TypeKind::FuncProto {
-                    ret: lret,
-                    params: lp,
-                },
-                TypeKind::FuncProto {
-                    ret: tret,
-                    params: tp,
-                },
-            ) => {
+            (TypeKind::FuncProto { ret: lret, params: lp }, TypeKind::FuncProto { ret: tret, params: tp }) => {
                 if lp.len() != tp.len() {
                     return Ok(false);
                 }
                 for (l, t) in lp.iter().zip(tp) {
-                    if !do_types_match(local, l.type_id, target, t.type_id, behind_ptr, level - 1)?
-                    {
+                    if !do_types_match(local, l.type_id, target, t.type_id, behind_ptr, level - 1)? {
                         return Ok(false);
                     }
                 }
@@ -313,27 +241,14 @@ fn do_types_match(
 
 /// Same size, and every local enumerator named in the target (values may differ).
 fn enums_match(local: &Btf, lt: &crate::btf::Type, target: &Btf, tt: &crate::btf::Type) -> bool {
-    let (
-        TypeKind::Enum {
-            size: ls,
-            values: lv,
-            ..
-        },
-        TypeKind::Enum {
-            size: ts,
-            values: tv,
-            ..
-        },
-    ) = (&lt.kind, &tt.kind)
+    let (TypeKind::Enum { size: ls, values: lv, .. }, TypeKind::Enum { size: ts, values: tv, .. }) =
+        (&lt.kind, &tt.kind)
     else {
         return false;
     };
     ls == ts
         && lv.len() <= tv.len()
-        && lv.iter().all(|l| {
-            tv.iter()
-                .any(|t| names_match(local, l.name_off, target, t.name_off))
-        })
+        && lv.iter().all(|l| tv.iter().any(|t| names_match(local, l.name_off, target, t.name_off)))
 }
 
 /// Every local member has a target member of the same name whose type matches.

@@ -34,11 +34,7 @@ pub(super) enum Patched {
 
 /// Patches `insns[idx]` (and the second slot of an `ld_imm64`) with `res`. Errors describe
 /// why the instruction cannot take the value.
-pub(super) fn patch_insn(
-    insns: &mut [Insn],
-    idx: usize,
-    res: &RelocValue,
-) -> Result<Patched, String> {
+pub(super) fn patch_insn(insns: &mut [Insn], idx: usize, res: &RelocValue) -> Result<Patched, String> {
     if res.poison {
         poison(insns, idx);
         return Ok(Patched::Poisoned);
@@ -52,14 +48,10 @@ pub(super) fn patch_insn(
             }
             // The immediate is sign-extended to compare, as libbpf does.
             if res.validate && insn.imm as i64 as u64 != orig {
-                return Err(format!(
-                    "its immediate is {}, expected {orig} (would become {new})",
-                    insn.imm
-                ));
+                return Err(format!("its immediate is {}, expected {orig} (would become {new})", insn.imm));
             }
             // ALU64 sign-extends the immediate; 32-bit ALU only uses its low 32 bits.
-            let fits = i32::try_from(new as i64).is_ok()
-                || (class == CLASS_ALU && u32::try_from(new).is_ok());
+            let fits = i32::try_from(new as i64).is_ok() || (class == CLASS_ALU && u32::try_from(new).is_ok());
             if !fits {
                 return Err(format!("{new} does not fit its 32-bit immediate"));
             }
@@ -67,15 +59,10 @@ pub(super) fn patch_insn(
         }
         CLASS_LDX | CLASS_ST | CLASS_STX => {
             if res.validate && insn.off as i64 as u64 != orig {
-                return Err(format!(
-                    "its offset is {}, expected {orig} (would become {new})",
-                    insn.off
-                ));
+                return Err(format!("its offset is {}, expected {orig} (would become {new})", insn.off));
             }
             if new > i16::MAX as u64 {
-                return Err(format!(
-                    "the target's offset {new} does not fit the instruction's 16-bit offset"
-                ));
+                return Err(format!("the target's offset {new} does not fit the instruction's 16-bit offset"));
             }
             if res.fail_memsz_adjust {
                 poison(insns, idx);
@@ -85,16 +72,10 @@ pub(super) fn patch_insn(
             if res.new_sz != res.orig_sz {
                 let size = access_bytes(code);
                 if size != res.orig_sz {
-                    return Err(format!(
-                        "it accesses {size} bytes where the field is {} bytes",
-                        res.orig_sz
-                    ));
+                    return Err(format!("it accesses {size} bytes where the field is {} bytes", res.orig_sz));
                 }
                 let size_bits = size_code(res.new_sz).ok_or_else(|| {
-                    format!(
-                        "the target's field is {} bytes, which no load or store can access",
-                        res.new_sz
-                    )
+                    format!("the target's field is {} bytes, which no load or store can access", res.new_sz)
                 })?;
                 code = (code & !SIZE_MASK) | size_bits;
             }
@@ -112,18 +93,13 @@ pub(super) fn patch_insn(
             };
             let imm = u64::from(insn.imm as u32) | (u64::from(next.imm as u32) << 32);
             if res.validate && imm != orig {
-                return Err(format!(
-                    "its 64-bit immediate is {imm}, expected {orig} (would become {new})"
-                ));
+                return Err(format!("its 64-bit immediate is {imm}, expected {orig} (would become {new})"));
             }
             insns[idx].imm = new as u32 as i32;
             insns[idx + 1].imm = (new >> 32) as u32 as i32;
         }
         _ => {
-            return Err(format!(
-                "opcode {:#04x} is not an ALU, load, store or ld_imm64 instruction",
-                insn.code
-            ));
+            return Err(format!("opcode {:#04x} is not an ALU, load, store or ld_imm64 instruction", insn.code));
         }
     }
     Ok(Patched::Applied)
@@ -132,12 +108,7 @@ pub(super) fn patch_insn(
 /// Replaces the instruction by a call to an invalid helper, and the second slot of an
 /// `ld_imm64` too (else the verifier complains about opcode 0 instead).
 fn poison(insns: &mut [Insn], idx: usize) {
-    let bad = Insn {
-        code: CALL,
-        regs: 0,
-        off: 0,
-        imm: POISON_HELPER_ID,
-    };
+    let bad = Insn { code: CALL, regs: 0, off: 0, imm: POISON_HELPER_ID };
     if insns[idx].code == LD_IMM64
         && let Some(next) = insns.get_mut(idx + 1)
     {

@@ -42,13 +42,7 @@ pub(super) struct Spec<'b> {
 
 impl<'b> Spec<'b> {
     fn new(btf: &'b Btf, root_type_id: u32) -> Spec<'b> {
-        Spec {
-            btf,
-            root_type_id,
-            access: Vec::new(),
-            raw: Vec::new(),
-            bit_offset: 0,
-        }
+        Spec { btf, root_type_id, access: Vec::new(), raw: Vec::new(), bit_offset: 0 }
     }
 
     fn add_bits(&mut self, bits: u64) -> Result<(), Problem> {
@@ -95,9 +89,7 @@ pub(super) fn parse_access(s: &str) -> Result<Vec<u32>, String> {
         if part.is_empty() || !part.bytes().all(|c| c.is_ascii_digit()) {
             return Err(format!("{s:?} is not a list of indices separated by ':'"));
         }
-        let idx: i32 = part
-            .parse()
-            .map_err(|_| format!("index {part} in {s:?} is too large"))?;
+        let idx: i32 = part.parse().map_err(|_| format!("index {part} in {s:?} is too large"))?;
         if out.len() == MAX_SPEC_LEN {
             return Err(format!("{s:?} has more than {MAX_SPEC_LEN} levels"));
         }
@@ -108,12 +100,9 @@ pub(super) fn parse_access(s: &str) -> Result<Vec<u32>, String> {
 
 /// Parses the relocation's access string against the local type (`bpf_core_parse_spec`).
 pub(super) fn parse_local<'b>(btf: &'b Btf, relo: &CoreRelo) -> Result<Spec<'b>, Problem> {
-    let access = btf.string_at(relo.access_str_off).map_err(|_| {
-        Problem::BadAccess(format!(
-            "string offset {} is outside the BTF strings",
-            relo.access_str_off
-        ))
-    })?;
+    let access = btf
+        .string_at(relo.access_str_off)
+        .map_err(|_| Problem::BadAccess(format!("string offset {} is outside the BTF strings", relo.access_str_off)))?;
     let mut spec = Spec::new(btf, relo.type_id);
     if relo.kind.is_type_based() {
         if access != "0" {
@@ -128,11 +117,7 @@ pub(super) fn parse_local<'b>(btf: &'b Btf, relo: &CoreRelo) -> Result<Spec<'b>,
 
     let mut id = btf.skip_modifiers(relo.type_id)?;
     let first = spec.raw[0];
-    spec.access.push(Accessor {
-        type_id: id,
-        idx: first,
-        name: None,
-    });
+    spec.access.push(Accessor { type_id: id, idx: first, name: None });
 
     if relo.kind.is_enumval_based() {
         let TypeKind::Enum { values, .. } = &btf.type_by_id(id)?.kind else {
@@ -142,9 +127,7 @@ pub(super) fn parse_local<'b>(btf: &'b Btf, relo: &CoreRelo) -> Result<Spec<'b>,
             )));
         };
         if spec.raw.len() > 1 {
-            return Err(Problem::BadAccess(
-                "an enum value access has exactly one index".into(),
-            ));
+            return Err(Problem::BadAccess("an enum value access has exactly one index".into()));
         }
         let value = values.get(first as usize).ok_or_else(|| {
             Problem::BadAccess(format!(
@@ -157,10 +140,7 @@ pub(super) fn parse_local<'b>(btf: &'b Btf, relo: &CoreRelo) -> Result<Spec<'b>,
         return Ok(spec);
     }
     if !relo.kind.is_field_based() {
-        return Err(Problem::BadAccess(format!(
-            "{} relocations have no access string",
-            relo.kind.as_str()
-        )));
+        return Err(Problem::BadAccess(format!("{} relocations have no access string", relo.kind.as_str())));
     }
 
     let size = btf.resolve_size(id)?;
@@ -187,11 +167,7 @@ pub(super) fn parse_local<'b>(btf: &'b Btf, relo: &CoreRelo) -> Result<Spec<'b>,
                             describe_type(btf, id)
                         )));
                     }
-                    spec.access.push(Accessor {
-                        type_id: id,
-                        idx,
-                        name: Some(name),
-                    });
+                    spec.access.push(Accessor { type_id: id, idx, name: Some(name) });
                 }
                 id = m.type_id;
             }
@@ -200,15 +176,9 @@ pub(super) fn parse_local<'b>(btf: &'b Btf, relo: &CoreRelo) -> Result<Spec<'b>,
                 id = btf.skip_modifiers(*elem)?;
                 let flex = is_flex_array(btf, spec.access.last(), nelems);
                 if !flex && idx >= nelems {
-                    return Err(Problem::BadAccess(format!(
-                        "index {idx} is past the end of an array of {nelems}"
-                    )));
+                    return Err(Problem::BadAccess(format!("index {idx} is past the end of an array of {nelems}")));
                 }
-                spec.access.push(Accessor {
-                    type_id: id,
-                    idx,
-                    name: None,
-                });
+                spec.access.push(Accessor { type_id: id, idx, name: None });
                 let size = btf.resolve_size(id)?;
                 spec.add_bits(u64::from(idx) * u64::from(size) * 8)?;
             }
@@ -231,8 +201,7 @@ fn is_flex_array(btf: &Btf, prev: Option<&Accessor>, nelems: u32) -> bool {
     if prev.name.is_none() || nelems > 0 {
         return false;
     }
-    btf.type_by_id(prev.type_id)
-        .is_ok_and(|t| t.kind.members().len().checked_sub(1) == Some(prev.idx as usize))
+    btf.type_by_id(prev.type_id).is_ok_and(|t| t.kind.members().len().checked_sub(1) == Some(prev.idx as usize))
 }
 
 /// Replays the local access in target type `targ_id` (`bpf_core_spec_match`).
@@ -256,11 +225,7 @@ pub(super) fn match_candidate<'b>(
             Match::Missing(format!(
                 "the target's {} [{targ_id}] does not {} the local one",
                 describe_type(target, targ_id),
-                if kind == CoreReloKind::TypeMatches {
-                    "match"
-                } else {
-                    "have a layout compatible with"
-                }
+                if kind == CoreReloKind::TypeMatches { "match" } else { "have a layout compatible with" }
             ))
         });
     }
@@ -268,21 +233,14 @@ pub(super) fn match_candidate<'b>(
     if kind.is_enumval_based() {
         let id = target.skip_modifiers(targ_id)?;
         let TypeKind::Enum { values, .. } = &target.type_by_id(id)?.kind else {
-            return Ok(Match::Missing(format!(
-                "the target's {} is not an enum",
-                describe_type(target, id)
-            )));
+            return Ok(Match::Missing(format!("the target's {} is not an enum", describe_type(target, id))));
         };
         let local_name = local.access[0].name.unwrap_or("");
         let wanted = essential_name(local_name);
         for (i, v) in values.iter().enumerate() {
             let name = target.string_at(v.name_off).unwrap_or("");
             if essential_name(name) == wanted {
-                spec.access.push(Accessor {
-                    type_id: id,
-                    idx: i as u32,
-                    name: Some(name),
-                });
+                spec.access.push(Accessor { type_id: id, idx: i as u32, name: Some(name) });
                 spec.raw.push(i as u32);
                 return Ok(Match::Found(spec));
             }
@@ -339,11 +297,7 @@ pub(super) fn match_candidate<'b>(
         if spec.raw.len() == MAX_SPEC_LEN {
             return Err(too_deep());
         }
-        spec.access.push(Accessor {
-            type_id: targ_id,
-            idx: acc.idx,
-            name: None,
-        });
+        spec.access.push(Accessor { type_id: targ_id, idx: acc.idx, name: None });
         spec.raw.push(acc.idx);
         let size = target.resolve_size(targ_id)?;
         spec.add_bits(u64::from(acc.idx) * u64::from(size) * 8)?;
@@ -394,11 +348,7 @@ fn match_member<'b>(
             }
         } else if name == local_name {
             if compat::fields_are_compat(local, local_member_type(local, acc), target, m.type_id)? {
-                spec.access.push(Accessor {
-                    type_id: targ_id,
-                    idx: i as u32,
-                    name: Some(name),
-                });
+                spec.access.push(Accessor { type_id: targ_id, idx: i as u32, name: Some(name) });
                 return Ok(Member::Found(m.type_id));
             }
             spec.bit_offset = saved_bits;
@@ -413,15 +363,9 @@ fn match_member<'b>(
 
 /// The type of the local member a named accessor designates (checked by [`parse_local`]).
 fn local_member_type(local: &Btf, acc: &Accessor) -> u32 {
-    local
-        .type_by_id(acc.type_id)
-        .ok()
-        .and_then(|t| t.kind.members().get(acc.idx as usize))
-        .map_or(0, |m| m.type_id)
+    local.type_by_id(acc.type_id).ok().and_then(|t| t.kind.members().get(acc.idx as usize)).map_or(0, |m| m.type_id)
 }
 
 fn too_deep() -> Problem {
-    Problem::Unsatisfiable(format!(
-        "the target's type nests more than {MAX_SPEC_LEN} levels deep along this access"
-    ))
+    Problem::Unsatisfiable(format!("the target's type nests more than {MAX_SPEC_LEN} levels deep along this access"))
 }

@@ -54,30 +54,15 @@ fn instruction_checks() {
     let err = run_err(&l, &t, &relo, &mut [mov64(5)]);
     assert!(err.contains("its immediate is 5, expected 4"), "{err}");
     // r1 += r2: no immediate.
-    let add_reg = Insn {
-        code: 0x0f,
-        regs: 0x21,
-        off: 0,
-        imm: 4,
-    };
+    let add_reg = Insn { code: 0x0f, regs: 0x21, off: 0, imm: 4 };
     let err = run_err(&l, &t, &relo, &mut [add_reg]);
     assert!(err.contains("register source"), "{err}");
     // A jump.
-    let ja = Insn {
-        code: 0x05,
-        regs: 0,
-        off: 4,
-        imm: 0,
-    };
+    let ja = Insn { code: 0x05, regs: 0, off: 4, imm: 0 };
     let err = run_err(&l, &t, &relo, &mut [ja]);
     assert!(err.contains("opcode 0x05"), "{err}");
     // Stores are patched like loads.
-    let mut st = [Insn {
-        code: 0x62,
-        regs: 0x01,
-        off: 4,
-        imm: 7,
-    }];
+    let mut st = [Insn { code: 0x62, regs: 0x01, off: 4, imm: 7 }];
     run(&l, &t, &relo, &mut st);
     assert_eq!(st[0].off, 12);
     assert_eq!(st[0].imm, 7);
@@ -120,15 +105,9 @@ fn malformed_access_strings_are_errors() {
     relo.access_str_off = l.btf.add_string("0:1");
     relo.type_id = 1 << 20;
     assert!(run_err(&l, &t, &relo, &mut [mov64(0)]).contains("does not exist"));
-    let relo = CoreRelo {
-        kind: CoreReloKind::Unknown(77),
-        ..l.relo(ls, "0:1", FieldByteOffset)
-    };
+    let relo = CoreRelo { kind: CoreReloKind::Unknown(77), ..l.relo(ls, "0:1", FieldByteOffset) };
     let err = run_err(&l, &t, &relo, &mut [mov64(0)]);
-    assert_eq!(
-        err,
-        "CO-RE: struct s (unknown, access 0:1): unknown relocation kind 77"
-    );
+    assert_eq!(err, "CO-RE: struct s (unknown, access 0:1): unknown relocation kind 77");
 }
 
 #[test]
@@ -136,10 +115,7 @@ fn array_kinds_that_need_a_field_are_errors() {
     let (mut l, ls, t) = arrays(8);
     let relo = l.relo(ls, "0:1:2", FieldLshiftU64);
     let err = run_err(&l, &t, &relo, &mut [mov64(0)]);
-    assert!(
-        err.contains("cannot be applied to an array element"),
-        "{err}"
-    );
+    assert!(err.contains("cannot be applied to an array element"), "{err}");
 }
 
 /// Target BTF whose anonymous member contains itself: matching must stop, not recurse.
@@ -171,15 +147,7 @@ fn no_panics_on_arbitrary_records() {
     // Extra local types of every shape to start from.
     let int = 1;
     let arr = l.array(int, 0);
-    let bad_arr = l.add(
-        "",
-        false,
-        TypeKind::Array {
-            elem: 999,
-            index: 1,
-            nelems: 2,
-        },
-    );
+    let bad_arr = l.add("", false, TypeKind::Array { elem: 999, index: 1, nelems: 2 });
     let fwd = l.add("s", false, TypeKind::Fwd { is_union: false });
     let en = l.enumeration("s", 4, false, &[("A", 1)]);
     let zero_bits = l.strukt_bits("s", 4, &[("a", arr, 0, 3), ("b", 999, 0, 0)]);
@@ -194,24 +162,8 @@ fn no_panics_on_arbitrary_records() {
     t.strukt_bits("s", 4, &[("a", 1, 60, 200), ("b", 1, 0, 0)]);
     t.enumeration("s", 4, false, &[]);
 
-    let accesses = [
-        "0",
-        "1",
-        "0:0",
-        "0:1",
-        "0:0:0",
-        "0:1:1",
-        "0:2",
-        "4294967295",
-        "2147483647:1",
-        "0:0:5",
-    ];
-    let insn_shapes = [
-        vec![mov64(0)],
-        vec![ldx(W, 0)],
-        ld_imm64(0).to_vec(),
-        vec![ld_imm64(0)[0]],
-    ];
+    let accesses = ["0", "1", "0:0", "0:1", "0:0:0", "0:1:1", "0:2", "4294967295", "2147483647:1", "0:0:5"];
+    let insn_shapes = [vec![mov64(0)], vec![ldx(W, 0)], ld_imm64(0).to_vec(), vec![ld_imm64(0)[0]]];
     let max_id = l.btf.len() + 2;
     for id in 0..max_id {
         for access in accesses {

@@ -117,10 +117,7 @@ fn array_index_past_the_target_end_poisons() {
     let reason = poison_reason(run(&l, &t, &relo, &mut insns));
     assert!(is_poison(&insns[0]));
     assert!(reason.contains("struct s.arr[3]"), "{reason}");
-    assert!(
-        reason.contains("past the end of the target's array of 2"),
-        "{reason}"
-    );
+    assert!(reason.contains("past the end of the target's array of 2"), "{reason}");
 
     let relo = l.relo(ls, "0:1:3", FieldExists);
     let mut insns = [mov64(1)];
@@ -134,11 +131,7 @@ fn bitfield_offsets_sizes_and_shifts() {
     let mut l = B::default();
     let uint = l.int("unsigned int", 4, false);
     let int = l.int("int", 4, true);
-    let lb = l.strukt_bits(
-        "bf",
-        4,
-        &[("a", uint, 0, 3), ("b", uint, 3, 5), ("s", int, 8, 4)],
-    );
+    let lb = l.strukt_bits("bf", 4, &[("a", uint, 0, 3), ("b", uint, 3, 5), ("s", int, 8, 4)]);
     // target: struct bf { int x; unsigned pad:10; unsigned b:5; int s:4; unsigned a:3; }
     let mut t = B::default();
     let uint = t.int("unsigned int", 4, false);
@@ -146,13 +139,7 @@ fn bitfield_offsets_sizes_and_shifts() {
     t.strukt_bits(
         "bf",
         8,
-        &[
-            ("x", int, 0, 0),
-            ("pad", uint, 32, 10),
-            ("b", uint, 42, 5),
-            ("s", int, 47, 4),
-            ("a", uint, 51, 3),
-        ],
+        &[("x", int, 0, 0), ("pad", uint, 32, 10), ("b", uint, 42, 5), ("s", int, 47, 4), ("a", uint, 51, 3)],
     );
     let cases = [
         // kind, local value (what clang would write), target value
@@ -210,10 +197,7 @@ fn missing_field_exists_zero_and_offset_poisoned() {
     let mut insns = [ldx(W, 4)];
     let reason = poison_reason(run(&l, &t, &relo, &mut insns));
     assert!(is_poison(&insns[0]));
-    assert_eq!(
-        reason,
-        "struct s.b (byte_off, access 0:1): the target's struct s has no field b"
-    );
+    assert_eq!(reason, "struct s.b (byte_off, access 0:1): the target's struct s has no field b");
 
     // A field of an incompatible type counts as missing.
     let mut t = B::default();
@@ -233,10 +217,7 @@ fn missing_type_poisons_with_no_candidate_reason() {
     let relo = l.relo(ls, "0:1", FieldByteOffset);
     let mut insns = [ldx(W, 4)];
     let reason = poison_reason(run(&l, &t, &relo, &mut insns));
-    assert!(
-        reason.ends_with("the target has no struct named s (flavor suffixes ignored)"),
-        "{reason}"
-    );
+    assert!(reason.ends_with("the target has no struct named s (flavor suffixes ignored)"), "{reason}");
 }
 
 /// Target: `struct task_struct { int pid; unsigned int __state; }`.
@@ -264,10 +245,7 @@ fn flavors_match_the_essential_name() {
     let relo = l.relo(old, "0:0", FieldByteOffset);
     let mut insns = [ldx(DW, 0)];
     let reason = poison_reason(run(&l, &t, &relo, &mut insns));
-    assert!(
-        reason.starts_with("struct task_struct___old.state (byte_off, access 0:0): "),
-        "{reason}"
-    );
+    assert!(reason.starts_with("struct task_struct___old.state (byte_off, access 0:0): "), "{reason}");
 
     let relo = l.relo(new, "0:0", FieldExists);
     let mut insns = [mov64(1)];
@@ -281,11 +259,7 @@ fn flavors_match_the_essential_name() {
     // Flavored target names are candidates too.
     let mut t2 = B::default();
     let uint = t2.int("unsigned int", 4, false);
-    t2.strukt(
-        "task_struct___2",
-        8,
-        &[("x", uint, 0), ("__state", uint, 32)],
-    );
+    t2.strukt("task_struct___2", 8, &[("x", uint, 0), ("__state", uint, 32)]);
     let mut insns = [ldx(W, 0)];
     run(&l, &t2, &relo, &mut insns);
     assert_eq!(insns[0].off, 4);
@@ -312,22 +286,14 @@ fn load_size_follows_unsigned_and_pointer_fields_only() {
     let int = l.int("int", 4, true);
     let long = l.int("long", 8, true);
     let p = l.ptr(long);
-    let lm = l.strukt(
-        "m",
-        16,
-        &[("size", uint, 0), ("count", int, 32), ("p", p, 64)],
-    );
+    let lm = l.strukt("m", 16, &[("size", uint, 0), ("count", int, 32), ("p", p, 64)]);
     // target: struct m { unsigned long size; long count; int *p; }
     let mut t = B::default();
     let ulong = t.int("unsigned long", 8, false);
     let long = t.int("long", 8, true);
     let int = t.int("int", 4, true);
     let p = t.ptr(int);
-    t.strukt(
-        "m",
-        24,
-        &[("size", ulong, 0), ("count", long, 64), ("p", p, 128)],
-    );
+    t.strukt("m", 24, &[("size", ulong, 0), ("count", long, 64), ("p", p, 128)]);
 
     let relo = l.relo(lm, "0:0", FieldByteOffset);
     let mut insns = [ldx(W, 0)];
@@ -338,10 +304,7 @@ fn load_size_follows_unsigned_and_pointer_fields_only() {
     let mut insns = [ldx(W, 4)];
     let reason = poison_reason(run(&l, &t, &relo, &mut insns));
     assert!(is_poison(&insns[0]));
-    assert!(
-        reason.contains("8 bytes where the program's is 4"),
-        "{reason}"
-    );
+    assert!(reason.contains("8 bytes where the program's is 4"), "{reason}");
     // The same offset in an ALU instruction is fine: no memory access size involved.
     let mut insns = [mov64(4)];
     run(&l, &t, &relo, &mut insns);

@@ -9,10 +9,7 @@ use ::object::{Object, ObjectSection};
 use super::*;
 use crate::btf::{BtfExt, kernel, kind};
 
-const OBJ: &[u8] = include_bytes!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../bpf/test_core.bpf.o"
-));
+const OBJ: &[u8] = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../bpf/test_core.bpf.o"));
 const PROG_SECTION: &str = "tracepoint/syscalls/sys_enter_getpid";
 
 struct Fixture {
@@ -30,10 +27,7 @@ fn fixture() -> Fixture {
     };
     let btf = Btf::parse(section(".BTF")).expect(".BTF");
     let ext = BtfExt::parse(section(".BTF.ext"), &btf).expect(".BTF.ext");
-    let insns: Vec<Insn> = section(PROG_SECTION)
-        .chunks_exact(8)
-        .map(bytemuck::pod_read_unaligned)
-        .collect();
+    let insns: Vec<Insn> = section(PROG_SECTION).chunks_exact(8).map(bytemuck::pod_read_unaligned).collect();
     let relos = ext.core_relos.section(PROG_SECTION).to_vec();
     assert!(relos.len() > 30, "only {} CO-RE records", relos.len());
     Fixture { btf, insns, relos }
@@ -41,11 +35,7 @@ fn fixture() -> Fixture {
 
 /// A record as the tests name it: local root type name, access string, kind.
 fn key(btf: &Btf, r: &CoreRelo) -> (String, String, CoreReloKind) {
-    (
-        btf.name(r.type_id).to_string(),
-        btf.string_at(r.access_str_off).unwrap().to_string(),
-        r.kind,
-    )
+    (btf.name(r.type_id).to_string(), btf.string_at(r.access_str_off).unwrap().to_string(), r.kind)
 }
 
 /// Against its own BTF every value clang wrote must check out; only bitfield loads (where
@@ -57,25 +47,16 @@ fn object_relocates_against_its_own_btf() {
     let mut r = CoreRelocator::new(&f.btf, &f.btf);
     for relo in &f.relos {
         let (name, access, kind) = key(&f.btf, relo);
-        let outcome = r
-            .relocate(relo, &mut insns)
-            .unwrap_or_else(|e| panic!("{e}"));
+        let outcome = r.relocate(relo, &mut insns).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(outcome, CoreOutcome::Applied, "{name} {access} {kind:?}");
     }
-    let changed: Vec<usize> = (0..insns.len())
-        .filter(|&i| insns[i] != f.insns[i])
-        .collect();
+    let changed: Vec<usize> = (0..insns.len()).filter(|&i| insns[i] != f.insns[i]).collect();
     for &i in &changed {
         let relo = f.relos.iter().find(|r| r.insn_off as usize == i * 8);
         let (name, access, kind) = key(&f.btf, relo.expect("only relocated insns change"));
         let bitfield = name == "task_struct" && access == "0:4";
         let type_id = kind == CoreReloKind::TypeIdTarget;
-        assert!(
-            bitfield || type_id,
-            "insn {i} ({name} {access} {kind:?}) changed: {:?} -> {:?}",
-            f.insns[i],
-            insns[i]
-        );
+        assert!(bitfield || type_id, "insn {i} ({name} {access} {kind:?}) changed: {:?} -> {:?}", f.insns[i], insns[i]);
     }
 }
 
@@ -100,8 +81,7 @@ fn find_field(btf: &Btf, id: u32, name: &str) -> Option<(u32, u32, u32)> {
 }
 
 fn struct_id(btf: &Btf, name: &str) -> u32 {
-    btf.find_by_name_kind(name, kind::STRUCT)
-        .unwrap_or_else(|| panic!("kernel BTF has no struct {name}"))
+    btf.find_by_name_kind(name, kind::STRUCT).unwrap_or_else(|| panic!("kernel BTF has no struct {name}"))
 }
 
 fn enum_value(btf: &Btf, enum_name: &str, value: &str) -> Option<u64> {
@@ -110,13 +90,8 @@ fn enum_value(btf: &Btf, enum_name: &str, value: &str) -> Option<u64> {
         .iter()
         .copied()
         .find(|&id| matches!(btf.type_by_id(id).unwrap().kind, TypeKind::Enum { .. }))?;
-    let TypeKind::Enum { values, .. } = &btf.type_by_id(id).unwrap().kind else {
-        unreachable!()
-    };
-    values
-        .iter()
-        .find(|v| btf.string_at(v.name_off).ok() == Some(value))
-        .map(|v| v.value)
+    let TypeKind::Enum { values, .. } = &btf.type_by_id(id).unwrap().kind else { unreachable!() };
+    values.iter().find(|v| btf.string_at(v.name_off).ok() == Some(value)).map(|v| v.value)
 }
 
 /// Relocated instructions, and outcomes by record.
@@ -146,9 +121,7 @@ impl Relocated {
                 let insn = self.insns[*i];
                 match insn.code & 0x07 {
                     0x01..=0x03 => insn.off as u64,
-                    0x00 => {
-                        u64::from(insn.imm as u32) | u64::from(self.insns[i + 1].imm as u32) << 32
-                    }
+                    0x00 => u64::from(insn.imm as u32) | u64::from(self.insns[i + 1].imm as u32) << 32,
                     _ => insn.imm as i64 as u64,
                 }
             })
@@ -181,13 +154,8 @@ fn relocate_all(f: &Fixture, target: &Btf) -> Relocated {
     let mut by_key: HashMap<_, Vec<_>> = HashMap::new();
     let mut r = CoreRelocator::new(&f.btf, target);
     for relo in &f.relos {
-        let outcome = r
-            .relocate(relo, &mut insns)
-            .unwrap_or_else(|e| panic!("{e}"));
-        by_key
-            .entry(key(&f.btf, relo))
-            .or_default()
-            .push(((relo.insn_off / 8) as usize, outcome));
+        let outcome = r.relocate(relo, &mut insns).unwrap_or_else(|e| panic!("{e}"));
+        by_key.entry(key(&f.btf, relo)).or_default().push(((relo.insn_off / 8) as usize, outcome));
     }
     Relocated { insns, by_key }
 }
@@ -195,9 +163,8 @@ fn relocate_all(f: &Fixture, target: &Btf) -> Relocated {
 #[test]
 fn object_relocates_against_the_running_kernel() {
     testkit::require_config!("CONFIG_DEBUG_INFO_BTF", "kernel BTF for CO-RE");
-    let vmlinux = kernel::vmlinux().unwrap_or_else(|e| {
-        panic!("CONFIG_DEBUG_INFO_BTF is not known to be off, but kernel BTF is unreadable: {e}")
-    });
+    let vmlinux = kernel::vmlinux()
+        .unwrap_or_else(|e| panic!("CONFIG_DEBUG_INFO_BTF is not known to be off, but kernel BTF is unreadable: {e}"));
     let k: &Btf = &vmlinux;
     let f = fixture();
     let out = relocate_all(&f, k);
@@ -208,46 +175,20 @@ fn object_relocates_against_the_running_kernel() {
     let byte = |name: &str| u64::from(field(name).0 / 8);
 
     // Plain loads moved to the kernel's offsets.
-    for (access, name) in [
-        ("0:0", "tgid"),
-        ("0:1", "pid"),
-        ("0:3", "flags"),
-        ("0:6", "real_parent"),
-        ("0:7", "mm"),
-    ] {
-        assert_eq!(
-            out.one("task_struct", access, FieldByteOffset),
-            byte(name),
-            "{name}"
-        );
+    for (access, name) in [("0:0", "tgid"), ("0:1", "pid"), ("0:3", "flags"), ("0:6", "real_parent"), ("0:7", "mm")] {
+        assert_eq!(out.one("task_struct", access, FieldByteOffset), byte(name), "{name}");
     }
     // &task->comm[3], as an ALU immediate; comm's size.
-    assert_eq!(
-        out.one("task_struct", "0:2:3", FieldByteOffset),
-        byte("comm") + 3
-    );
+    assert_eq!(out.one("task_struct", "0:2:3", FieldByteOffset), byte("comm") + 3);
     let comm_type = field("comm").2;
-    assert_eq!(
-        out.one("task_struct", "0:2", FieldByteSize),
-        u64::from(k.resolve_size(comm_type).unwrap())
-    );
+    assert_eq!(out.one("task_struct", "0:2", FieldByteSize), u64::from(k.resolve_size(comm_type).unwrap()));
     assert_eq!(out.one("task_struct", "0:1", FieldSigned), 1, "pid_t");
-    assert_eq!(
-        out.one("task_struct", "0:3", FieldSigned),
-        0,
-        "unsigned flags"
-    );
+    assert_eq!(out.one("task_struct", "0:3", FieldSigned), 0, "unsigned flags");
     assert_eq!(out.one("task_struct", "0:1", FieldExists), 1);
 
     // The bitfield: extract it from a fake task image the way the program does. (A kernel
     // without in_execve gets every bitfield relocation poisoned.)
-    let bitfield_kinds = [
-        FieldByteOffset,
-        FieldByteSize,
-        FieldLshiftU64,
-        FieldRshiftU64,
-        FieldSigned,
-    ];
+    let bitfield_kinds = [FieldByteOffset, FieldByteSize, FieldLshiftU64, FieldRshiftU64, FieldSigned];
     let in_execve = find_field(k, task, "in_execve");
     match in_execve {
         Some((bit, bits, _)) => {
@@ -283,28 +224,26 @@ fn object_relocates_against_the_running_kernel() {
     // int locally, unsigned long in the kernel) gets a widened load.
     let mm = struct_id(k, "mm_struct");
     let mm_byte = |name: &str| u64::from(find_field(k, mm, name).unwrap().0 / 8);
-    assert_eq!(
-        out.one("mm_struct", "0:0", FieldByteOffset),
-        mm_byte("task_size")
-    );
+    assert_eq!(out.one("mm_struct", "0:0", FieldByteOffset), mm_byte("task_size"));
     let (i, _) = out.get("mm_struct", "0:0", FieldByteOffset)[0];
     assert_eq!(out.insns[i].code, 0x79, "task_size load resized to 8 bytes");
-    assert_eq!(
-        out.one("mm_struct", "0:1", FieldByteOffset),
-        mm_byte("map_count")
-    );
-    assert_eq!(
-        out.one("mm_struct", "0:2:1", FieldByteOffset),
-        mm_byte("cpu_bitmap") + 8,
-        "flexible array element"
-    );
+    assert_eq!(out.one("mm_struct", "0:1", FieldByteOffset), mm_byte("map_count"));
+    // The flexible array is gone from 7.x's mm_struct: its relocation is poisoned there.
+    match find_field(k, mm, "cpu_bitmap") {
+        Some(_) => {
+            assert_eq!(
+                out.one("mm_struct", "0:2:1", FieldByteOffset),
+                mm_byte("cpu_bitmap") + 8,
+                "flexible array element"
+            )
+        }
+        None => {
+            out.poisoned("mm_struct", "0:2:1", FieldByteOffset);
+        }
+    }
 
     // A field no kernel has: exists is 0 and the guarded load is poisoned.
-    assert!(
-        out.value("task_struct", "0:8", FieldExists)
-            .iter()
-            .all(|v| *v == 0)
-    );
+    assert!(out.value("task_struct", "0:8", FieldExists).iter().all(|v| *v == 0));
     for reason in out.poisoned("task_struct", "0:8", FieldByteOffset) {
         assert!(
             reason.contains("task_struct.multiprobe_no_such_field")
@@ -315,63 +254,32 @@ fn object_relocates_against_the_running_kernel() {
 
     // Flavors: one of __state / state exists, depending on the kernel.
     let has_new = find_field(k, task, "__state").is_some();
-    assert_eq!(
-        out.one("task_struct___new", "0:0", FieldExists),
-        u64::from(has_new)
-    );
+    assert_eq!(out.one("task_struct___new", "0:0", FieldExists), u64::from(has_new));
     if has_new {
-        assert_eq!(
-            out.one("task_struct___new", "0:0", FieldByteOffset),
-            byte("__state")
-        );
+        assert_eq!(out.one("task_struct___new", "0:0", FieldByteOffset), byte("__state"));
     }
     let has_old = find_field(k, task, "state").is_some();
     if has_old {
-        assert_eq!(
-            out.one("task_struct___old", "0:0", FieldByteOffset),
-            byte("state")
-        );
+        assert_eq!(out.one("task_struct___old", "0:0", FieldByteOffset), byte("state"));
     } else {
         out.poisoned("task_struct___old", "0:0", FieldByteOffset);
     }
 
     // Types.
     assert_eq!(out.one("task_struct", "0", TypeExists), 1);
-    assert_eq!(
-        out.one("task_struct", "0", TypeSize),
-        u64::from(k.resolve_size(task).unwrap())
-    );
+    assert_eq!(out.one("task_struct", "0", TypeSize), u64::from(k.resolve_size(task).unwrap()));
     assert_eq!(out.one("task_struct", "0", TypeIdTarget), u64::from(task));
-    let local_task = f
-        .btf
-        .find_by_name_kind("task_struct", kind::STRUCT)
-        .unwrap();
-    assert_eq!(
-        out.one("task_struct", "0", TypeIdLocal),
-        u64::from(local_task)
-    );
-    assert_eq!(
-        out.one("mm_struct", "0", TypeSize),
-        u64::from(k.resolve_size(mm).unwrap())
-    );
+    let local_task = f.btf.find_by_name_kind("task_struct", kind::STRUCT).unwrap();
+    assert_eq!(out.one("task_struct", "0", TypeIdLocal), u64::from(local_task));
+    assert_eq!(out.one("mm_struct", "0", TypeSize), u64::from(k.resolve_size(mm).unwrap()));
     assert_eq!(out.one("multiprobe_no_such_type", "0", TypeExists), 0);
 
     // Enums.
-    assert_eq!(
-        out.one("pid_type", "1", EnumvalValue),
-        enum_value(k, "pid_type", "PIDTYPE_SID").unwrap()
-    );
+    assert_eq!(out.one("pid_type", "1", EnumvalValue), enum_value(k, "pid_type", "PIDTYPE_SID").unwrap());
     assert_eq!(out.one("pid_type", "2", EnumvalExists), 1);
-    assert!(
-        out.value("pid_type", "3", EnumvalExists)
-            .iter()
-            .all(|v| *v == 0)
-    );
+    assert!(out.value("pid_type", "3", EnumvalExists).iter().all(|v| *v == 0));
     for reason in out.poisoned("pid_type", "3", EnumvalValue) {
-        assert!(
-            reason.contains("has no enumerator MULTIPROBE_PIDTYPE_NONE"),
-            "{reason}"
-        );
+        assert!(reason.contains("has no enumerator MULTIPROBE_PIDTYPE_NONE"), "{reason}");
     }
     let has_rmp = enum_value(k, "x86_pf_error_code", "X86_PF_RMP");
     match has_rmp {
@@ -386,17 +294,11 @@ fn object_relocates_against_the_running_kernel() {
     let mut poisoned: Vec<String> = out
         .by_key
         .iter()
-        .filter(|(_, v)| {
-            v.iter()
-                .any(|(_, o)| matches!(o, CoreOutcome::Poisoned { .. }))
-        })
+        .filter(|(_, v)| v.iter().any(|(_, o)| matches!(o, CoreOutcome::Poisoned { .. })))
         .map(|(k, _)| format!("{} {} {}", k.0, k.1, k.2.as_str()))
         .collect();
     poisoned.sort();
-    let mut expected = vec![
-        "pid_type 3 enumval_value".to_string(),
-        "task_struct 0:8 byte_off".to_string(),
-    ];
+    let mut expected = vec!["pid_type 3 enumval_value".to_string(), "task_struct 0:8 byte_off".to_string()];
     if !has_old {
         expected.push("task_struct___old 0:0 byte_off".into());
     }

@@ -17,30 +17,13 @@ pub(super) struct B {
 
 impl B {
     pub(super) fn add(&mut self, name: &str, kind_flag: bool, kind: TypeKind) -> u32 {
-        let name_off = if name.is_empty() {
-            0
-        } else {
-            self.btf.add_string(name)
-        };
-        self.btf.add_type(Type {
-            name_off,
-            kind_flag,
-            kind,
-        })
+        let name_off = if name.is_empty() { 0 } else { self.btf.add_string(name) };
+        self.btf.add_type(Type { name_off, kind_flag, kind })
     }
 
     pub(super) fn int(&mut self, name: &str, size: u32, signed: bool) -> u32 {
         let encoding = if signed { int_encoding::SIGNED } else { 0 };
-        self.add(
-            name,
-            false,
-            TypeKind::Int {
-                size,
-                encoding,
-                bit_offset: 0,
-                bits: (size * 8) as u8,
-            },
-        )
+        self.add(name, false, TypeKind::Int { size, encoding, bit_offset: 0, bits: (size * 8) as u8 })
     }
 
     pub(super) fn ptr(&mut self, target: u32) -> u32 {
@@ -49,26 +32,14 @@ impl B {
 
     pub(super) fn array(&mut self, elem: u32, nelems: u32) -> u32 {
         let index = self.int("__ARRAY_SIZE_TYPE__", 4, false);
-        self.add(
-            "",
-            false,
-            TypeKind::Array {
-                elem,
-                index,
-                nelems,
-            },
-        )
+        self.add("", false, TypeKind::Array { elem, index, nelems })
     }
 
     pub(super) fn members(&mut self, fields: &[(&str, u32, u32, u32)]) -> Vec<Member> {
         fields
             .iter()
             .map(|&(name, type_id, bit_off, bits)| Member {
-                name_off: if name.is_empty() {
-                    0
-                } else {
-                    self.btf.add_string(name)
-                },
+                name_off: if name.is_empty() { 0 } else { self.btf.add_string(name) },
                 type_id,
                 offset: bits << 24 | bit_off,
             })
@@ -83,12 +54,7 @@ impl B {
     }
 
     /// A struct with bitfields: (name, type, bit offset, bitfield size or 0).
-    pub(super) fn strukt_bits(
-        &mut self,
-        name: &str,
-        size: u32,
-        fields: &[(&str, u32, u32, u32)],
-    ) -> u32 {
+    pub(super) fn strukt_bits(&mut self, name: &str, size: u32, fields: &[(&str, u32, u32, u32)]) -> u32 {
         let members = self.members(fields);
         self.add(name, true, TypeKind::Struct { size, members })
     }
@@ -99,30 +65,10 @@ impl B {
         self.add(name, false, TypeKind::Union { size, members })
     }
 
-    pub(super) fn enumeration(
-        &mut self,
-        name: &str,
-        size: u32,
-        signed: bool,
-        values: &[(&str, i64)],
-    ) -> u32 {
-        let values = values
-            .iter()
-            .map(|&(n, v)| EnumValue {
-                name_off: self.btf.add_string(n),
-                value: v as u64,
-            })
-            .collect();
-        self.add(
-            name,
-            signed,
-            TypeKind::Enum {
-                size,
-                signed,
-                is64: size == 8,
-                values,
-            },
-        )
+    pub(super) fn enumeration(&mut self, name: &str, size: u32, signed: bool, values: &[(&str, i64)]) -> u32 {
+        let values =
+            values.iter().map(|&(n, v)| EnumValue { name_off: self.btf.add_string(n), value: v as u64 }).collect();
+        self.add(name, signed, TypeKind::Enum { size, signed, is64: size == 8, values })
     }
 
     pub(super) fn typedef(&mut self, name: &str, target: u32) -> u32 {
@@ -130,23 +76,12 @@ impl B {
     }
 
     pub(super) fn proto(&mut self, ret: u32, params: &[u32]) -> u32 {
-        let params = params
-            .iter()
-            .map(|&type_id| Param {
-                name_off: 0,
-                type_id,
-            })
-            .collect();
+        let params = params.iter().map(|&type_id| Param { name_off: 0, type_id }).collect();
         self.add("", false, TypeKind::FuncProto { ret, params })
     }
 
     pub(super) fn relo(&mut self, type_id: u32, access: &str, kind: CoreReloKind) -> CoreRelo {
-        CoreRelo {
-            insn_off: 0,
-            type_id,
-            access_str_off: self.btf.add_string(access),
-            kind,
-        }
+        CoreRelo { insn_off: 0, type_id, access_str_off: self.btf.add_string(access), kind }
     }
 }
 
@@ -154,12 +89,7 @@ pub(super) use CoreReloKind::*;
 
 pub(super) fn ldx(size_bits: u8, off: i16) -> Insn {
     // r0 = *(size *)(r1 + off)
-    Insn {
-        code: 0x61 | size_bits,
-        regs: 0x10,
-        off,
-        imm: 0,
-    }
+    Insn { code: 0x61 | size_bits, regs: 0x10, off, imm: 0 }
 }
 
 pub(super) const W: u8 = 0x00;
@@ -167,28 +97,13 @@ pub(super) const W: u8 = 0x00;
 pub(super) const DW: u8 = 0x18;
 
 pub(super) fn mov64(imm: i32) -> Insn {
-    Insn {
-        code: 0xb7,
-        regs: 0x01,
-        off: 0,
-        imm,
-    }
+    Insn { code: 0xb7, regs: 0x01, off: 0, imm }
 }
 
 pub(super) fn ld_imm64(v: u64) -> [Insn; 2] {
     [
-        Insn {
-            code: 0x18,
-            regs: 0x01,
-            off: 0,
-            imm: v as u32 as i32,
-        },
-        Insn {
-            code: 0,
-            regs: 0,
-            off: 0,
-            imm: (v >> 32) as u32 as i32,
-        },
+        Insn { code: 0x18, regs: 0x01, off: 0, imm: v as u32 as i32 },
+        Insn { code: 0, regs: 0, off: 0, imm: (v >> 32) as u32 as i32 },
     ]
 }
 
@@ -237,26 +152,13 @@ pub(super) fn arrays(target_len: u32) -> (B, u32, B) {
     let int = l.int("int", 4, true);
     let arr = l.array(int, 4);
     let flex = l.array(int, 0);
-    let ls = l.strukt(
-        "s",
-        20,
-        &[("a", int, 0), ("arr", arr, 32), ("tail", flex, 160)],
-    );
+    let ls = l.strukt("s", 20, &[("a", int, 0), ("arr", arr, 32), ("tail", flex, 160)]);
     let mut t = B::default();
     let int = t.int("int", 4, true);
     let long = t.int("long", 8, true);
     let arr = t.array(int, target_len);
     let flex = t.array(int, 0);
     let tail_off = 128 + 32 * target_len;
-    t.strukt(
-        "s",
-        16 + 4 * target_len,
-        &[
-            ("q", long, 0),
-            ("a", int, 64),
-            ("arr", arr, 128),
-            ("tail", flex, tail_off),
-        ],
-    );
+    t.strukt("s", 16 + 4 * target_len, &[("q", long, 0), ("a", int, 64), ("arr", arr, 128), ("tail", flex, tail_off)]);
     (l, ls, t)
 }

@@ -27,10 +27,7 @@ fn enum_values_changed_missing_and_signed() {
     let mut insns = ld_imm64(3);
     let reason = poison_reason(run(&l, &t, &relo, &mut insns));
     assert!(is_poison(&insns[0]) && is_poison(&insns[1]), "both slots");
-    assert_eq!(
-        reason,
-        "enum e::GONE (enumval_value, access 2): the target's enum e has no enumerator GONE"
-    );
+    assert_eq!(reason, "enum e::GONE (enumval_value, access 2): the target's enum e has no enumerator GONE");
 
     // Unsigned 32-bit values zero-extend, signed ones sign-extend, 64-bit ones are whole.
     let mut l = B::default();
@@ -41,11 +38,7 @@ fn enum_values_changed_missing_and_signed() {
     t.enumeration("e", 4, false, &[("HIGH", 0x9000_0000)]);
     t.enumeration("s", 4, true, &[("NEG", -5)]);
     t.enumeration("w", 8, false, &[("BIG", 1 << 41)]);
-    for (id, local, want) in [
-        (lh, 0x8000_0000, 0x9000_0000),
-        (ls, u64::MAX, -5i64 as u64),
-        (l64, 1 << 40, 1 << 41),
-    ] {
+    for (id, local, want) in [(lh, 0x8000_0000, 0x9000_0000), (ls, u64::MAX, -5i64 as u64), (l64, 1 << 40, 1 << 41)] {
         let relo = l.relo(id, "0", EnumvalValue);
         let mut insns = ld_imm64(local);
         run(&l, &t, &relo, &mut insns);
@@ -150,22 +143,10 @@ fn types_match_pointers_forward_declarations_and_enums() {
     let te = t.enumeration("e", 4, false, &[("B", 5), ("A", 7)]);
     let te8 = t.enumeration("e", 8, false, &[("A", 7)]);
 
-    assert!(
-        types_match(&l.btf, ls, &t.btf, ts).unwrap(),
-        "fwd behind a ptr"
-    );
-    assert!(
-        types_match(&l.btf, le, &t.btf, te).unwrap(),
-        "names, not values"
-    );
-    assert!(
-        !types_match(&l.btf, le, &t.btf, te8).unwrap(),
-        "sizes differ"
-    );
-    assert!(
-        !types_match(&l.btf, fwd, &t.btf, node).unwrap(),
-        "not behind a ptr"
-    );
+    assert!(types_match(&l.btf, ls, &t.btf, ts).unwrap(), "fwd behind a ptr");
+    assert!(types_match(&l.btf, le, &t.btf, te).unwrap(), "names, not values");
+    assert!(!types_match(&l.btf, le, &t.btf, te8).unwrap(), "sizes differ");
+    assert!(!types_match(&l.btf, fwd, &t.btf, node).unwrap(), "not behind a ptr");
 }
 
 #[test]
@@ -187,52 +168,18 @@ fn types_are_compat_for_kfunc_prototypes() {
     let ts = t.strukt("task_struct", 64, &[("pid", int_t, 0)]);
     let pts = t.ptr(ts);
     let kp = t.proto(long, &[pts, long]);
-    let bitint = t.add(
-        "int",
-        false,
-        TypeKind::Int {
-            size: 4,
-            encoding: int_encoding::SIGNED,
-            bit_offset: 3,
-            bits: 4,
-        },
-    );
+    let bitint = t.add("int", false, TypeKind::Int { size: 4, encoding: int_encoding::SIGNED, bit_offset: 3, bits: 4 });
 
-    assert!(
-        types_are_compat(&l.btf, p2, &t.btf, kp).unwrap(),
-        "ints of any size"
-    );
-    assert!(
-        !types_are_compat(&l.btf, p1, &t.btf, kp).unwrap(),
-        "param count"
-    );
-    assert!(
-        !types_are_compat(&l.btf, p_wrong, &t.btf, kp).unwrap(),
-        "ptr to int vs struct"
-    );
+    assert!(types_are_compat(&l.btf, p2, &t.btf, kp).unwrap(), "ints of any size");
+    assert!(!types_are_compat(&l.btf, p1, &t.btf, kp).unwrap(), "param count");
+    assert!(!types_are_compat(&l.btf, p_wrong, &t.btf, kp).unwrap(), "ptr to int vs struct");
     assert!(types_are_compat(&l.btf, u64_, &t.btf, long).unwrap());
-    assert!(
-        !types_are_compat(&l.btf, int, &t.btf, bitint).unwrap(),
-        "legacy bitfield int"
-    );
-    assert!(
-        !types_are_compat(&l.btf, td, &t.btf, int_t).unwrap(),
-        "roots: typedef vs int"
-    );
+    assert!(!types_are_compat(&l.btf, int, &t.btf, bitint).unwrap(), "legacy bitfield int");
+    assert!(!types_are_compat(&l.btf, td, &t.btf, int_t).unwrap(), "roots: typedef vs int");
     assert!(types_are_compat(&l.btf, ps, &t.btf, pts).unwrap());
     // Functions resolve through their prototype.
-    let f = l.add(
-        "f",
-        false,
-        TypeKind::Func {
-            proto: p2,
-            linkage: FuncLinkage::Extern,
-        },
-    );
-    assert!(
-        !types_are_compat(&l.btf, f, &t.btf, kp).unwrap(),
-        "FUNC is not a FUNC_PROTO"
-    );
+    let f = l.add("f", false, TypeKind::Func { proto: p2, linkage: FuncLinkage::Extern });
+    assert!(!types_are_compat(&l.btf, f, &t.btf, kp).unwrap(), "FUNC is not a FUNC_PROTO");
     assert!(types_are_compat(&l.btf, 99, &t.btf, kp).is_err());
 }
 
@@ -243,17 +190,10 @@ fn ambiguous_candidates_must_agree() {
     let mut t = B::default();
     let int = t.int("int", 4, true);
     t.strukt("s", 8, &[("a", int, 0), ("b", int, 32)]);
-    t.strukt(
-        "s___2",
-        12,
-        &[("a", int, 0), ("pad", int, 32), ("b", int, 64)],
-    );
+    t.strukt("s___2", 12, &[("a", int, 0), ("pad", int, 32), ("b", int, 64)]);
     let relo = l.relo(ls, "0:1", FieldByteOffset);
     let err = run_err(&l, &t, &relo, &mut [ldx(W, 4)]);
-    assert!(
-        err.starts_with("CO-RE: struct s.b (byte_off, access 0:1): ambiguous"),
-        "{err}"
-    );
+    assert!(err.starts_with("CO-RE: struct s.b (byte_off, access 0:1): ambiguous"), "{err}");
 
     // Structurally identical duplicates (imperfect dedup) are fine.
     let mut t = B::default();
@@ -278,11 +218,7 @@ fn relocator_keeps_only_matching_candidates() {
     let mut t = B::default();
     let int = t.int("int", 4, true);
     t.strukt("s___a", 4, &[("a", int, 0)]);
-    let sb = t.strukt(
-        "s___b",
-        12,
-        &[("a", int, 0), ("x", int, 32), ("b", int, 64)],
-    );
+    let sb = t.strukt("s___b", 12, &[("a", int, 0), ("x", int, 32), ("b", int, 64)]);
     let off = l.relo(ls, "0:1", FieldByteOffset);
     let id = l.relo(ls, "0", TypeIdTarget);
 
