@@ -116,11 +116,14 @@ fn compile(root: &Path, source: &Path, out: &Path) -> Result<()> {
     Ok(())
 }
 
+/// A section as compared: name, contents, relocations.
+type SectionView = (String, Vec<u8>, Vec<String>);
+
 /// Compares what the loader reads from two objects; `None` when they agree.
 fn compare(committed: &[u8], fresh: &[u8]) -> Result<Option<String>> {
     let a = object::File::parse(committed).context("parsing the committed object")?;
     let b = object::File::parse(fresh).context("parsing the fresh build")?;
-    let sections = |f: &object::File| -> Result<Vec<(String, Vec<u8>, Vec<String>)>> {
+    let sections = |f: &object::File| -> Result<Vec<SectionView>> {
         let mut out = Vec::new();
         for s in f.sections() {
             let relocs = s
@@ -132,7 +135,7 @@ fn compare(committed: &[u8], fresh: &[u8]) -> Result<Option<String>> {
         Ok(out)
     };
     let (sa, sb) = (sections(&a)?, sections(&b)?);
-    let names = |v: &[(String, Vec<u8>, Vec<String>)]| v.iter().map(|s| s.0.clone()).collect::<Vec<_>>();
+    let names = |v: &[SectionView]| v.iter().map(|s| s.0.clone()).collect::<Vec<_>>();
     if names(&sa) != names(&sb) {
         return Ok(Some(format!("sections differ: {:?} vs {:?}", names(&sa), names(&sb))));
     }

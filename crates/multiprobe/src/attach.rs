@@ -74,6 +74,11 @@ pub enum AttachError {
     /// A symbol the kernel cannot trace.
     #[error("`{symbol}` is not a traceable kernel function ({reason}): check `multiprobe list '{symbol}'`")]
     UntraceableSymbol { symbol: String, reason: String, source: io::Error },
+    /// A name shared by several traceable functions.
+    #[error(
+        "`{symbol}` names several traceable functions ({places}): by name the kernel attaches only the first; attach by pattern to get every copy, or pick one with `module:{symbol}` in a Selection"
+    )]
+    AmbiguousSymbol { symbol: String, places: String },
     /// An address the kernel cannot trace.
     #[error("address {addr:#x} is not the entry of a traceable kernel function")]
     UntraceableAddress { addr: u64, source: io::Error },
@@ -89,6 +94,9 @@ pub enum AttachError {
     /// A tracepoint that does not exist.
     #[error("tracepoint `{tracepoint}` does not exist (see {tracefs}/events/)")]
     UnknownTracepoint { tracepoint: String, tracefs: String, source: io::Error },
+    /// Loading the program again for per-function kprobes failed.
+    #[error("program `{program}` could not be loaded again as a plain kprobe for the per-function fallback: {source}")]
+    Reload { program: String, source: Box<crate::LoadError> },
     /// Any other refusal by the kernel.
     #[error("{op} failed: {source}{}", hint.as_ref().map(|h| format!(" ({h})")).unwrap_or_default())]
     Kernel { op: String, source: io::Error, hint: Option<String> },
@@ -109,6 +117,7 @@ impl AttachError {
             | CookieCount { .. }
             | CountMismatch { .. }
             | InvalidSectionPattern { .. }
+            | AmbiguousSymbol { .. }
             | NotUnique { .. }
             | RetprobeAndSession
             | WrongProgramKind { .. }
@@ -128,6 +137,7 @@ impl AttachError {
                 None => libc::EIO,
             },
             Tracefs(_) => libc::ENOENT,
+            Reload { source, .. } => source.errno().unwrap_or(libc::EINVAL),
         }
     }
 }

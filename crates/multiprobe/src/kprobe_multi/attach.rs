@@ -8,7 +8,7 @@ use std::io;
 use super::kallsyms::Kallsyms;
 use super::link::KprobeMultiLink;
 use super::resolve::{Function, TraceableFunctions};
-use super::{Glob, KprobeMulti, Mode, Targets};
+use super::{Fallback, Glob, KprobeMulti, Mode, Targets, fallback};
 use crate::attach::{AttachError, wrong_kind};
 use crate::features;
 use crate::link::Link;
@@ -46,11 +46,27 @@ impl Program {
     /// Attaches this program to many kernel functions with one kprobe_multi link.
     ///
     /// The program must have been loaded from a `kprobe.multi` or `kretprobe.multi` section
-    /// (any of the two, for entry or return mode) or a `kprobe.session` one (session mode).
+    /// (any of the two, for entry or return mode) or a `kprobe.session` one (session mode);
+    /// with a [`Fallback`] other than `Never`, a program loaded as a plain `kprobe` is
+    /// accepted too and attached per function.
     pub fn attach_kprobe_multi(&self, spec: &KprobeMulti) -> Result<KprobeMultiLink, AttachError> {
+        // A program loaded as a plain kprobe (where the kernel cannot even load kprobe_multi
+        // programs) can only stand behind per-function kprobes.
+        let plain = matches!(self.kind(), ProgramKind::Kprobe | ProgramKind::Kretprobe);
+        if plain && spec.fallback != Fallback::Never {
+            let plan = resolve(&spec.targets, spec.cookies.clone(), Strictness::RefuseAmbiguousNames)?;
+            return fallback::attach(self, plan, spec.mode);
+        }
         check_program(self, spec.mode)?;
-        let plan = resolve(&spec.targets, spec.cookies.clone())?;
-        create(self, plan, spec.mode)
+        let plan = resolve(&spec.targets, spec.cookies.clone(), Strictness::RefuseAmbiguousNames)?;
+        match spec.fallback {
+            Fallback::Always => fallback::attach(self, plan, spec.mode),
+            Fallback::Auto => match create(self, plan.clone(), spec.mode) {
+                Err(AttachError::NotSupported { .. }) => fallback::attach(self, plan, spec.mode),
+                other => other,
+            },
+            Fallback::Never => create(self, plan, spec.mode),
+        }
     }
 }
 
@@ -75,8 +91,21 @@ pub(crate) fn check_program(prog: &Program, mode: Mode) -> Result<(), AttachErro
     Err(wrong_kind(prog.name(), kind, wanted, needed))
 }
 
+/// How closely to follow libbpf where it is silent about a trap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Strictness {
+    /// As libbpf: a name shared by several functions attaches the first.
+    Libbpf,
+    /// A name shared by several functions is an error that lists them.
+    RefuseAmbiguousNames,
+}
+
 /// Turns targets into what the kernel takes.
-pub(crate) fn resolve(targets: &Targets, cookies: Option<Vec<u64>>) -> Result<Plan, AttachError> {
+pub(crate) fn resolve(
+    targets: &Targets,
+    cookies: Option<Vec<u64>>,
+    strictness: Strictness,
+) -> Result<Plan, AttachError> {
     match targets {
         // libbpf's fast path: a name without wildcards goes to the kernel as is, no listing
         // is read; the kernel picks the first traceable function of that name.
@@ -92,6 +121,9 @@ pub(crate) fn resolve(targets: &Targets, cookies: Option<Vec<u64>>) -> Result<Pl
                 return Err(AttachError::EmptyList { what: "symbols" });
             }
             check_cookies(names.len(), cookies.as_deref())?;
+            if strictness == Strictness::RefuseAmbiguousNames {
+                refuse_ambiguous(names)?;
+            }
             let c = names.iter().map(|n| c_name(n)).collect::<Result<_, _>>()?;
             Ok(Plan { targets: LinkTargets::Names(c), cookies, functions: names.iter().map(|n| named(n)).collect() })
         }
@@ -103,6 +135,52 @@ pub(crate) fn resolve(targets: &Targets, cookies: Option<Vec<u64>>) -> Result<Pl
             let functions = addrs.iter().map(|&a| Function { name: String::new(), module: None, address: a }).collect();
             Ok(Plan { targets: LinkTargets::Addresses(addrs.clone()), cookies, functions })
         }
+        Targets::Selection(selection) => {
+            let functions = selection.resolve()?;
+            let addrs = functions.iter().map(|f| f.address).collect();
+            Ok(Plan { targets: LinkTargets::Addresses(addrs), cookies: None, functions })
+        }
+        Targets::Functions(functions) => {
+            if functions.is_empty() {
+                return Err(AttachError::EmptyList { what: "functions" });
+            }
+            check_cookies(functions.len(), cookies.as_deref())?;
+            if let Some(f) = functions.iter().find(|f| f.address == 0) {
+                return Err(AttachError::UntraceableSymbol {
+                    symbol: f.name.clone(),
+                    reason: "its address is unknown (list functions with TraceableFunctions::read())".into(),
+                    source: io::Error::from_raw_os_error(libc::EINVAL),
+                });
+            }
+            // The kernel finds a function's cookie by its entry address, which is not the
+            // listed patch site on kernels with IBT: cookies need symbol addresses.
+            let addrs = match cookies {
+                Some(_) => Kallsyms::read()
+                    .map_err(|source| AttachError::Read { path: "/proc/kallsyms".into(), source })?
+                    .entry_addresses(functions),
+                None => functions.iter().map(|f| f.address).collect(),
+            };
+            Ok(Plan { targets: LinkTargets::Addresses(addrs), cookies, functions: functions.clone() })
+        }
+    }
+}
+
+/// Fails when a name is shared by several traceable functions (static functions of several
+/// files, vmlinux and a module): by name the kernel would attach only the first.
+fn refuse_ambiguous(names: &[String]) -> Result<(), AttachError> {
+    // The check is a courtesy: without a listing (tracefs unreadable) the kernel decides.
+    let Ok(listing) = TraceableFunctions::read_names() else { return Ok(()) };
+    let wanted: HashSet<&[u8]> = names.iter().map(|n| n.as_bytes()).collect();
+    let mut copies: std::collections::HashMap<&[u8], Vec<String>> = std::collections::HashMap::new();
+    for f in listing.filter(|name, _| wanted.contains(name)) {
+        let place = f.module.unwrap_or_else(|| "vmlinux".into());
+        copies.entry(names.iter().find(|n| **n == f.name).unwrap().as_bytes()).or_default().push(place);
+    }
+    match names.iter().find(|n| copies.get(n.as_bytes()).is_some_and(|c| c.len() > 1)) {
+        Some(name) => {
+            Err(AttachError::AmbiguousSymbol { symbol: name.clone(), places: copies[name.as_bytes()].join(", ") })
+        }
+        None => Ok(()),
     }
 }
 

@@ -21,16 +21,19 @@
 //! ```
 
 mod attach;
+mod fallback;
 mod glob;
 mod kallsyms;
 mod link;
 mod opts;
 mod resolve;
+mod selection;
 
 pub use glob::Glob;
 pub use link::{AttachMode, AttachedTarget, KprobeMultiInfo, KprobeMultiLink};
 pub use opts::KprobeMultiOpts;
 pub use resolve::{Function, ListingSource, TraceableFunctions};
+pub use selection::{DENY_LIST, ModuleFilter, Pattern, Selection};
 
 /// When the program runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -56,6 +59,25 @@ pub enum Targets {
     Symbols(Vec<String>),
     /// Functions by address (symbol addresses, or ftrace patch sites).
     Addresses(Vec<u64>),
+    /// Functions matching several patterns, excludes and module filters.
+    Selection(Selection),
+    /// Functions already resolved (from [`TraceableFunctions`] or [`Selection::resolve`]):
+    /// every copy of a duplicated name stays distinct, each with its own cookie.
+    Functions(Vec<Function>),
+}
+
+/// What to do where the kernel cannot create kprobe_multi links (built without
+/// CONFIG_FPROBE, or older than 5.18).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Fallback {
+    /// Fail with [`crate::AttachError::NotSupported`], like libbpf.
+    #[default]
+    Never,
+    /// Attach one perf-event kprobe per function instead (slower to attach, same program,
+    /// same cookies); the link reports [`AttachMode::PerFunctionKprobes`].
+    Auto,
+    /// Always attach per-function kprobes.
+    Always,
 }
 
 /// What to attach a kprobe_multi program to, and how.
@@ -65,11 +87,12 @@ pub struct KprobeMulti {
     /// One per symbol or address, in the same order; only lists carry cookies.
     pub(crate) cookies: Option<Vec<u64>>,
     pub(crate) mode: Mode,
+    pub(crate) fallback: Fallback,
 }
 
 impl KprobeMulti {
     fn new(targets: Targets, cookies: Option<Vec<u64>>) -> KprobeMulti {
-        KprobeMulti { targets, cookies, mode: Mode::Entry }
+        KprobeMulti { targets, cookies, mode: Mode::Entry, fallback: Fallback::Never }
     }
 
     /// Every traceable function matching a glob (`*` any run, `?` one character).
@@ -106,6 +129,28 @@ impl KprobeMulti {
     pub fn addresses_with_cookies(pairs: impl IntoIterator<Item = (u64, u64)>) -> KprobeMulti {
         let (addrs, cookies) = pairs.into_iter().unzip();
         KprobeMulti::new(Targets::Addresses(addrs), Some(cookies))
+    }
+
+    /// Functions matching a [`Selection`]: several patterns, excludes, module filters.
+    pub fn selection(selection: Selection) -> KprobeMulti {
+        KprobeMulti::new(Targets::Selection(selection), None)
+    }
+
+    /// Functions already resolved: duplicated names attach every copy given.
+    pub fn functions(functions: impl IntoIterator<Item = Function>) -> KprobeMulti {
+        KprobeMulti::new(Targets::Functions(functions.into_iter().collect()), None)
+    }
+
+    /// Resolved functions, each with its cookie (e.g. its index in a table of counters).
+    pub fn functions_with_cookies(pairs: impl IntoIterator<Item = (Function, u64)>) -> KprobeMulti {
+        let (functions, cookies) = pairs.into_iter().unzip();
+        KprobeMulti::new(Targets::Functions(functions), Some(cookies))
+    }
+
+    /// What to do on kernels without kprobe_multi links.
+    pub fn fallback(mut self, fallback: Fallback) -> KprobeMulti {
+        self.fallback = fallback;
+        self
     }
 
     /// Runs the program at function return instead of entry.

@@ -1,6 +1,6 @@
 //! libbpf's `struct bpf_kprobe_multi_opts`, field for field, for code ported from C.
 
-use super::attach::{check_program, create, resolve};
+use super::attach::{Strictness, check_program, create, resolve};
 use super::link::KprobeMultiLink;
 use super::{Glob, Mode, Targets};
 use crate::attach::AttachError;
@@ -67,7 +67,7 @@ impl Program {
             (None, None, Some(a)) => Targets::Addresses(a.clone()),
             (None, None, None) => unreachable!("checked above"),
         };
-        let plan = resolve(&targets, o.cookies.clone())?;
+        let plan = resolve(&targets, o.cookies.clone(), Strictness::Libbpf)?;
         // libbpf checks this only after resolving the targets.
         let mode = match (o.retprobe, o.session) {
             (true, true) => return Err(AttachError::RetprobeAndSession),

@@ -88,6 +88,20 @@ pub struct MapElemAttr {
     pub flags: u64,
 }
 
+/// `bpf_attr` for the `BPF_MAP_*_BATCH` commands.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct MapBatchAttr {
+    pub in_batch: u64,
+    pub out_batch: u64,
+    pub keys: u64,
+    pub values: u64,
+    pub count: u32,
+    pub map_fd: u32,
+    pub elem_flags: u64,
+    pub flags: u64,
+}
+
 /// `bpf_attr` for `BPF_BTF_LOAD`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Pod, Zeroable)]
@@ -314,6 +328,11 @@ mod tests {
         assert_eq!(offset_of!(MapElemAttr, key), 8);
         assert_eq!(offset_of!(MapElemAttr, value), 16);
         assert_eq!(offset_of!(MapElemAttr, flags), 24);
+        assert_eq!(offset_of!(MapBatchAttr, values), 24);
+        assert_eq!(offset_of!(MapBatchAttr, count), 32);
+        assert_eq!(offset_of!(MapBatchAttr, map_fd), 36);
+        assert_eq!(offset_of!(MapBatchAttr, flags), 48);
+        assert_eq!(size_of::<MapBatchAttr>(), 56);
     }
 
     #[test]

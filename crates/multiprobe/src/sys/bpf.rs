@@ -31,6 +31,7 @@ enum Cmd {
     BtfLoad = 18,
     BtfGetFdById = 19,
     MapFreeze = 22,
+    MapLookupBatch = 24,
     LinkCreate = 28,
     LinkGetFdById = 30,
     LinkGetNextId = 31,
@@ -205,6 +206,32 @@ pub fn map_get_next_key(fd: BorrowedFd<'_>, key: Option<&[u8]>, next: &mut [u8])
     let key = key.map_or(std::ptr::null(), <[u8]>::as_ptr);
     let mut a = elem_attr(fd, key, next.as_mut_ptr(), 0);
     not_found_is_none(bpf(Cmd::MapGetNextKey, &mut a))
+}
+
+/// Reads up to `count` elements starting after the batch position `in_batch` (`None`: from
+/// the start) into `keys` and `values`; writes the next position into `out_batch`. Returns
+/// how many elements were read and whether the end of the map was reached.
+pub fn map_lookup_batch(
+    fd: BorrowedFd<'_>,
+    in_batch: Option<&[u8]>,
+    out_batch: &mut [u8],
+    keys: &mut [u8],
+    values: &mut [u8],
+    count: u32,
+) -> io::Result<(u32, bool)> {
+    let mut a = MapBatchAttr::zeroed();
+    a.map_fd = fd_u32(fd);
+    a.in_batch = in_batch.map_or(0, |b| ptr(b.as_ptr()));
+    a.out_batch = ptr(out_batch.as_mut_ptr());
+    a.keys = ptr(keys.as_mut_ptr());
+    a.values = ptr(values.as_mut_ptr());
+    a.count = count;
+    match bpf(Cmd::MapLookupBatch, &mut a) {
+        Ok(_) => Ok((a.count, false)),
+        // The kernel says ENOENT with the last, possibly partial, batch copied.
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok((a.count, true)),
+        Err(e) => Err(e),
+    }
 }
 
 /// Makes the map read-only for user space from now on.

@@ -1,0 +1,51 @@
+//! Per-function kprobes standing in for a kprobe_multi link, on kernels that lack one
+//! (built without CONFIG_FPROBE, like Debian 12's 6.1, or older than 5.18).
+//!
+//! The program is loaded again as a plain kprobe (the kernel ties kprobe_multi programs to
+//! their link type at load time) and attached to one perf-event kprobe per function, each
+//! with its cookie. One [`KprobeMultiLink`] owns them all: a failure part way drops the ones
+//! made so far, which detaches them.
+
+use super::Mode;
+use super::attach::Plan;
+use super::link::KprobeMultiLink;
+use crate::attach::AttachError;
+use crate::object::ProgramKind;
+use crate::perf_event::{KprobeTarget, attach_to_event, open_kprobe};
+use crate::program::Program;
+
+pub(crate) fn attach(prog: &Program, plan: Plan, mode: Mode) -> Result<KprobeMultiLink, AttachError> {
+    let (kind, retprobe) = match mode {
+        Mode::Entry => (ProgramKind::Kprobe, false),
+        Mode::Return => (ProgramKind::Kretprobe, true),
+        Mode::Session => {
+            return Err(AttachError::NotSupported {
+                what: "kprobe sessions",
+                reason: "per-function kprobes cannot stand in for a session (one run at entry and return of each \
+                         call, sharing a cookie); sessions need kernel 6.10+ built with CONFIG_FPROBE"
+                    .into(),
+                source: std::io::Error::from_raw_os_error(libc::EOPNOTSUPP),
+            });
+        }
+    };
+    // kprobe and kretprobe programs load the same way: the perf event says entry or return.
+    let single = if matches!(prog.kind(), ProgramKind::Kprobe | ProgramKind::Kretprobe) {
+        prog.clone()
+    } else {
+        prog.reload_as(kind)
+            .map_err(|source| AttachError::Reload { program: prog.name().to_string(), source: Box::new(source) })?
+    };
+    let mut links = Vec::with_capacity(plan.functions.len());
+    for (i, f) in plan.functions.iter().enumerate() {
+        // An address is exact even for a name several functions share.
+        let target = if f.address != 0 {
+            KprobeTarget::Address(f.address)
+        } else {
+            KprobeTarget::Symbol { name: f.name.clone(), offset: 0 }
+        };
+        let cookie = plan.cookies.as_ref().and_then(|c| c.get(i).copied()).unwrap_or(0);
+        let event = open_kprobe(&target, retprobe)?;
+        links.push(attach_to_event(&single, event, cookie)?);
+    }
+    Ok(KprobeMultiLink::from_kprobes(links, plan.functions, plan.cookies, mode))
+}

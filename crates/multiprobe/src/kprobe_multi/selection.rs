@@ -1,0 +1,234 @@
+//! Choosing functions with several patterns: includes, excludes (which always win), module
+//! filters and a built-in deny list of functions that must not be probed.
+//!
+//! A pattern is `NAME_GLOB`, `MODULE_GLOB:NAME_GLOB` (functions of matching modules only) or
+//! `vmlinux:NAME_GLOB` (the core kernel only): `vfs_*`, `ext4:ext4_*`, `*kvm*:*`.
+
+use super::glob::Glob;
+use super::resolve::{Function, TraceableFunctions};
+use crate::attach::AttachError;
+
+/// Functions never probed unless the deny list is turned off: probing them recurses into the
+/// BPF machinery itself (trampolines, program entry and exit, the helpers programs use for
+/// recursion protection) or trips RCU checks on idle CPUs. Gathered from retsnoop's enforced
+/// deny list and libbpf's attach-everything benchmark.
+pub const DENY_LIST: &[&str] = &[
+    "rcu_*",
+    "__rcu_*",
+    "migrate_enable",
+    "migrate_disable",
+    "preempt_count_*",
+    "__preempt_count_*",
+    "arch_cpu_idle*",
+    "default_idle*",
+    "bpf_dispatcher_*",
+    "__bpf_prog_enter*",
+    "__bpf_prog_exit*",
+    "__bpf_tramp_enter*",
+    "__bpf_tramp_exit*",
+    "bpf_get_smp_processor_id",
+    "bpf_spin_lock",
+    "bpf_spin_unlock",
+    "update_prog_stats",
+    "inc_misses_counter",
+    "bpf_prog_start_time",
+];
+
+/// Which modules a pattern covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModuleFilter {
+    /// vmlinux and every module.
+    Any,
+    /// The core kernel only (`vmlinux:`).
+    Vmlinux,
+    /// Modules whose name matches the glob.
+    Module(Glob),
+}
+
+/// One pattern: a function-name glob and the modules it applies to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pattern {
+    pub module: ModuleFilter,
+    pub name: Glob,
+}
+
+impl Pattern {
+    /// Parses `NAME`, `MODULE:NAME` or `vmlinux:NAME`.
+    pub fn parse(text: &str) -> Pattern {
+        match text.split_once(':') {
+            Some(("vmlinux", name)) => Pattern { module: ModuleFilter::Vmlinux, name: Glob::new(name) },
+            Some((module, name)) => Pattern { module: ModuleFilter::Module(Glob::new(module)), name: Glob::new(name) },
+            None => Pattern { module: ModuleFilter::Any, name: Glob::new(text) },
+        }
+    }
+
+    /// Whether the function `name` of `module` (`None`: vmlinux) matches.
+    pub fn matches(&self, name: &[u8], module: Option<&[u8]>) -> bool {
+        let module_ok = match (&self.module, module) {
+            (ModuleFilter::Any, _) => true,
+            (ModuleFilter::Vmlinux, m) => m.is_none(),
+            (ModuleFilter::Module(g), Some(m)) => g.matches(m),
+            (ModuleFilter::Module(_), None) => false,
+        };
+        module_ok && self.name.matches(name)
+    }
+}
+
+impl std::fmt::Display for Pattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.module {
+            ModuleFilter::Any => write!(f, "{}", self.name.as_str()),
+            ModuleFilter::Vmlinux => write!(f, "vmlinux:{}", self.name.as_str()),
+            ModuleFilter::Module(m) => write!(f, "{}:{}", m.as_str(), self.name.as_str()),
+        }
+    }
+}
+
+/// A set of functions described by patterns.
+///
+/// ```
+/// use multiprobe::kprobe_multi::Selection;
+/// let s = Selection::new().include("tcp_*").include("udp_*").exclude("*_timer*");
+/// assert!(s.accepts(b"tcp_sendmsg", None));
+/// assert!(!s.accepts(b"tcp_write_timer", None));
+/// assert!(!s.accepts(b"rcu_note_context_switch", None)); // not included, and denied anyway
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selection {
+    include: Vec<Pattern>,
+    exclude: Vec<Pattern>,
+    deny: Vec<Glob>,
+}
+
+impl Default for Selection {
+    fn default() -> Self {
+        Selection::new()
+    }
+}
+
+impl Selection {
+    /// An empty selection with the built-in deny list ([`DENY_LIST`]).
+    pub fn new() -> Selection {
+        Selection { include: Vec::new(), exclude: Vec::new(), deny: DENY_LIST.iter().map(|p| Glob::new(p)).collect() }
+    }
+
+    /// Adds functions matching `pattern`.
+    pub fn include(mut self, pattern: &str) -> Selection {
+        self.include.push(Pattern::parse(pattern));
+        self
+    }
+
+    /// Removes functions matching `pattern`, whatever the includes say.
+    pub fn exclude(mut self, pattern: &str) -> Selection {
+        self.exclude.push(Pattern::parse(pattern));
+        self
+    }
+
+    /// Turns the built-in deny list off: every traceable function can be selected.
+    pub fn without_deny_list(mut self) -> Selection {
+        self.deny.clear();
+        self
+    }
+
+    /// The include patterns.
+    pub fn includes(&self) -> &[Pattern] {
+        &self.include
+    }
+
+    /// The exclude patterns.
+    pub fn excludes(&self) -> &[Pattern] {
+        &self.exclude
+    }
+
+    /// Whether the function `name` (of `module`, `None` for vmlinux) is selected.
+    pub fn accepts(&self, name: &[u8], module: Option<&[u8]>) -> bool {
+        self.include.iter().any(|p| p.matches(name, module))
+            && !self.exclude.iter().any(|p| p.matches(name, module))
+            && !self.deny.iter().any(|g| g.matches(name))
+    }
+
+    /// The selected functions of a listing, in listing order.
+    pub fn select(&self, listing: &TraceableFunctions) -> Vec<Function> {
+        listing.filter(|name, module| self.accepts(name, module))
+    }
+
+    /// Reads the traceable functions and selects from them; an empty result is an error
+    /// naming the patterns.
+    pub fn resolve(&self) -> Result<Vec<Function>, AttachError> {
+        let listing = TraceableFunctions::read()?;
+        let found = self.select(&listing);
+        if found.is_empty() {
+            return Err(AttachError::NoMatch { pattern: self.to_string(), hint: String::new() });
+        }
+        Ok(found)
+    }
+}
+
+impl std::fmt::Display for Selection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let inc: Vec<String> = self.include.iter().map(ToString::to_string).collect();
+        write!(f, "{}", inc.join(" "))?;
+        for e in &self.exclude {
+            write!(f, " --exclude {e}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kprobe_multi::ListingSource;
+
+    const LISTING: &str = "ffffffff81000010 vfs_read\n\
+        ffffffff81000020 vfs_write\n\
+        ffffffff81000030 rcu_read_lock_held\n\
+        ffffffff81000040 tcp_sendmsg\n\
+        ffffffff81000050 tcp_write_timer\n\
+        ffffffffc0001000 kvm_vcpu_ioctl [kvm]\n\
+        ffffffffc0002000 vmx_vcpu_run [kvm_intel]\n\
+        ffffffffc0003000 vfs_read [fakemod]\n";
+
+    fn names(s: &Selection) -> Vec<String> {
+        let t = TraceableFunctions::from_text(LISTING.as_bytes().to_vec(), ListingSource::FilterFunctionsAddrs);
+        s.select(&t)
+            .into_iter()
+            .map(|f| match f.module {
+                Some(m) => format!("{m}:{}", f.name),
+                None => f.name,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn includes_excludes_and_modules() {
+        assert_eq!(names(&Selection::new().include("vfs_*")), ["vfs_read", "vfs_write", "fakemod:vfs_read"]);
+        assert_eq!(names(&Selection::new().include("vmlinux:vfs_*")), ["vfs_read", "vfs_write"]);
+        assert_eq!(names(&Selection::new().include("fakemod:*")), ["fakemod:vfs_read"]);
+        assert_eq!(names(&Selection::new().include("*kvm*:*")), ["kvm:kvm_vcpu_ioctl", "kvm_intel:vmx_vcpu_run"]);
+        assert_eq!(
+            names(&Selection::new().include("tcp_*").include("vfs_w*")),
+            ["vfs_write", "tcp_sendmsg", "tcp_write_timer"]
+        );
+        // Exclude always wins, also over a more specific include.
+        assert_eq!(
+            names(&Selection::new().include("tcp_*").include("tcp_write_timer").exclude("*timer*")),
+            ["tcp_sendmsg"]
+        );
+        assert_eq!(names(&Selection::new().include("vfs_*").exclude("fakemod:*")), ["vfs_read", "vfs_write"]);
+    }
+
+    #[test]
+    fn deny_list_is_on_by_default_and_can_be_turned_off() {
+        assert!(names(&Selection::new().include("rcu_*")).is_empty());
+        assert_eq!(names(&Selection::new().include("rcu_*").without_deny_list()), ["rcu_read_lock_held"]);
+        assert_eq!(names(&Selection::new().include("*").exclude("*:*").exclude("tcp_*")).len(), 2);
+    }
+
+    #[test]
+    fn patterns_print_as_written() {
+        assert_eq!(Pattern::parse("ext4:ext4_*").to_string(), "ext4:ext4_*");
+        assert_eq!(Pattern::parse("vmlinux:x").to_string(), "vmlinux:x");
+        assert_eq!(Selection::new().include("a*").include("b").exclude("c").to_string(), "a* b --exclude c");
+    }
+}
