@@ -1,0 +1,179 @@
+// SPDX-License-Identifier: (MIT OR Apache-2.0)
+/*
+ * `multiprobe latency`: time from entry to return of every call of the selected functions,
+ * as a log2 histogram per function. The attach cookie of each function is its index.
+ *
+ * Two ways, chosen by user space for the running kernel:
+ * - one kprobe session program (6.10+): the entry run stores the time in the call's session
+ *   cookie, the return run of the same call reads it;
+ * - a kprobe.multi + kretprobe.multi pair: the entry stores the time in a hash keyed by
+ *   (thread, function), the return takes it out. Also loaded as plain kprobe/kretprobe
+ *   programs for per-function kprobes where the kernel has no kprobe_multi.
+ */
+#include "mp_bpf.h"
+
+char LICENSE[] SEC("license") = "Dual MIT/GPL";
+
+/* log2 buckets per function: bucket 0 counts 0 ns, bucket k >= 1 counts [2^(k-1), 2^k) ns. */
+#define BUCKETS 64
+
+/* Only calls made by this process (tgid) count; 0 counts every process. */
+const volatile u32 target_tgid = 0;
+
+/* Calls per (function, bucket) and CPU, at index cookie * BUCKETS + bucket. Sized to
+ * functions * BUCKETS before load. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, BUCKETS);
+	__type(key, u32);
+	__type(value, u64);
+} hist SEC(".maps");
+
+struct latency_stats {
+	u64 sum_ns;
+	u64 max_ns;
+};
+
+/* Total and largest latency per function and CPU, indexed by cookie. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct latency_stats);
+} stats SEC(".maps");
+
+/* Entry times of calls in progress, for the kprobe + kretprobe pair: key (tid << 32 | cookie). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, u64);
+	__type(value, u64);
+} starts SEC(".maps");
+
+static __always_inline bool wanted(void)
+{
+	return !target_tgid || (u32)(bpf_get_current_pid_tgid() >> 32) == target_tgid;
+}
+
+/* floor(log2(v)) for v > 0, without loops (the verifier of older kernels rejects them). */
+static __always_inline u32 log2_u32(u32 v)
+{
+	u32 r, shift;
+
+	r = (v > 0xFFFF) << 4;
+	v >>= r;
+	shift = (v > 0xFF) << 3;
+	v >>= shift;
+	r |= shift;
+	shift = (v > 0xF) << 2;
+	v >>= shift;
+	r |= shift;
+	shift = (v > 0x3) << 1;
+	v >>= shift;
+	r |= shift;
+	r |= (v >> 1);
+	return r;
+}
+
+static __always_inline u32 bucket_of(u64 ns)
+{
+	u32 hi = ns >> 32;
+	u32 b;
+
+	if (!ns)
+		return 0;
+	b = (hi ? log2_u32(hi) + 32 : log2_u32((u32)ns)) + 1;
+	return b < BUCKETS ? b : BUCKETS - 1;
+}
+
+static __always_inline void record(u64 cookie, u64 ns)
+{
+	u32 index = cookie, key = index * BUCKETS + bucket_of(ns);
+	struct latency_stats *s;
+	u64 *calls;
+
+	calls = bpf_map_lookup_elem(&hist, &key);
+	if (calls)
+		*calls += 1;
+	s = bpf_map_lookup_elem(&stats, &index);
+	if (s) {
+		s->sum_ns += ns;
+		if (ns > s->max_ns)
+			s->max_ns = ns;
+	}
+}
+
+static __always_inline u64 start_key(void *ctx)
+{
+	return (bpf_get_current_pid_tgid() << 32) | (u32)bpf_get_attach_cookie(ctx);
+}
+
+SEC("kprobe.multi")
+int latency_entry(struct pt_regs *ctx)
+{
+	u64 key, now;
+
+	if (!wanted())
+		return 0;
+	key = start_key(ctx);
+	now = bpf_ktime_get_ns();
+	bpf_map_update_elem(&starts, &key, &now, BPF_ANY);
+	return 0;
+}
+
+SEC("kretprobe.multi")
+int latency_return(struct pt_regs *ctx)
+{
+	u64 key, *start, ns;
+
+	if (!wanted())
+		return 0;
+	key = start_key(ctx);
+	start = bpf_map_lookup_elem(&starts, &key);
+	if (!start)
+		return 0;
+	ns = bpf_ktime_get_ns() - *start;
+	bpf_map_delete_elem(&starts, &key);
+	record(bpf_get_attach_cookie(ctx), ns);
+	return 0;
+}
+
+/*
+ * Session kfuncs take no argument on 6.10 to 6.x and the context on 7.x. Both are declared
+ * weak: the loader resolves the one whose prototype matches the kernel's (the ___ctx flavor
+ * suffix is ignored), and the verifier drops the branch of the other.
+ */
+extern bool bpf_session_is_return(void) __ksym __weak;
+extern __u64 *bpf_session_cookie(void) __ksym __weak;
+extern bool bpf_session_is_return___ctx(void *ctx) __ksym __weak;
+extern __u64 *bpf_session_cookie___ctx(void *ctx) __ksym __weak;
+
+/* Loaded only on kernels with sessions (the `?` turns autoload off). */
+SEC("?kprobe.session")
+int latency_session(struct pt_regs *ctx)
+{
+	bool is_return;
+	__u64 *slot;
+
+	if (bpf_ksym_exists(bpf_session_is_return___ctx)) {
+		is_return = bpf_session_is_return___ctx(ctx);
+		slot = bpf_session_cookie___ctx(ctx);
+	} else {
+		is_return = bpf_session_is_return();
+		slot = bpf_session_cookie();
+	}
+	if (!is_return) {
+		/* 1: no return run for calls of other processes. */
+		if (!wanted())
+			return 1;
+		*slot = bpf_ktime_get_ns();
+		return 0;
+	}
+	/* The slot is not zeroed before entry: 0 marks it used, so a return whose entry did
+	 * not run (a missed entry on kernels before 6.14) is not recorded twice. */
+	if (*slot) {
+		record(bpf_get_attach_cookie(ctx), bpf_ktime_get_ns() - *slot);
+		*slot = 0;
+	}
+	return 0;
+}

@@ -1,0 +1,171 @@
+//! Errors as the user sees them: one line saying what failed, `hint:` lines saying what to
+//! do, and (with `-v`) the chain of causes and the verifier's full log.
+
+use std::error::Error;
+use std::io;
+
+use multiprobe::{AttachError, LoadError, MapError, ObjectError};
+
+/// A failure of a command, ready to print.
+#[derive(Debug, Default)]
+pub struct CliError {
+    /// What failed, in one line.
+    pub message: String,
+    /// What to do about it.
+    pub hints: Vec<String>,
+    /// Printed with `-v` only: causes, the verifier log.
+    pub details: Vec<String>,
+    /// Nothing to print: stdout was closed by its reader (`multiprobe list | head`), which is
+    /// not a failure.
+    pub quiet: bool,
+}
+
+impl CliError {
+    /// An error with this message.
+    pub fn new(message: impl Into<String>) -> CliError {
+        CliError { message: message.into(), ..CliError::default() }
+    }
+
+    /// Adds a hint.
+    pub fn hint(mut self, hint: impl Into<String>) -> CliError {
+        self.hints.push(hint.into());
+        self
+    }
+
+    /// From any error: its first line is the message, `hint:` lines of a multi-line message
+    /// become hints, the rest and the chain of sources become details.
+    fn from_error(e: &dyn Error) -> CliError {
+        let text = e.to_string();
+        let mut lines = text.lines();
+        let mut out = CliError::new(lines.next().unwrap_or("").trim_end());
+        for line in lines {
+            match line.trim_start().strip_prefix("hint: ") {
+                Some(h) => out.hints.push(h.to_string()),
+                None => out.details.push(line.to_string()),
+            }
+        }
+        // Causes the message already quotes add nothing.
+        let mut source = e.source();
+        while let Some(s) = source {
+            let cause = s.to_string();
+            if !text.contains(&cause) {
+                out.details.push(format!("caused by: {cause}"));
+            }
+            source = s.source();
+        }
+        out
+    }
+
+    /// Writes the error to stderr as `error: ...`, `hint: ...` and, if `verbose`, the details.
+    pub fn print(&self, verbose: bool) {
+        if self.quiet {
+            return;
+        }
+        eprintln!("error: {}", self.message);
+        for h in &self.hints {
+            eprintln!("hint: {h}");
+        }
+        if verbose {
+            for d in &self.details {
+                eprintln!("{d}");
+            }
+        } else if !self.details.is_empty() {
+            eprintln!("hint: run with -v for details");
+        }
+    }
+}
+
+/// Hints for the errors of reading tracefs, which `list`, `count` and `latency` all do.
+fn read_hints(e: &AttachError) -> Vec<String> {
+    match e {
+        AttachError::Read { source, .. } if source.kind() == io::ErrorKind::PermissionDenied => {
+            vec![if multiprobe::sys::geteuid() == 0 {
+                "the kernel refuses even root here: a sandbox or security policy (seccomp, LSM, lockdown) blocks tracefs; `multiprobe features` shows what works".into()
+            } else {
+                "reading the kernel's list of traceable functions needs root".into()
+            }]
+        }
+        AttachError::NoMatch { .. } => vec![
+            "patterns are globs over traceable function names (`vfs_*`, `tcp_v4_*`); `MODULE:NAME` picks module functions".into(),
+            "see what is traceable with `multiprobe list PATTERN`".into(),
+        ],
+        AttachError::NotSupported { .. } => vec!["`multiprobe features` shows what this kernel supports, and why".into()],
+        _ => Vec::new(),
+    }
+}
+
+impl From<AttachError> for CliError {
+    fn from(e: AttachError) -> CliError {
+        let mut out = CliError::from_error(&e);
+        out.hints.extend(read_hints(&e));
+        if let AttachError::Reload { source, .. } = &e {
+            add_verifier_log(&mut out, source);
+        }
+        out
+    }
+}
+
+impl From<LoadError> for CliError {
+    fn from(e: LoadError) -> CliError {
+        let mut out = CliError::from_error(&e);
+        add_verifier_log(&mut out, &e);
+        out
+    }
+}
+
+/// The verifier's full log goes to the details (the message carries only its tail).
+fn add_verifier_log(out: &mut CliError, e: &LoadError) {
+    if let Some(log) = e.verifier_log() {
+        out.details.retain(|d| !d.starts_with("    ") && !d.trim_start().starts_with("verifier log"));
+        out.details.push("verifier log:".into());
+        out.details.extend(log.trim_end().lines().map(|l| format!("  {l}")));
+    }
+}
+
+impl From<ObjectError> for CliError {
+    fn from(e: ObjectError) -> CliError {
+        CliError::from_error(&e)
+    }
+}
+
+impl From<MapError> for CliError {
+    fn from(e: MapError) -> CliError {
+        CliError::from_error(&e)
+    }
+}
+
+impl From<io::Error> for CliError {
+    fn from(e: io::Error) -> CliError {
+        let mut out = CliError::from_error(&e);
+        out.quiet = e.kind() == io::ErrorKind::BrokenPipe;
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multi_line_messages_split_into_message_hints_and_details() {
+        let e = io::Error::other("loading failed: EACCES\n  hint: use a bounded loop\n  verifier log:\n    R1 invalid");
+        let c = CliError::from(e);
+        assert_eq!(c.message, "loading failed: EACCES");
+        assert_eq!(c.hints, ["use a bounded loop"]);
+        assert_eq!(c.details, ["  verifier log:", "    R1 invalid"]);
+        assert!(!c.quiet);
+    }
+
+    #[test]
+    fn a_closed_stdout_is_quiet() {
+        assert!(CliError::from(io::Error::from(io::ErrorKind::BrokenPipe)).quiet);
+    }
+
+    #[test]
+    fn no_match_and_unsupported_get_hints() {
+        let e = AttachError::NoMatch { pattern: "nope_*".into(), hint: String::new() };
+        let c = CliError::from(e);
+        assert_eq!(c.message, "pattern `nope_*` matches no traceable function");
+        assert!(c.hints.iter().any(|h| h.contains("multiprobe list")));
+    }
+}

@@ -1,0 +1,451 @@
+//! `multiprobe latency`: how long each call of the selected functions takes, as a log2
+//! histogram per function with percentiles.
+//!
+//! Where the kernel has kprobe sessions (6.10+), one session program runs at entry and
+//! return of every call and keeps the entry time in the call's session cookie. Elsewhere a
+//! kprobe.multi + kretprobe.multi pair keeps it in a hash keyed by thread and function, and
+//! where even kprobe_multi is missing, the same pair goes in as per-function kprobes.
+
+use std::time::{Duration, Instant};
+
+use clap::{Args, ValueEnum};
+use multiprobe::features;
+use multiprobe::kprobe_multi::{AttachMode, Function, KprobeMulti, KprobeMultiLink};
+use multiprobe::{Map, Object, ProgramKind};
+use serde::Serialize;
+
+use crate::duration;
+use crate::error::CliError;
+use crate::hist::{BUCKETS, BucketJson, Histogram};
+use crate::output::{Output, hex_address};
+use crate::probe::{self, Strategy};
+use crate::run::{self, RunArgs};
+use crate::select::{self, SelectArgs, module_name};
+use crate::signals::{self, End, Stop};
+
+/// The BPF object, built from bpf/latency.bpf.c by `cargo xtask bpf`.
+pub const OBJECT: &[u8] = include_bytes!("../../../bpf/latency.bpf.o");
+const SESSION: &str = "latency_session";
+const ENTRY: &str = "latency_entry";
+const RETURN: &str = "latency_return";
+
+#[derive(Debug, Args)]
+pub struct LatencyArgs {
+    /// Function patterns: NAME_GLOB, MODULE_GLOB:NAME_GLOB or vmlinux:NAME_GLOB.
+    #[arg(required = true, value_name = "PATTERN")]
+    pub patterns: Vec<String>,
+    #[command(flatten)]
+    pub select: SelectArgs,
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Order of the functions in the report.
+    #[arg(short = 's', long, value_enum, default_value_t = SortBy::Count)]
+    pub sort: SortBy,
+    /// Show only the first N functions of the report.
+    #[arg(short = 't', long, value_name = "N")]
+    pub top: Option<usize>,
+    /// Use a kprobe.multi + kretprobe.multi pair even where the kernel has kprobe sessions.
+    #[arg(long)]
+    pub no_session: bool,
+}
+
+/// How the report is ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SortBy {
+    /// Most calls first.
+    Count,
+    /// Slowest 99th percentile first.
+    P99,
+    /// Slowest single call first.
+    Max,
+    /// Slowest average first.
+    Avg,
+    /// By function name.
+    Name,
+}
+
+/// How entry and return are observed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Method {
+    /// One kprobe session link.
+    Session,
+    /// An entry link and a return link.
+    Pair(Strategy),
+}
+
+fn choose(args: &LatencyArgs) -> Result<Method, CliError> {
+    probe::require_bpf()?;
+    if !args.no_session && features::kprobe_session().is_yes() {
+        return Ok(Method::Session);
+    }
+    Ok(Method::Pair(probe::choose(args.run.no_fallback)?))
+}
+
+pub fn run(args: &LatencyArgs, out: &mut Output) -> Result<(), CliError> {
+    let stop = Stop::install()?;
+    let method = choose(args)?;
+    let resolved = select::resolve(&select::selection(&args.patterns, &args.select))?;
+    let functions = resolved.functions;
+    let n = functions.len();
+
+    let load_start = Instant::now();
+    let loaded = load(method, n, args.run.pid)?;
+    let load_time = load_start.elapsed();
+    let cookies = || functions.iter().cloned().zip(0u64..);
+    let program = |name: &str| loaded.program(name).expect("the object has the program").clone();
+    let attach = || -> Result<Vec<KprobeMultiLink>, multiprobe::AttachError> {
+        match method {
+            Method::Session => Ok(vec![
+                program(SESSION).attach_kprobe_multi(&KprobeMulti::functions_with_cookies(cookies()).session())?,
+            ]),
+            Method::Pair(strategy) => {
+                let spec = KprobeMulti::functions_with_cookies(cookies()).fallback(strategy.fallback());
+                let entry = program(ENTRY).attach_kprobe_multi(&spec)?;
+                let ret = program(RETURN).attach_kprobe_multi(&spec.retprobe())?;
+                Ok(vec![entry, ret])
+            }
+        }
+    };
+    let (links, attach_time) = probe::attach(n, attach, |l| mode(method, l).0.into())?;
+    let (mode_text, mode_json) = mode(method, &links);
+    if args.run.json {
+        out.json(&AttachedEvent {
+            event: "attached",
+            functions: n,
+            mode: mode_json,
+            resolve_ms: duration::millis(resolved.took),
+            load_ms: duration::millis(load_time),
+            attach_ms: duration::millis(attach_time),
+        })?;
+    } else {
+        eprintln!("tracing {n} functions {}", args.run.until());
+    }
+
+    let started = Instant::now();
+    let end = run::run_until(&stop, started, args.run.duration, None, || Ok(()))?;
+    let ran = started.elapsed();
+    let detach_time = probe::detach(links);
+
+    let hist = loaded.map("hist").expect("the object has the map");
+    let stats = loaded.map("stats").expect("the object has the map");
+    let mut rows = read(&functions, hist, stats)?;
+    sort(&mut rows, args.sort);
+    let report = Report { rows: &rows, mode: mode_text, end, attach: attach_time, ran, detach: detach_time };
+    if args.run.json {
+        out.json(&report.json(mode_json))?;
+    } else {
+        out.text(&report.text(args.top))?;
+    }
+    Ok(())
+}
+
+/// How the links went in: for people and for JSON.
+fn mode(method: Method, links: &[KprobeMultiLink]) -> (&'static str, &'static str) {
+    let per_function = links.iter().any(|l| l.attach_mode() == AttachMode::PerFunctionKprobes);
+    match method {
+        Method::Session => ("kprobe session", "session"),
+        Method::Pair(_) if per_function => ("per-function kprobes + kretprobes", "kprobes+kretprobes"),
+        Method::Pair(_) => ("kprobe_multi + kretprobe_multi", "kprobe_multi+kretprobe_multi"),
+    }
+}
+
+/// The object for this method, sized for `functions`.
+fn load(method: Method, functions: usize, pid: Option<u32>) -> Result<multiprobe::LoadedObject, CliError> {
+    let too_many = || CliError::new(format!("{functions} functions are too many for one histogram table"));
+    let buckets = functions.checked_mul(BUCKETS).and_then(|b| u32::try_from(b).ok()).ok_or_else(too_many)?;
+    let mut obj = Object::parse("latency", OBJECT)?;
+    obj.map_mut("hist").expect("the object has the map").set_max_entries(buckets);
+    obj.map_mut("stats").expect("the object has the map").set_max_entries(functions as u32);
+    obj.set_global("target_tgid", &pid.unwrap_or(0))?;
+    let mut set = |name: &str, load: bool, kind: Option<ProgramKind>| {
+        let p = obj.program_mut(name).expect("the object has the program");
+        p.set_autoload(load);
+        if let Some(kind) = kind {
+            p.set_kind(kind);
+        }
+    };
+    match method {
+        Method::Session => {
+            set(SESSION, true, None);
+            set(ENTRY, false, None);
+            set(RETURN, false, None);
+        }
+        Method::Pair(strategy) => {
+            set(SESSION, false, None);
+            set(ENTRY, true, Some(strategy.entry_kind()));
+            set(RETURN, true, Some(strategy.return_kind()));
+        }
+    }
+    Ok(obj.load()?)
+}
+
+/// One function's latencies.
+#[derive(Debug, Clone)]
+struct Row {
+    function: Function,
+    hist: Histogram,
+    sum_ns: u64,
+    max_ns: u64,
+}
+
+impl Row {
+    fn count(&self) -> u64 {
+        self.hist.count()
+    }
+
+    fn avg_ns(&self) -> Option<u64> {
+        self.sum_ns.checked_div(self.count())
+    }
+}
+
+/// Sums every CPU's buckets and stats into one row per function.
+fn read(functions: &[Function], hist: &Map, stats: &Map) -> Result<Vec<Row>, CliError> {
+    let mut rows: Vec<Row> = functions
+        .iter()
+        .map(|f| Row { function: f.clone(), hist: Histogram::default(), sum_ns: 0, max_ns: 0 })
+        .collect();
+    for (key, cpus) in hist.dump_per_cpu::<u32, u64>()? {
+        let (index, bucket) = (key as usize / BUCKETS, key as usize % BUCKETS);
+        if let Some(row) = rows.get_mut(index) {
+            row.hist.buckets[bucket] += cpus.iter().sum::<u64>();
+        }
+    }
+    for (index, cpus) in stats.dump_per_cpu::<u32, [u64; 2]>()? {
+        if let Some(row) = rows.get_mut(index as usize) {
+            row.sum_ns = cpus.iter().map(|s| s[0]).sum();
+            row.max_ns = cpus.iter().map(|s| s[1]).max().unwrap_or(0);
+        }
+    }
+    Ok(rows)
+}
+
+fn sort(rows: &mut [Row], by: SortBy) {
+    let key = |r: &Row| -> u64 {
+        match by {
+            SortBy::Count | SortBy::Name => r.count(),
+            SortBy::P99 => r.hist.percentile(99.0).unwrap_or(0),
+            SortBy::Max => r.max_ns,
+            SortBy::Avg => r.avg_ns().unwrap_or(0),
+        }
+    };
+    rows.sort_by(|a, b| {
+        let named = a.function.name.cmp(&b.function.name).then_with(|| a.function.module.cmp(&b.function.module));
+        match by {
+            SortBy::Name => named,
+            _ => key(b).cmp(&key(a)).then_with(|| b.count().cmp(&a.count())).then(named),
+        }
+    });
+}
+
+/// The final report.
+struct Report<'a> {
+    rows: &'a [Row],
+    mode: &'static str,
+    end: End,
+    attach: Duration,
+    ran: Duration,
+    detach: Duration,
+}
+
+impl Report<'_> {
+    fn text(&self, top: Option<usize>) -> String {
+        let called: Vec<&Row> = self.rows.iter().filter(|r| r.count() > 0).collect();
+        let mut s = String::new();
+        for r in called.iter().take(top.unwrap_or(usize::MAX)) {
+            let pct = |p| r.hist.percentile(p).map_or("-".into(), |ns| format!("<{}", duration::nanos(ns)));
+            s.push_str(&format!(
+                "{} [{}]  calls {}  avg {}  p50 {}  p90 {}  p99 {}  max {}\n",
+                r.function.name,
+                module_name(&r.function),
+                r.count(),
+                r.avg_ns().map_or("-".into(), duration::nanos),
+                pct(50.0),
+                pct(90.0),
+                pct(99.0),
+                duration::nanos(r.max_ns),
+            ));
+            s.push_str(&r.hist.render());
+            s.push('\n');
+        }
+        if let Some(hidden) = top.map(|n| called.len().saturating_sub(n)).filter(|&h| h > 0) {
+            s.push_str(&format!("({hidden} more functions with calls not shown)\n"));
+        }
+        if called.is_empty() {
+            s.push_str(&format!("no completed calls of any of the {} functions\n", self.rows.len()));
+        }
+        s.push_str(&format!(
+            "{} functions: {} with completed calls. Latencies in ns; percentiles are upper bounds of log2 buckets.\n\
+             Attached in {} ({}), ran {}{}, detached in {}.\n",
+            self.rows.len(),
+            called.len(),
+            duration::human(self.attach),
+            self.mode,
+            duration::human(self.ran),
+            match self.end {
+                End::Duration => String::new(),
+                End::Signal(sig) => format!(" (ended by {})", signals::name(sig)),
+            },
+            duration::human(self.detach),
+        ));
+        s
+    }
+
+    fn json(&self, mode: &'static str) -> SummaryEvent<'_> {
+        SummaryEvent {
+            event: "summary",
+            end: match self.end {
+                End::Duration => "duration",
+                End::Signal(sig) => signals::name(sig),
+            },
+            mode,
+            attach_ms: duration::millis(self.attach),
+            run_ms: duration::millis(self.ran),
+            detach_ms: duration::millis(self.detach),
+            functions: self
+                .rows
+                .iter()
+                .map(|r| FunctionJson {
+                    function: &r.function.name,
+                    module: module_name(&r.function),
+                    address: hex_address(r.function.address),
+                    calls: r.count(),
+                    sum_ns: r.sum_ns,
+                    avg_ns: r.avg_ns(),
+                    max_ns: r.max_ns,
+                    p50_ns: r.hist.percentile(50.0),
+                    p90_ns: r.hist.percentile(90.0),
+                    p99_ns: r.hist.percentile(99.0),
+                    buckets: r.hist.json(),
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct AttachedEvent {
+    event: &'static str,
+    functions: usize,
+    mode: &'static str,
+    resolve_ms: f64,
+    load_ms: f64,
+    attach_ms: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct SummaryEvent<'a> {
+    event: &'static str,
+    end: &'static str,
+    mode: &'static str,
+    attach_ms: f64,
+    run_ms: f64,
+    detach_ms: f64,
+    /// Every attached function, in the report's order.
+    functions: Vec<FunctionJson<'a>>,
+}
+
+/// Percentiles are the upper bounds (exclusive) of their log2 buckets; null without calls.
+#[derive(Debug, Serialize)]
+struct FunctionJson<'a> {
+    function: &'a str,
+    module: &'a str,
+    address: String,
+    calls: u64,
+    sum_ns: u64,
+    avg_ns: Option<u64>,
+    max_ns: u64,
+    p50_ns: Option<u64>,
+    p90_ns: Option<u64>,
+    p99_ns: Option<u64>,
+    buckets: Vec<BucketJson>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(name: &str, buckets: &[(usize, u64)], sum_ns: u64, max_ns: u64) -> Row {
+        let mut hist = Histogram::default();
+        for &(b, n) in buckets {
+            hist.buckets[b] = n;
+        }
+        Row {
+            function: Function { name: name.into(), module: None, address: 0xffffffff81000000 },
+            hist,
+            sum_ns,
+            max_ns,
+        }
+    }
+
+    fn rows() -> Vec<Row> {
+        vec![
+            row("fast", &[(10, 90), (11, 10)], 100 * 700, 1500),
+            row("slow", &[(20, 5)], 5 * 600_000, 900_000),
+            row("idle", &[], 0, 0),
+        ]
+    }
+
+    #[test]
+    fn sorting_by_each_key() {
+        let names = |by| {
+            let mut r = rows();
+            sort(&mut r, by);
+            r.iter().map(|r| r.function.name.clone()).collect::<Vec<_>>()
+        };
+        assert_eq!(names(SortBy::Count), ["fast", "slow", "idle"]);
+        assert_eq!(names(SortBy::P99), ["slow", "fast", "idle"]);
+        assert_eq!(names(SortBy::Max), ["slow", "fast", "idle"]);
+        assert_eq!(names(SortBy::Avg), ["slow", "fast", "idle"]);
+        assert_eq!(names(SortBy::Name), ["fast", "idle", "slow"]);
+    }
+
+    fn report(rows: &[Row]) -> Report<'_> {
+        Report {
+            rows,
+            mode: "kprobe session",
+            end: End::Duration,
+            attach: Duration::from_millis(40),
+            ran: Duration::from_secs(3),
+            detach: Duration::from_millis(60),
+        }
+    }
+
+    #[test]
+    fn text_report_has_a_header_and_histogram_per_called_function() {
+        let r = rows();
+        let text = report(&r).text(None);
+        assert!(
+            text.starts_with(
+                "fast [vmlinux]  calls 100  avg 700ns  p50 <1.0us  p90 <1.0us  p99 <2.0us  max 1.5us\n[512, 1K) 90 |"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("\nslow [vmlinux]  calls 5  avg 600.0us  p50 <1.0ms"), "{text}");
+        assert!(!text.contains("idle ["), "functions without calls get no histogram: {text}");
+        assert!(text.contains("3 functions: 2 with completed calls."), "{text}");
+        assert!(text.contains("percentiles are upper bounds of log2 buckets"));
+        assert!(report(&r).text(Some(1)).contains("(1 more functions with calls not shown)"));
+    }
+
+    #[test]
+    fn json_shape() {
+        let r = rows();
+        let v = serde_json::to_value(report(&r).json("session")).unwrap();
+        assert_eq!(v["event"], "summary");
+        assert_eq!(v["mode"], "session");
+        let f = &v["functions"][0];
+        assert_eq!(f["function"], "fast");
+        assert_eq!(f["module"], "vmlinux");
+        assert_eq!(f["calls"], 100);
+        assert_eq!(f["avg_ns"], 700);
+        assert_eq!(f["p50_ns"], 1024);
+        assert_eq!(f["p99_ns"], 2048);
+        assert_eq!(f["max_ns"], 1500);
+        assert_eq!(
+            f["buckets"],
+            serde_json::json!([{"low_ns": 512, "high_ns": 1024, "count": 90},
+            {"low_ns": 1024, "high_ns": 2048, "count": 10}])
+        );
+        assert_eq!(v["functions"][2]["p50_ns"], serde_json::Value::Null);
+    }
+}

@@ -1,0 +1,125 @@
+//! How this kernel can attach a program to many functions, decided before any work is done,
+//! and the attach itself with a progress line.
+
+use std::time::Duration;
+
+use multiprobe::features::{self, Support};
+use multiprobe::kprobe_multi::{AttachMode, Fallback, KprobeMultiLink};
+use multiprobe::{AttachError, ProgramKind};
+
+use crate::duration;
+use crate::error::CliError;
+use crate::progress;
+
+/// How entry (or return) probes go in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    /// One kprobe_multi link (kernel 5.18+ with CONFIG_FPROBE).
+    KprobeMulti,
+    /// One perf-event kprobe per function: the program is loaded as a plain kprobe.
+    PerFunction,
+}
+
+impl Strategy {
+    /// The library fallback setting that goes with it.
+    pub fn fallback(self) -> Fallback {
+        match self {
+            Strategy::KprobeMulti => Fallback::Never,
+            // The program is loaded as a plain kprobe: the library attaches per function.
+            Strategy::PerFunction => Fallback::Auto,
+        }
+    }
+
+    /// The kind to load an entry program as.
+    pub fn entry_kind(self) -> ProgramKind {
+        match self {
+            Strategy::KprobeMulti => ProgramKind::KprobeMulti,
+            Strategy::PerFunction => ProgramKind::Kprobe,
+        }
+    }
+
+    /// The kind to load a return program as.
+    pub fn return_kind(self) -> ProgramKind {
+        match self {
+            Strategy::KprobeMulti => ProgramKind::KretprobeMulti,
+            Strategy::PerFunction => ProgramKind::Kretprobe,
+        }
+    }
+}
+
+/// BPF must be usable at all.
+pub fn require_bpf() -> Result<(), CliError> {
+    match features::bpf_syscall() {
+        Support::Yes => Ok(()),
+        Support::No(reason) => Err(CliError::new(format!("cannot use BPF: {reason}"))
+            .hint("`multiprobe features` shows what this kernel and these privileges allow")),
+    }
+}
+
+/// Chooses kprobe_multi where the kernel has it, else per-function kprobes unless
+/// `no_fallback`; fails with every reason when neither works.
+pub fn choose(no_fallback: bool) -> Result<Strategy, CliError> {
+    require_bpf()?;
+    let multi = features::kprobe_multi();
+    let Support::No(multi_reason) = multi else { return Ok(Strategy::KprobeMulti) };
+    let single = features::perf_kprobe();
+    if no_fallback {
+        let mut e = CliError::new(format!("kprobe_multi links are not supported by this kernel: {multi_reason}"));
+        if single.is_yes() {
+            e = e.hint("drop --no-fallback to attach one kprobe per function instead (slower to attach, same results)");
+        }
+        return Err(e.hint("`multiprobe features` shows what this kernel supports, and why"));
+    }
+    if let Support::No(single_reason) = single {
+        return Err(CliError::new("this kernel can attach no kprobes")
+            .hint(format!("kprobe_multi links: {multi_reason}"))
+            .hint(format!("single kprobes (the fallback): {single_reason}"))
+            .hint("`multiprobe features` shows what this kernel supports, and why"));
+    }
+    // Each function's counters are found by its attach cookie.
+    if let Support::No(reason) = features::perf_kprobe_cookies() {
+        return Err(CliError::new("per-function kprobes cannot tell functions apart on this kernel")
+            .hint(format!("kprobe_multi links: {multi_reason}"))
+            .hint(format!("attach cookies: {reason}")));
+    }
+    Ok(Strategy::PerFunction)
+}
+
+/// How a set was attached, for people (`kprobe_multi`, `per-function kprobes`).
+pub fn mode_text(mode: AttachMode) -> &'static str {
+    match mode {
+        AttachMode::KprobeMulti => "kprobe_multi",
+        AttachMode::PerFunctionKprobes => "per-function kprobes",
+    }
+}
+
+/// The same for JSON.
+pub fn mode_json(mode: AttachMode) -> &'static str {
+    match mode {
+        AttachMode::KprobeMulti => "kprobe_multi",
+        AttachMode::PerFunctionKprobes => "kprobes",
+    }
+}
+
+/// Runs `attach` with `attaching N functions... 1.2s` on stderr, then says how long it took.
+pub fn attach<T>(
+    functions: usize,
+    attach: impl FnOnce() -> Result<T, AttachError>,
+    describe: impl FnOnce(&T) -> String,
+) -> Result<(T, Duration), CliError> {
+    let (result, took) = progress::run(&format!("attaching {functions} functions"), attach);
+    let links = result?;
+    eprintln!("attached {functions} functions in {} ({})", duration::human(took), describe(&links));
+    Ok((links, took))
+}
+
+/// Detaches (drops) the links, timing it.
+pub fn detach(links: Vec<KprobeMultiLink>) -> Duration {
+    let start = std::time::Instant::now();
+    // In order: for an entry + return pair the entries go first, so calls in flight still
+    // find their start time at return.
+    for link in links {
+        drop(link);
+    }
+    start.elapsed()
+}

@@ -1,0 +1,57 @@
+//! Which functions a command works on: patterns, excludes and the deny list, resolved against
+//! the kernel's traceable functions.
+
+use clap::Args;
+use multiprobe::AttachError;
+use multiprobe::kprobe_multi::{Function, Selection, TraceableFunctions};
+
+use crate::error::CliError;
+use crate::progress;
+
+/// The pattern arguments every command shares.
+#[derive(Debug, Clone, Args)]
+pub struct SelectArgs {
+    /// Leave out functions matching this pattern (repeatable); excludes win over patterns.
+    #[arg(short = 'x', long = "exclude", value_name = "PAT")]
+    pub exclude: Vec<String>,
+    /// Also allow the functions of the built-in deny list (RCU, BPF trampolines, idle),
+    /// whose probing can recurse into BPF itself or hang the machine.
+    #[arg(long)]
+    pub no_deny_list: bool,
+}
+
+/// The library selection for `patterns` and `args`.
+pub fn selection(patterns: &[String], args: &SelectArgs) -> Selection {
+    let mut s = Selection::new();
+    for p in patterns {
+        s = s.include(p);
+    }
+    for x in &args.exclude {
+        s = s.exclude(x);
+    }
+    if args.no_deny_list { s.without_deny_list() } else { s }
+}
+
+/// The functions selected, how many are traceable in all, and how long finding them took.
+pub struct Resolved {
+    pub functions: Vec<Function>,
+    pub traceable: usize,
+    pub took: std::time::Duration,
+}
+
+/// Reads the traceable functions (with a progress line: under emulation this takes a
+/// second) and selects from them; no match is an error naming the patterns.
+pub fn resolve(selection: &Selection) -> Result<Resolved, CliError> {
+    let (listing, took) = progress::run("reading traceable functions", TraceableFunctions::read);
+    let listing = listing?;
+    let functions = selection.select(&listing);
+    if functions.is_empty() {
+        return Err(AttachError::NoMatch { pattern: selection.to_string(), hint: String::new() }.into());
+    }
+    Ok(Resolved { functions, traceable: listing.len(), took })
+}
+
+/// `vmlinux` for the core kernel, else the module's name.
+pub fn module_name(f: &Function) -> &str {
+    f.module.as_deref().unwrap_or("vmlinux")
+}
