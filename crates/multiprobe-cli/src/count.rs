@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::duration;
 use crate::error::CliError;
-use crate::output::{Output, hex_address};
+use crate::output::{self, Output, hex_address};
 use crate::probe::{self, Strategy};
 use crate::run::{self, RunArgs};
 use crate::select::{self, SelectArgs, module_name};
@@ -58,6 +58,9 @@ pub fn run(args: &CountArgs, out: &mut Output) -> Result<(), CliError> {
     let prog = loaded.program(PROGRAM).expect("the object has the program").clone();
     let map = loaded.map(COUNTS).expect("the object has the map").clone();
 
+    // Link info reads the kernel's BTF (thousands of vfs_read calls from sysfs): read it now,
+    // before attaching, so the summary's missed count does not show up in the counts.
+    let _ = multiprobe::features::kprobe_multi_link_info();
     let spec = KprobeMulti::functions_with_cookies(functions.iter().cloned().zip(0u64..)).fallback(strategy.fallback());
     let (link, attach_time) =
         probe::attach(n, || prog.attach_kprobe_multi(&spec), |l| probe::mode_text(l.attach_mode()).into())?;
@@ -76,7 +79,7 @@ pub fn run(args: &CountArgs, out: &mut Output) -> Result<(), CliError> {
     // Live reports: on a terminal every second by default; JSON and pipes only when asked.
     let interval = args.interval.or((out.tty && !args.run.json).then_some(Duration::from_secs(1)));
     if interval.is_none() && !args.run.json {
-        eprintln!("counting calls of {n} functions {}", args.run.until());
+        eprintln!("counting calls of {} {}", output::functions(n), args.run.until());
     }
     let mut counts = Counters::new(map, n);
     let started = Instant::now();
@@ -91,7 +94,8 @@ pub fn run(args: &CountArgs, out: &mut Output) -> Result<(), CliError> {
             out.json(&report.json(now - started))?;
         } else if out.tty {
             let header = format!(
-                "count: {n} functions ({}), {} elapsed; Ctrl-C to stop\n\n",
+                "count: {} ({}), {} elapsed; Ctrl-C to stop\n\n",
+                output::functions(n),
                 probe::mode_text(mode),
                 duration::human(now - started)
             );
@@ -102,10 +106,12 @@ pub fn run(args: &CountArgs, out: &mut Output) -> Result<(), CliError> {
         }
         Ok(())
     })?;
+    // The counts of the run itself: per-function kprobes can take seconds to detach, and
+    // calls made meanwhile would inflate the rates.
+    let totals = counts.read()?;
     let ran = started.elapsed();
     let missed = missed(&link, &prog);
     let detach_time = probe::detach(vec![link]);
-    let totals = counts.read()?;
 
     let summary = Summary {
         functions: &functions,
@@ -235,8 +241,10 @@ impl Interval<'_> {
         let mut s = t.render();
         let hidden = order.len().saturating_sub(top);
         let never = self.functions.len() - order.len();
-        if hidden > 0 || never > 0 {
-            s.push_str(&format!("({hidden} more functions called, {never} not called yet)\n"));
+        match (hidden, never) {
+            (0, 0) => {}
+            (0, never) => s.push_str(&format!("({never} functions not called yet)\n")),
+            (hidden, never) => s.push_str(&format!("({hidden} more functions called, {never} not called yet)\n")),
         }
         s
     }
@@ -308,8 +316,8 @@ impl Summary<'_> {
         }
         let called = order.len();
         s.push_str(&format!(
-            "\n{} functions: {called} called, {} not called. Attached in {} ({}), ran {}{}, detached in {}.\n",
-            self.functions.len(),
+            "\n{}: {called} called, {} not called. Attached in {} ({}), ran {}{}, detached in {}.\n",
+            output::functions(self.functions.len()),
             self.functions.len() - called,
             duration::human(self.attach),
             probe::mode_text(self.mode),

@@ -102,7 +102,7 @@ pub fn probe() -> Report {
         Feature::new(
             "kprobe_session",
             "one program at entry and return of each call (6.10+)",
-            features::kprobe_session(),
+            crate::probe::session_support(),
         ),
         Feature::new("session_kfuncs", format!("session kfuncs {kfunc_kind}"), session_kfuncs),
         Feature::new("kprobe_multi_link_info", format!("link info reports {link_info_detail}"), link_info_support),

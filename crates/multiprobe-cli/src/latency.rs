@@ -9,7 +9,6 @@
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
-use multiprobe::features;
 use multiprobe::kprobe_multi::{AttachMode, Function, KprobeMulti, KprobeMultiLink};
 use multiprobe::{Map, Object, ProgramKind};
 use serde::Serialize;
@@ -17,7 +16,7 @@ use serde::Serialize;
 use crate::duration;
 use crate::error::CliError;
 use crate::hist::{BUCKETS, BucketJson, Histogram};
-use crate::output::{Output, hex_address};
+use crate::output::{self, Output, hex_address};
 use crate::probe::{self, Strategy};
 use crate::run::{self, RunArgs};
 use crate::select::{self, SelectArgs, module_name};
@@ -75,7 +74,7 @@ enum Method {
 
 fn choose(args: &LatencyArgs) -> Result<Method, CliError> {
     probe::require_bpf()?;
-    if !args.no_session && features::kprobe_session().is_yes() {
+    if !args.no_session && probe::session_support().is_yes() {
         return Ok(Method::Session);
     }
     Ok(Method::Pair(probe::choose(args.run.no_fallback)?))
@@ -118,7 +117,7 @@ pub fn run(args: &LatencyArgs, out: &mut Output) -> Result<(), CliError> {
             attach_ms: duration::millis(attach_time),
         })?;
     } else {
-        eprintln!("tracing {n} functions {}", args.run.until());
+        eprintln!("tracing {} {}", output::functions(n), args.run.until());
     }
 
     let started = Instant::now();
@@ -274,9 +273,9 @@ impl Report<'_> {
             s.push_str(&format!("no completed calls of any of the {} functions\n", self.rows.len()));
         }
         s.push_str(&format!(
-            "{} functions: {} with completed calls. Latencies in ns; percentiles are upper bounds of log2 buckets.\n\
+            "{}: {} with completed calls. Latencies in ns; percentiles are upper bounds of log2 buckets.\n\
              Attached in {} ({}), ran {}{}, detached in {}.\n",
-            self.rows.len(),
+            output::functions(self.rows.len()),
             called.len(),
             duration::human(self.attach),
             self.mode,

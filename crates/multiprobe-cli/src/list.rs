@@ -66,8 +66,7 @@ pub fn render(functions: &[Function], traceable: usize) -> String {
     for f in functions {
         s.push_str(&format!("{:016x}  {:<width$}  {}\n", f.address, module_name(f), f.name));
     }
-    let plural = if functions.len() == 1 { "" } else { "s" };
-    s.push_str(&format!("{} function{plural} (of {traceable} traceable)\n", functions.len()));
+    s.push_str(&format!("{} (of {traceable} traceable)\n", crate::output::functions(functions.len())));
     s
 }
 

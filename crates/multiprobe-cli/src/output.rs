@@ -39,8 +39,19 @@ pub fn hex_address(addr: u64) -> String {
     format!("{addr:#x}")
 }
 
+/// `1 function`, `2 functions`.
+pub fn functions(n: usize) -> String {
+    format!("{n} function{}", if n == 1 { "" } else { "s" })
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn plurals() {
+        assert_eq!(super::functions(1), "1 function");
+        assert_eq!(super::functions(0), "0 functions");
+    }
+
     #[test]
     fn addresses_are_hex_strings() {
         assert_eq!(super::hex_address(0xffffffff81234560), "0xffffffff81234560");

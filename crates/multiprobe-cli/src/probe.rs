@@ -9,6 +9,7 @@ use multiprobe::{AttachError, ProgramKind};
 
 use crate::duration;
 use crate::error::CliError;
+use crate::output;
 use crate::progress;
 
 /// How entry (or return) probes go in.
@@ -85,6 +86,17 @@ pub fn choose(no_fallback: bool) -> Result<Strategy, CliError> {
     Ok(Strategy::PerFunction)
 }
 
+/// Whether kprobe session links work here. The library's probe answers yes wherever
+/// `BPF_LINK_CREATE` says EINVAL, which kernels before 6.10 also say, for the attach type
+/// they do not know; the session kfuncs in the kernel's BTF settle it.
+pub fn session_support() -> Support {
+    match (features::kprobe_session(), features::session_kfuncs()) {
+        (Support::Yes, Ok(_)) => Support::Yes,
+        (Support::Yes, Err(reason)) => Support::No(reason),
+        (no, _) => no,
+    }
+}
+
 /// How a set was attached, for people (`kprobe_multi`, `per-function kprobes`).
 pub fn mode_text(mode: AttachMode) -> &'static str {
     match mode {
@@ -107,9 +119,9 @@ pub fn attach<T>(
     attach: impl FnOnce() -> Result<T, AttachError>,
     describe: impl FnOnce(&T) -> String,
 ) -> Result<(T, Duration), CliError> {
-    let (result, took) = progress::run(&format!("attaching {functions} functions"), attach);
+    let (result, took) = progress::run(&format!("attaching {}", output::functions(functions)), attach);
     let links = result?;
-    eprintln!("attached {functions} functions in {} ({})", duration::human(took), describe(&links));
+    eprintln!("attached {} in {} ({})", output::functions(functions), duration::human(took), describe(&links));
     Ok((links, took))
 }
 

@@ -1,0 +1,538 @@
+//! The `multiprobe` command end to end: natively (usage errors, unsupported kernels, the
+//! features report) and in the VMs on real kernels (list against tracefs, count and latency
+//! against a workload of known calls, clean detach on signals).
+//!
+//! The workload is pread(2) and pwrite(2) on a file of the test's own: one vfs_read or
+//! vfs_write each. `--pid` limits counting to this test process, so the counts are exact.
+//! While a probe on vfs_* is attached the test must not read or write any file (reading the
+//! CLI's output is a read too): it reads the `attached` line, which the CLI writes after
+//! attaching while the test is already blocked in read(2), runs the workload, waits for the
+//! CLI to exit, and only then reads the rest.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use testkit::{require_config, require_kernel, require_root};
+
+fn bin() -> PathBuf {
+    testkit::multiprobe_bin(env!("CARGO_BIN_EXE_multiprobe"))
+}
+
+/// A finished run: exit status, stdout, stderr.
+struct Run {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+
+    /// The JSON lines of stdout.
+    fn events(&self) -> Vec<Value> {
+        parse_lines(&self.stdout)
+    }
+
+    fn describe(&self) -> String {
+        format!("exit {:?}\n--- stdout\n{}\n--- stderr\n{}", self.code(), self.stdout, self.stderr)
+    }
+}
+
+fn parse_lines(text: &str) -> Vec<Value> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+fn run(args: &[&str]) -> Run {
+    let out = Command::new(bin()).args(args).output().unwrap_or_else(|e| panic!("running {}: {e}", bin().display()));
+    Run {
+        status: out.status,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// The CLI running in the background, its stdout read line by line.
+struct Running {
+    child: Child,
+    stdout: BufReader<ChildStdout>,
+    seen: Vec<Value>,
+}
+
+impl Running {
+    fn spawn(args: &[&str]) -> Running {
+        let mut child = Command::new(bin())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("running {}: {e}", bin().display()));
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        Running { child, stdout, seen: Vec::new() }
+    }
+
+    /// Reads events until one of type `event`; fails with the CLI's output if it exits first.
+    fn wait_for(&mut self, event: &str) -> Value {
+        loop {
+            let mut line = String::new();
+            if self.stdout.read_line(&mut line).unwrap() == 0 {
+                let run = self.finish();
+                panic!("the CLI ended before printing `{event}`:\n{}", run.describe());
+            }
+            let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+            self.seen.push(v.clone());
+            if v["event"] == event {
+                return v;
+            }
+        }
+    }
+
+    /// Waits for the CLI to exit, then reads the rest of its output (not before: reading is
+    /// a vfs_read while it may still be attached).
+    fn finish(&mut self) -> Run {
+        let status = self.child.wait().unwrap();
+        let mut rest = String::new();
+        self.stdout.read_to_string(&mut rest).unwrap();
+        let mut stderr = String::new();
+        self.child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+        let mut stdout: String = self.seen.iter().map(|v| format!("{v}\n")).collect();
+        stdout.push_str(&rest);
+        Run { status, stdout, stderr }
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill").args([&format!("-{sig}"), &self.child.id().to_string()]).status().unwrap();
+        assert!(ok.success(), "kill -{sig} failed");
+    }
+}
+
+/// Makes a known number of vfs_read and vfs_write calls on a file of its own.
+struct Workload {
+    file: std::fs::File,
+    path: PathBuf,
+}
+
+impl Workload {
+    fn new() -> Workload {
+        let path = std::env::temp_dir().join(format!("multiprobe-cli-workload-{}", std::process::id()));
+        let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path).unwrap();
+        Workload { file, path }
+    }
+
+    /// 3 reads, 5 writes.
+    fn run(&self) {
+        use std::os::unix::fs::FileExt;
+        let mut buf = [0u8; 8];
+        for _ in 0..3 {
+            self.file.read_at(&mut buf, 0).unwrap();
+        }
+        for _ in 0..5 {
+            self.file.write_at(b"multiprobe", 0).unwrap();
+        }
+    }
+}
+
+impl Drop for Workload {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Skips unless the kernel can attach kprobes one way or the other (kprobe_multi, or the
+/// per-function fallback, which needs attach cookies on single kprobes).
+macro_rules! require_kprobes {
+    () => {
+        require_root!("loading BPF programs");
+        require_config!("CONFIG_KPROBES", "kprobes (kprobe_multi and its per-function fallback)");
+        require_kernel!(5, 15, "attach cookies on single kprobes");
+    };
+}
+
+/// Calls per function of a `count` or `latency` summary, by name (vmlinux functions only).
+fn calls_by_name(summary: &Value) -> Vec<(String, u64)> {
+    summary["functions"]
+        .as_array()
+        .expect("summary.functions")
+        .iter()
+        .filter(|f| f["module"] == "vmlinux")
+        .map(|f| (f["function"].as_str().unwrap().to_string(), f["calls"].as_u64().unwrap()))
+        .collect()
+}
+
+fn kprobe_multi_expected() -> bool {
+    testkit::kernel_config("CONFIG_FPROBE") != Some(false) && testkit::kernel_version() >= (5, 18)
+}
+
+// ---------------------------------------------------------------------------------------
+// Natively and everywhere
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn usage_errors_exit_2() {
+    for args in [
+        &["count"][..],
+        &["count", "vfs_*", "--duration", "5x"],
+        &["count", "vfs_*", "--interval", "0s"],
+        &["latency", "vfs_*", "--sort", "median"],
+        &["no-such-command"],
+    ] {
+        let r = run(args);
+        assert_eq!(r.code(), Some(2), "{args:?}: {}", r.describe());
+        assert!(r.stderr.starts_with("error: "), "{args:?}: {}", r.describe());
+    }
+}
+
+#[test]
+fn completions_for_each_shell() {
+    for shell in ["bash", "zsh", "fish"] {
+        let r = run(&["completions", shell]);
+        assert_eq!(r.code(), Some(0), "{}", r.describe());
+        assert!(r.stdout.contains("multiprobe") && r.stdout.contains("latency"), "{shell}: {}", r.stdout);
+    }
+}
+
+#[test]
+fn features_give_a_reason_for_every_no() {
+    let r = run(&["features", "--json"]);
+    assert_eq!(r.code(), Some(0), "{}", r.describe());
+    let report = &r.events()[0];
+    assert_eq!(report["kernel"], testkit::kernel_release());
+    let features = report["features"].as_array().unwrap();
+    for name in [
+        "bpf_syscall",
+        "kernel_btf",
+        "kprobe_multi",
+        "kprobe_session",
+        "session_kfuncs",
+        "kprobe_multi_link_info",
+        "available_filter_functions_addrs",
+        "perf_kprobe",
+        "perf_kprobe_cookies",
+        "tracefs",
+    ] {
+        assert!(features.iter().any(|f| f["name"] == name), "no feature {name}: {report}");
+    }
+    for f in features {
+        if f["supported"] == false {
+            let reason = f["reason"].as_str().unwrap_or("");
+            assert!(!reason.is_empty(), "no reason for {f}");
+        }
+    }
+    let get = |name: &str| features.iter().find(|f| f["name"] == name).unwrap();
+    if testkit::is_root() {
+        assert_eq!(get("kprobe_multi")["supported"], kprobe_multi_expected(), "{report}");
+        if testkit::kernel_config("CONFIG_FPROBE") == Some(false) {
+            assert!(get("kprobe_multi")["reason"].as_str().unwrap().contains("CONFIG_FPROBE"), "{report}");
+        }
+        if testkit::kernel_version() < (6, 10) {
+            assert_eq!(get("kprobe_session")["supported"], false, "sessions need 6.10: {report}");
+        }
+    }
+    // The text says the same, one feature a line.
+    let text = run(&["features"]);
+    assert_eq!(text.code(), Some(0));
+    for f in features {
+        let name = f["name"].as_str().unwrap();
+        let line = text.stdout.lines().find(|l| l.split_whitespace().nth(1) == Some(name)).unwrap();
+        let yes = if f["supported"] == true { "yes" } else { "no" };
+        assert!(line.starts_with(yes), "{line}");
+        if let Some(reason) = f["reason"].as_str() {
+            assert!(line.ends_with(reason), "{line} lacks the reason {reason}");
+        }
+    }
+}
+
+/// Where kprobe_multi is missing (this build machine, Debian's 6.1), `count` fails with the
+/// kernel's reason and exit code 1; where it is there, `--duration 0s` attaches, reports and
+/// detaches at once.
+#[test]
+fn count_explains_an_unsupported_kernel() {
+    require_root!("loading BPF programs");
+    let r = run(&["count", "vfs_read", "--no-fallback", "--duration", "0s", "--json"]);
+    if kprobe_multi_expected() {
+        assert_eq!(r.code(), Some(0), "{}", r.describe());
+        let events = r.events();
+        assert_eq!(events[0]["event"], "attached");
+        assert_eq!(events[0]["mode"], "kprobe_multi");
+        assert_eq!(events.last().unwrap()["event"], "summary");
+        return;
+    }
+    assert_eq!(r.code(), Some(1), "{}", r.describe());
+    assert!(r.stdout.is_empty(), "{}", r.describe());
+    assert!(r.stderr.starts_with("error: kprobe_multi links are not supported by this kernel"), "{}", r.describe());
+    if testkit::kernel_config("CONFIG_FPROBE") == Some(false) {
+        assert!(r.stderr.contains("CONFIG_FPROBE"), "{}", r.describe());
+    }
+    assert!(r.stderr.contains("\nhint: "), "{}", r.describe());
+    // Without kprobes at all (this build machine), the fallback cannot help either: both
+    // reasons are given.
+    if testkit::kernel_config("CONFIG_KPROBES") == Some(false) {
+        let r = run(&["count", "vfs_read", "--duration", "0s"]);
+        assert_eq!(r.code(), Some(1), "{}", r.describe());
+        assert!(r.stderr.starts_with("error: this kernel can attach no kprobes\n"), "{}", r.describe());
+        assert!(r.stderr.contains("CONFIG_FPROBE") && r.stderr.contains("CONFIG_KPROBES"), "{}", r.describe());
+    }
+}
+
+/// `list` shows exactly what tracefs lists; where tracefs cannot be read (this build
+/// machine refuses even root), it fails with the reason.
+#[test]
+fn list_agrees_with_available_filter_functions() {
+    require_root!("reading tracefs");
+    require_config!("CONFIG_DYNAMIC_FTRACE", "available_filter_functions");
+    let r = run(&["list", "vfs_*", "--json"]);
+    let tracefs = std::path::Path::new("/sys/kernel/tracing");
+    let listing = match std::fs::read_to_string(tracefs.join("available_filter_functions")) {
+        Ok(text) => text,
+        Err(e) => {
+            assert_eq!(r.code(), Some(1), "{}", r.describe());
+            assert!(r.stderr.starts_with("error: reading"), "{}", r.describe());
+            if e.kind() == std::io::ErrorKind::PermissionDenied {
+                assert!(r.stderr.contains("hint: "), "{}", r.describe());
+            }
+            return;
+        }
+    };
+    assert_eq!(r.code(), Some(0), "{}", r.describe());
+    let events = r.events();
+    let (summary, functions) = events.split_last().unwrap();
+    let got: Vec<(String, String)> = functions
+        .iter()
+        .map(|f| (f["function"].as_str().unwrap().into(), f["module"].as_str().unwrap().into()))
+        .collect();
+    let mut want: Vec<(String, String)> = listing
+        .lines()
+        .filter(|l| l.starts_with("vfs_"))
+        .map(|l| match l.split_once(' ') {
+            Some((name, module)) => (name.into(), module.trim_matches(['[', ']']).into()),
+            None => (l.into(), "vmlinux".into()),
+        })
+        .collect();
+    want.sort();
+    assert!(want.len() > 20, "{want:?}");
+    assert_eq!(got, want, "list sorts by name then module and lists every copy");
+    assert_eq!(summary["event"], "summary");
+    assert_eq!(summary["functions"], want.len());
+    assert!(summary["traceable"].as_u64().unwrap() > 10_000, "{summary}");
+    // With addresses, where the kernel lists them.
+    if let Ok(addrs) = std::fs::read_to_string(tracefs.join("available_filter_functions_addrs")) {
+        let want: BTreeSet<(u64, String)> = addrs
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .filter(|(_, rest)| rest.starts_with("vfs_"))
+            .map(|(a, rest)| (u64::from_str_radix(a, 16).unwrap(), rest.split(' ').next().unwrap().into()))
+            .collect();
+        let got: BTreeSet<(u64, String)> = functions
+            .iter()
+            .map(|f| {
+                let a = f["address"].as_str().unwrap().trim_start_matches("0x");
+                (u64::from_str_radix(a, 16).unwrap(), f["function"].as_str().unwrap().into())
+            })
+            .collect();
+        assert_eq!(got, want);
+    }
+    // The text form: one line per function, then the total.
+    let text = run(&["list", "vfs_*"]);
+    let lines: Vec<&str> = text.stdout.lines().collect();
+    assert_eq!(lines.len(), want.len() + 1, "{}", text.stdout);
+    assert!(lines.last().unwrap().starts_with(&format!("{} functions (of ", want.len())));
+    assert!(lines.iter().any(|l| l.ends_with(" vmlinux  vfs_read")), "{}", text.stdout);
+}
+
+// ---------------------------------------------------------------------------------------
+// Attaching (in the VMs)
+// ---------------------------------------------------------------------------------------
+
+/// `count vfs_*` over a workload of 3 reads and 5 writes counts exactly those, and nothing
+/// on the other vfs_ functions.
+#[test]
+fn count_sees_exactly_the_workload() {
+    require_kprobes!();
+    let w = Workload::new();
+    let pid = std::process::id().to_string();
+    let mut cli = Running::spawn(&["count", "vfs_*", "--pid", &pid, "--duration", "3s", "--json"]);
+    let attached = cli.wait_for("attached");
+    w.run();
+    let r = cli.finish();
+    assert_eq!(r.code(), Some(0), "{}", r.describe());
+    let mode = if kprobe_multi_expected() { "kprobe_multi" } else { "kprobes" };
+    assert_eq!(attached["mode"], mode, "{attached}");
+    let n = attached["functions"].as_u64().unwrap();
+    assert!(n > 20, "{attached}");
+    assert!(attached["attach_ms"].as_f64().unwrap() > 0.0);
+
+    let events = r.events();
+    let summary = events.last().unwrap();
+    assert_eq!(summary["event"], "summary", "{}", r.describe());
+    assert_eq!(summary["end"], "duration");
+    assert!(summary["detach_ms"].as_f64().is_some(), "{summary}");
+    assert_eq!(summary["functions"].as_array().unwrap().len() as u64, n, "every function is in the summary");
+    let calls = calls_by_name(summary);
+    let called: Vec<&(String, u64)> = calls.iter().filter(|(_, c)| *c > 0).collect();
+    assert_eq!(called, [&("vfs_write".to_string(), 5), &("vfs_read".to_string(), 3)], "{summary}");
+    assert_eq!(summary["total_calls"], 8);
+    for f in summary["functions"].as_array().unwrap() {
+        assert!(f["function"].is_string() && f["module"].is_string() && f["calls"].is_u64(), "{f}");
+    }
+}
+
+/// The live report in JSON: `interval` events with the calls made in each. Only vfs_write
+/// is counted: waiting for an interval event is a vfs_read of this process.
+#[test]
+fn count_reports_intervals() {
+    require_kprobes!();
+    let w = Workload::new();
+    let pid = std::process::id().to_string();
+    let mut cli = Running::spawn(&["count", "vfs_write", "--pid", &pid, "--interval", "500ms", "--json"]);
+    cli.wait_for("attached");
+    w.run();
+    let first = cli.wait_for("interval");
+    let second = cli.wait_for("interval");
+    cli.signal("INT");
+    let r = cli.finish();
+    assert_eq!(r.code(), Some(0), "{}", r.describe());
+    assert_eq!(first["calls"], 5, "{first}");
+    let f = &first["functions"][0];
+    assert_eq!((&f["function"], &f["calls"], &f["total"]), (&"vfs_write".into(), &5.into(), &5.into()), "{first}");
+    assert!(f["rate"].as_f64().unwrap() > 0.0);
+    assert!(first["interval_ms"].as_f64().unwrap() >= 400.0, "{first}");
+    assert_eq!(second["calls"], 0, "only functions called in the interval are listed: {second}");
+    assert_eq!(second["functions"], serde_json::json!([]));
+    let summary = r.events().pop().unwrap();
+    assert_eq!(summary["end"], "SIGINT");
+    assert_eq!(calls_by_name(&summary), [("vfs_write".to_string(), 5)]);
+}
+
+/// Every link of the kernel: id and type.
+fn links() -> BTreeSet<(u32, u32)> {
+    use multiprobe::sys::{self, ObjKind};
+    use std::os::fd::AsFd;
+    let mut out = BTreeSet::new();
+    let mut id = 0;
+    while let Ok(Some(next)) = sys::get_next_id(ObjKind::Link, id) {
+        id = next;
+        // A link can go away between the two calls.
+        if let Ok(fd) = sys::get_fd_by_id(ObjKind::Link, id)
+            && let Ok(info) = sys::link_info(fd.as_fd(), None, None)
+        {
+            out.insert((id, info.link_type));
+        }
+    }
+    out
+}
+
+/// Waits up to 10 s for the kernel to free the links of a closed process.
+fn links_settle_to(want: &BTreeSet<(u32, u32)>) -> BTreeSet<(u32, u32)> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = links();
+        if now == *want || Instant::now() > deadline {
+            return now;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// SIGINT and SIGTERM end a run cleanly: exit 0, a summary, and no link left in the kernel.
+#[test]
+fn signals_detach_and_leave_no_link_behind() {
+    require_kprobes!();
+    for sig in ["INT", "TERM"] {
+        let before = links();
+        // --duration is a safety net: a signal not handled ends the run with "duration".
+        let mut cli = Running::spawn(&["count", "vfs_*", "--json", "--duration", "60s"]);
+        cli.wait_for("attached");
+        let during = links();
+        let new: Vec<u32> = during.difference(&before).map(|&(_, t)| t).collect();
+        let wanted_type = if kprobe_multi_expected() {
+            multiprobe::sys::link_type::KPROBE_MULTI
+        } else {
+            multiprobe::sys::link_type::PERF_EVENT
+        };
+        assert!(new.contains(&wanted_type), "no new link of type {wanted_type} while attached: {new:?}");
+        cli.signal(sig);
+        let r = cli.finish();
+        assert_eq!(r.code(), Some(0), "SIG{sig}: {}", r.describe());
+        let summary = r.events().pop().unwrap();
+        assert_eq!(summary["event"], "summary");
+        assert_eq!(summary["end"], format!("SIG{sig}"));
+        assert!(summary["total_calls"].as_u64().unwrap() > 0, "a whole system's vfs_ calls: {summary}");
+        assert_eq!(links_settle_to(&before), before, "SIG{sig} left links behind");
+    }
+}
+
+/// `latency` histograms: one bucket per power of two, in order, adding up to the calls,
+/// with percentiles in order; with a session link where the kernel has one, and with the
+/// entry/return pair (`--no-session`) everywhere.
+#[test]
+fn latency_histograms_are_ordered_and_add_up() {
+    require_kprobes!();
+    let w = Workload::new();
+    let pid = std::process::id().to_string();
+    let session = testkit::kernel_version() >= (6, 10) && kprobe_multi_expected();
+    for no_session in [false, true] {
+        let mut args = vec!["latency", "vfs_read", "vfs_write", "--pid", &pid, "--duration", "2s", "--json"];
+        if no_session {
+            args.push("--no-session");
+        }
+        let mut cli = Running::spawn(&args);
+        let attached = cli.wait_for("attached");
+        w.run();
+        let r = cli.finish();
+        assert_eq!(r.code(), Some(0), "{args:?}: {}", r.describe());
+        let mode = match (session && !no_session, kprobe_multi_expected()) {
+            (true, _) => "session",
+            (false, true) => "kprobe_multi+kretprobe_multi",
+            (false, false) => "kprobes+kretprobes",
+        };
+        assert_eq!(attached["mode"], mode);
+        let summary = r.events().pop().unwrap();
+        assert_eq!(summary["event"], "summary", "{}", r.describe());
+        assert_eq!(calls_by_name(&summary), [("vfs_write".to_string(), 5), ("vfs_read".to_string(), 3)]);
+        for f in summary["functions"].as_array().unwrap() {
+            let buckets = f["buckets"].as_array().unwrap();
+            assert!(!buckets.is_empty(), "{f}");
+            let mut last_high = 0;
+            let mut sum = 0;
+            for b in buckets {
+                let (low, high, count) =
+                    (b["low_ns"].as_u64().unwrap(), b["high_ns"].as_u64().unwrap(), b["count"].as_u64().unwrap());
+                assert!(low >= last_high && count > 0, "{f}");
+                assert!(high == 1 || high == 2 * low, "log2 buckets: {b}");
+                last_high = high;
+                sum += count;
+            }
+            assert_eq!(sum, f["calls"].as_u64().unwrap(), "{f}");
+            let p = |k: &str| f[k].as_u64().unwrap();
+            assert!(p("p50_ns") <= p("p90_ns") && p("p90_ns") <= p("p99_ns"), "{f}");
+            assert!(p("max_ns") < p("p99_ns").max(last_high) + 1, "the slowest call is in the last bucket: {f}");
+            assert!(p("max_ns") >= buckets.last().unwrap()["low_ns"].as_u64().unwrap(), "{f}");
+            assert_eq!(p("avg_ns"), p("sum_ns") / p("calls"));
+        }
+    }
+}
+
+/// A pattern matching nothing is one error line with hints, exit 1.
+#[test]
+fn a_pattern_matching_nothing_is_explained() {
+    require_kprobes!();
+    if std::fs::File::open("/sys/kernel/tracing/available_filter_functions").is_err() {
+        return; // Not readable (the build machine): list_agrees_... checks that error.
+    }
+    let r = run(&["count", "no_such_function_*", "--duration", "0s"]);
+    assert_eq!(r.code(), Some(1), "{}", r.describe());
+    assert!(
+        r.stderr.starts_with("error: pattern `no_such_function_*` matches no traceable function\nhint: "),
+        "{}",
+        r.describe()
+    );
+}
