@@ -122,12 +122,12 @@ pub fn run(args: &LatencyArgs, out: &mut Output) -> Result<(), CliError> {
 
     let started = Instant::now();
     let end = run::run_until(&stop, started, args.run.duration, None, || Ok(()))?;
-    let ran = started.elapsed();
-    let detach_time = probe::detach(links);
-
+    // Read before detaching, as count does: the report covers the run.
     let hist = loaded.map("hist").expect("the object has the map");
     let stats = loaded.map("stats").expect("the object has the map");
     let mut rows = read(&functions, hist, stats)?;
+    let ran = started.elapsed();
+    let detach_time = probe::detach(links);
     sort(&mut rows, args.sort);
     let report = Report { rows: &rows, mode: mode_text, end, attach: attach_time, ran, detach: detach_time };
     if args.run.json {

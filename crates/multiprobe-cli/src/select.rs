@@ -3,7 +3,7 @@
 
 use clap::Args;
 use multiprobe::AttachError;
-use multiprobe::kprobe_multi::{Function, Selection, TraceableFunctions};
+use multiprobe::kprobe_multi::{Function, Glob, Selection, TraceableFunctions};
 
 use crate::error::CliError;
 use crate::progress;
@@ -46,9 +46,49 @@ pub fn resolve(selection: &Selection) -> Result<Resolved, CliError> {
     let listing = listing?;
     let functions = selection.select(&listing);
     if functions.is_empty() {
-        return Err(AttachError::NoMatch { pattern: selection.to_string(), hint: String::new() }.into());
+        let mut e = CliError::from(AttachError::NoMatch { pattern: selection.to_string(), hint: String::new() });
+        e.hints.splice(0..0, no_match_hints(selection));
+        return Err(e);
+    }
+    // One pattern of several matching nothing is likely a typo: say so, and go on.
+    if selection.includes().len() > 1 {
+        for p in selection.includes() {
+            if listing.filter(|name, module| p.matches(name, module)).is_empty() {
+                eprintln!("warning: pattern `{p}` matches no traceable function");
+            }
+        }
     }
     Ok(Resolved { functions, traceable: listing.len(), took })
+}
+
+/// Why patterns may match no traceable function: the names exist but cannot be traced, or
+/// they are syscalls, whose entry points carry an architecture prefix.
+fn no_match_hints(selection: &Selection) -> Vec<String> {
+    let globs: Vec<&Glob> = selection.includes().iter().map(|p| &p.name).collect();
+    let mut hints = Vec::new();
+    if let Ok(kallsyms) = std::fs::read("/proc/kallsyms") {
+        let symbols = kallsyms
+            .split(|&b| b == b'\n')
+            .filter_map(|l| l.split(|&b| b == b' ').nth(2))
+            .filter(|name| globs.iter().any(|g| g.matches(name)))
+            .count();
+        if symbols > 0 {
+            hints.push(format!(
+                "{symbols} kernel symbols match, but none is traceable: they are notrace, inlined, or not functions"
+            ));
+        }
+    }
+    let prefix = match std::env::consts::ARCH {
+        "x86_64" => "__x64_",
+        "aarch64" => "__arm64_",
+        "riscv64" => "__riscv_",
+        "s390x" => "__s390x_",
+        _ => "__<arch>_",
+    };
+    if let Some(g) = globs.iter().find(|g| g.as_str().starts_with("sys_")) {
+        hints.push(format!("syscall entry points carry an architecture prefix: try `{prefix}{}`", g.as_str()));
+    }
+    hints
 }
 
 /// `vmlinux` for the core kernel, else the module's name.
