@@ -58,6 +58,10 @@ pub fn run(args: &CountArgs, out: &mut Output) -> Result<(), CliError> {
     let prog = loaded.program(PROGRAM).expect("the object has the program").clone();
     let map = loaded.map(COUNTS).expect("the object has the map").clone();
 
+    if stop.pending().is_some() {
+        eprintln!("interrupted before attaching: nothing was attached");
+        return Ok(());
+    }
     // Link info reads the kernel's BTF (thousands of vfs_read calls from sysfs): read it now,
     // before attaching, so the summary's missed count does not show up in the counts.
     let _ = multiprobe::features::kprobe_multi_link_info();

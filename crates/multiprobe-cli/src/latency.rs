@@ -105,6 +105,10 @@ pub fn run(args: &LatencyArgs, out: &mut Output) -> Result<(), CliError> {
             }
         }
     };
+    if stop.pending().is_some() {
+        eprintln!("interrupted before attaching: nothing was attached");
+        return Ok(());
+    }
     let (links, attach_time) = probe::attach(n, attach, |l| mode(method, l).0.into())?;
     let (mode_text, mode_json) = mode(method, &links);
     if args.run.json {
