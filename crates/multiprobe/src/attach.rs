@@ -74,6 +74,9 @@ pub enum AttachError {
     /// A symbol the kernel cannot trace.
     #[error("`{symbol}` is not a traceable kernel function ({reason}): check `multiprobe list '{symbol}'`")]
     UntraceableSymbol { symbol: String, reason: String, source: io::Error },
+    /// A target given twice.
+    #[error("`{target}` is listed twice: give each target once")]
+    Repeated { target: String },
     /// A name shared by several traceable functions.
     #[error(
         "`{symbol}` names several traceable functions ({places}): by name the kernel attaches only the first; attach by pattern to get every copy, or pick one with `module:{symbol}` in a Selection"
@@ -118,6 +121,7 @@ impl AttachError {
             | CountMismatch { .. }
             | InvalidSectionPattern { .. }
             | AmbiguousSymbol { .. }
+            | Repeated { .. }
             | NotUnique { .. }
             | RetprobeAndSession
             | WrongProgramKind { .. }

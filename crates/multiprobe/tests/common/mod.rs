@@ -1,5 +1,16 @@
 //! Helpers shared by the integration tests of the library.
-#![allow(dead_code)]
+#![allow(dead_code, unused_macros)]
+
+pub mod probes;
+
+/// Skips unless the kernel can create kprobe_multi links (5.18+ built with CONFIG_FPROBE).
+macro_rules! require_kprobe_multi {
+    () => {
+        testkit::require_root!("loading BPF programs");
+        testkit::require_kernel!(5, 18, "kprobe_multi links");
+        testkit::require_config!("CONFIG_FPROBE", "kprobe_multi links");
+    };
+}
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
