@@ -195,7 +195,7 @@ fn refuse_repeated<T: Eq + std::hash::Hash + Copy>(
 /// files, vmlinux and a module): by name the kernel would attach only the first.
 fn refuse_ambiguous(names: &[String]) -> Result<(), AttachError> {
     // The check is a courtesy: without a listing (tracefs unreadable) the kernel decides.
-    let Ok(listing) = TraceableFunctions::read_names() else { return Ok(()) };
+    let Ok(listing) = TraceableFunctions::read() else { return Ok(()) };
     let wanted: HashSet<&[u8]> = names.iter().map(|n| n.as_bytes()).collect();
     let mut copies: std::collections::HashMap<&[u8], Vec<String>> = std::collections::HashMap::new();
     for f in listing.filter(|name, _| wanted.contains(name)) {
@@ -302,7 +302,7 @@ pub(crate) fn create(
         }
         let listing = match &names {
             Some(l) => l,
-            None => names.insert(TraceableFunctions::read_names().ok()?),
+            None => names.insert(TraceableFunctions::read().ok()?),
         };
         if listing.count_named(&f.name) != 1 {
             return None;

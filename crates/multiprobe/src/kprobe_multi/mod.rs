@@ -21,6 +21,7 @@
 //! ```
 
 mod attach;
+mod cache;
 mod fallback;
 mod glob;
 mod kallsyms;
@@ -31,6 +32,7 @@ mod selection;
 mod split;
 mod syscall;
 
+pub use cache::set_listing_cache_dir;
 pub use glob::Glob;
 pub use link::{AttachMode, AttachedTarget, KprobeMultiInfo, KprobeMultiLink};
 pub use opts::KprobeMultiOpts;
