@@ -9,6 +9,7 @@ use crate::tracefs::TracefsError;
 /// Why an attach failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
+#[allow(missing_docs)] // variant fields are named in the messages
 pub enum AttachError {
     /// The object has this program but it was not loaded.
     #[error(

@@ -15,7 +15,9 @@ use crate::sys;
 /// Whether a feature is available, and if not, why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Support {
+    /// Available.
     Yes,
+    /// Not available, for the reason given (in words a user can act on).
     No(String),
 }
 

@@ -1,9 +1,11 @@
 //! multiprobe: attach one BPF program to thousands of kernel functions at once.
+#![warn(missing_docs)]
 
 mod attach;
 mod auto_attach;
 pub mod btf;
 pub mod features;
+#[allow(missing_docs)] // opcode constants as in include/uapi/linux/bpf.h
 pub mod insn;
 pub mod kprobe_multi;
 pub mod link;
@@ -13,6 +15,7 @@ pub mod object;
 mod perf_event;
 pub mod program;
 pub mod ringbuf;
+#[allow(missing_docs)] // constants and attr fields as in include/uapi/linux/bpf.h
 pub mod sys;
 pub mod tracefs;
 

@@ -24,29 +24,41 @@ pub const DEFAULT_PIN_ROOT: &str = "/sys/fs/bpf";
 
 /// Why loading an object failed.
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // variant fields are named in the messages
 pub enum LoadError {
+    /// The object could not be parsed.
     #[error(transparent)]
     Object(#[from] ObjectError),
+    /// Kernel BTF is needed (CO-RE, kfuncs) but unavailable.
     #[error("the object needs the kernel's BTF ({why}): {source}")]
     KernelBtf { why: String, source: BtfError },
+    /// A CO-RE relocation could not be applied.
     #[error("CO-RE relocation in section `{section}`: {source}")]
     Core { section: String, source: CoreError },
+    /// The kernel refused a map.
     #[error("creating map `{map}` failed: {source}{}", hint_suffix(.hint))]
     MapCreate { map: String, source: io::Error, hint: Option<String> },
+    /// A pinned map does not match the object's definition.
     #[error(
         "map `{map}`: the map pinned at {path} does not match the object's definition ({reason}); remove the pin or change the definition"
     )]
     PinnedMapMismatch { map: String, path: String, reason: String },
+    /// Pinning (or opening a pin) failed.
     #[error("pinning at {path} failed: {source} (is a bpf file system mounted there? mount -t bpf bpf /sys/fs/bpf)")]
     Pin { path: String, source: io::Error },
+    /// A map operation during load failed.
     #[error(transparent)]
     Map(#[from] MapError),
+    /// A kfunc extern cannot be resolved.
     #[error("kernel function `{name}` (__ksym): {reason}")]
     Kfunc { name: String, reason: String },
+    /// A kernel variable extern cannot be resolved.
     #[error("kernel symbol `{name}` (__ksym): {reason}")]
     Ksym { name: String, reason: String },
+    /// The verifier (or the kernel) refused a program; see [`LoadError::verifier_log`].
     #[error("{}", program_error(.program, *.kind, .source, .log, .hints))]
     Program { program: String, kind: ProgramKind, source: io::Error, log: String, hints: Vec<String> },
+    /// A program opened from a pin cannot be loaded again.
     #[error("program `{program}` was opened from a pin: its code is not available to load it again")]
     NoCode { program: String },
 }
