@@ -138,11 +138,13 @@ fn run_steps(args: &TestArgs, root: &Path, rows: &mut Vec<Row>) -> Result<()> {
                 Row {
                     what: format!("kernel {}", result.release),
                     ok: result.problems.is_empty(),
-                    detail: if result.problems.is_empty() {
-                        format!("{} passed, {} failed", result.passed, result.failed)
-                    } else {
-                        result.problems.join("; ")
-                    },
+                    detail: std::iter::once(format!(
+                        "{} passed, {} failed",
+                        result.passed, result.failed
+                    ))
+                    .chain(result.problems.iter().cloned())
+                    .collect::<Vec<_>>()
+                    .join("; "),
                     skips: skip_summary(&result.skips),
                     time: start.elapsed(),
                 }
@@ -232,11 +234,10 @@ fn native_tests(root: &Path, filter: Option<&str>, rows: &mut Vec<Row>) -> Resul
     rows.push(Row {
         what: format!("native ({})", facts.release),
         ok: problems.is_empty(),
-        detail: if problems.is_empty() {
-            format!("{passed} passed, {failed} failed")
-        } else {
-            problems.join("; ")
-        },
+        detail: std::iter::once(format!("{passed} passed, {failed} failed"))
+            .chain(problems.iter().cloned())
+            .collect::<Vec<_>>()
+            .join("; "),
         skips: skip_summary(&skips),
         time: start.elapsed(),
     });
