@@ -322,9 +322,15 @@ impl Object {
     }
 }
 
-/// Sections holding code of the programs to load, subprograms included.
+/// Sections holding code of the programs to load, subprograms included, each once (a
+/// section can hold several programs; relocating it twice would corrupt it).
 fn used_sections(obj: &Object, programs: &[&crate::object::ProgramSpec]) -> Vec<usize> {
-    let mut used: Vec<usize> = programs.iter().map(|p| p.section).collect();
+    let mut used: Vec<usize> = Vec::new();
+    for p in programs {
+        if !used.contains(&p.section) {
+            used.push(p.section);
+        }
+    }
     let mut i = 0;
     while i < used.len() {
         for r in obj.sections[used[i]].relocs.values() {
@@ -412,7 +418,7 @@ fn resolve_ksym(kernel: &Btf, name: &str, type_id: u32, weak: bool) -> Result<Ex
         return match addr {
             Some(0) => fail("/proc/kallsyms hides addresses from this user (needs root)"),
             Some(a) => Ok(ExternValue::Address(a)),
-            None => fail("not in /proc/kallsyms"),
+            None => fail("not in /proc/kallsyms (data symbols are listed only with CONFIG_KALLSYMS_ALL)"),
         };
     }
     match kernel.find_by_name_kind(name, btf::kind::VAR) {

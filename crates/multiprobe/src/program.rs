@@ -205,7 +205,7 @@ fn load_with_log(req: &sys::ProgLoad<'_>) -> Result<OwnedFd, (io::Error, String)
         Err(e) => e,
     };
     // Permission and resource errors come before verification: there is no log to get.
-    if !matches!(first.raw_os_error(), Some(libc::EINVAL | libc::EACCES | libc::E2BIG | libc::ENOSPC)) {
+    if !matches!(first.raw_os_error(), Some(libc::EINVAL | libc::EACCES | libc::E2BIG | libc::ENOSPC | libc::ENOENT)) {
         return Err((first, String::new()));
     }
     let mut size = 1 << 20;
@@ -232,6 +232,9 @@ fn hints(err: &io::Error, log: &str, recipe: &Recipe) -> Vec<String> {
         } else {
             "loading BPF programs needs root, or the CAP_BPF and CAP_PERFMON capabilities".into()
         });
+    }
+    if log.contains("failed to find the address for kernel symbol") {
+        out.push("the kernel lists no address for a __ksym variable: typed ones need CONFIG_KALLSYMS_ALL".into());
     }
     if log.contains(&format!("unknown#{POISON_HELPER_ID}")) {
         for reason in &recipe.core_poisons {

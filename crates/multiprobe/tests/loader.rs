@@ -89,6 +89,30 @@ fn core_reads_the_running_kernels_task_struct() {
 }
 
 #[test]
+fn ksym_variables_resolve_by_btf_id_and_by_address() {
+    require_root!("loading BPF programs and reading kallsyms addresses");
+    testkit::require_config!("CONFIG_FTRACE_SYSCALLS", "syscall tracepoints");
+    testkit::require_config!("CONFIG_KALLSYMS_ALL", "typed __ksym variables (the kernel looks them up in kallsyms)");
+    let pins = BpfDir::new("ksyms");
+    let mut obj = loader_object(&pins);
+    obj.program_mut("ksyms").unwrap().set_autoload(true);
+    let loaded = obj.load().unwrap_or_else(|e| panic!("{e}"));
+    let link = loaded.program("ksyms").unwrap().attach_tracepoint("syscalls", "sys_enter_getppid").unwrap();
+    let _ = std::os::unix::process::parent_id();
+    drop(link);
+    let counts = loaded.map("counts").unwrap();
+    // Typed: this CPU's run queue (the per-CPU `runqueues`) names this CPU.
+    assert_eq!(counts.get::<u32, u64>(&3).unwrap(), Some(1));
+    // Typeless: vfs_read's address, as /proc/kallsyms shows it.
+    let kallsyms = std::fs::read_to_string("/proc/kallsyms").unwrap();
+    let vfs_read = kallsyms
+        .lines()
+        .find_map(|l| l.strip_suffix(" vfs_read")?.split(' ').next().and_then(|a| u64::from_str_radix(a, 16).ok()))
+        .unwrap();
+    assert_eq!(counts.get::<u32, u64>(&4).unwrap(), Some(vfs_read));
+}
+
+#[test]
 fn kfunc_calls_resolve_against_kernel_btf() {
     require_root!("loading BPF programs");
     require_kernel!(6, 2, "bpf_cast_to_kern_ctx kfunc callable from socket filters");

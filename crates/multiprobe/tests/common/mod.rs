@@ -36,7 +36,10 @@ impl BpfDir {
             }
         });
         let root = Path::new("/sys/fs/bpf");
-        let dir = root.join(format!("multiprobe-test-{}-{name}", std::process::id()));
+        // Tests run in parallel natively: each directory is unique to its BpfDir.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = root.join(format!("multiprobe-test-{}-{n}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir(&dir).expect("mkdir in bpffs");
         BpfDir(dir)
