@@ -60,6 +60,8 @@ pub struct ProgramInfo {
     pub tag: [u8; 8],
     /// Instructions the verifier processed.
     pub verified_insns: u32,
+    /// Id of the program's BTF in the kernel (0 when loaded without BTF: no line info).
+    pub btf_id: u32,
     /// Runs, when run-time statistics are enabled (`sysctl kernel.bpf_stats_enabled=1`).
     pub run_count: u64,
     /// Total run time in ns, likewise.
@@ -155,6 +157,7 @@ impl Program {
             prog_type: i.prog_type,
             tag: i.tag,
             verified_insns: i.verified_insns,
+            btf_id: i.btf_id,
             run_count: i.run_cnt,
             run_time_ns: i.run_time_ns,
             recursion_misses: i.recursion_misses,

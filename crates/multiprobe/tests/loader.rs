@@ -68,6 +68,7 @@ fn every_construct_loads_and_runs() {
     let info = prog.info().unwrap();
     assert_eq!(info.name, "count_packets");
     assert!(info.id > 0 && info.verified_insns > 0);
+    assert!(info.btf_id > 0, "loaded with the object's BTF: function and line info");
     // Programs marked `?` are known but not loaded.
     assert!(loaded.program("kern_ctx_len").is_none());
     assert!(loaded.is_not_loaded("kern_ctx_len"));
