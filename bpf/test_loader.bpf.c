@@ -180,6 +180,38 @@ int on_getppid(void *ctx)
 	return 0;
 }
 
+/*
+ * __ksym variables: a typed per-CPU one (by BTF id; the kernel needs its address from
+ * kallsyms, so CONFIG_KALLSYMS_ALL) and a typeless one (by address). Loaded on request.
+ */
+struct rq {
+	int cpu;
+} __attribute__((preserve_access_index));
+
+extern const struct rq runqueues __ksym;
+extern const void vfs_read __ksym;
+static void *(*bpf_this_cpu_ptr)(const void *percpu_ptr) = (void *)154;
+
+SEC("?tracepoint/syscalls/sys_enter_getppid")
+int ksyms(void *ctx)
+{
+	u32 key;
+	u64 value;
+	const struct rq *rq;
+
+	if ((bpf_get_current_pid_tgid() >> 32) != cfg_target_tgid)
+		return 0;
+	/* This CPU's run queue knows which CPU it belongs to. */
+	rq = bpf_this_cpu_ptr(&runqueues);
+	key = 3;
+	value = rq->cpu == (int)bpf_get_smp_processor_id();
+	bpf_map_update_elem(&counts, &key, &value, BPF_ANY);
+	key = 4;
+	value = (u64)&vfs_read;
+	bpf_map_update_elem(&counts, &key, &value, BPF_ANY);
+	return 0;
+}
+
 /* A kfunc call (kernel 6.2+): not loaded unless a test asks for it. */
 struct sk_buff {
 	unsigned int len;

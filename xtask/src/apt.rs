@@ -102,10 +102,11 @@ impl AptList {
         updated.push(self.dir.clone());
         eprintln!("xtask: apt-get update ({})", self.dir.display());
         let out = self.apt("apt-get").arg("update").output()?;
-        // apt-get update exits 0 even when a suite could not be fetched; its "W:"/"E:" lines
-        // tell.
+        // apt-get update exits 0 even when no index could be fetched (offline): only its
+        // "W: Failed to fetch" lines tell, and the stamp must then stay old.
         let stderr = String::from_utf8_lossy(&out.stderr);
-        if !out.status.success() || stderr.lines().any(|l| l.starts_with("E:")) {
+        let failed = |l: &str| l.starts_with("E:") || l.starts_with("W: Failed to fetch");
+        if !out.status.success() || stderr.lines().any(failed) {
             bail!("apt-get update failed:\n{stderr}");
         }
         std::fs::write(self.dir.join("lists/stamp"), "")?;

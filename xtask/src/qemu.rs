@@ -125,14 +125,15 @@ impl Vm {
         let mut last_output = Instant::now();
         loop {
             let now = Instant::now();
-            // The first deadline that applies decides how long to wait for the next line.
-            let deadlines = [
+            // The nearest deadline decides how long to wait for the next line; the graces
+            // after the done sentinel or a crash end the run without a (new) failure.
+            let mut deadlines = vec![
                 (start + self.timeout, "timed out"),
                 (last_output + self.inactivity, "console silent for too long"),
-                (done_at.map_or(now + self.timeout, |t: Instant| t + POWEROFF_GRACE), ""),
-                (crash_at.map_or(now + self.timeout, |t: Instant| t + CRASH_GRACE), ""),
             ];
-            let (deadline, why) = deadlines.iter().min_by_key(|(t, _)| *t).unwrap();
+            deadlines.extend(done_at.map(|t: Instant| (t + POWEROFF_GRACE, "")));
+            deadlines.extend(crash_at.map(|t: Instant| (t + CRASH_GRACE, "")));
+            let (deadline, why) = deadlines.into_iter().min_by_key(|(t, _)| *t).unwrap();
             match rx.recv_timeout(deadline.saturating_duration_since(now)) {
                 Ok(line) => {
                     last_output = Instant::now();

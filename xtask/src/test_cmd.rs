@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 use crate::skips::{KernelFacts, SkipReport};
+use crate::static_build::TestBinary;
 use crate::{kernels, static_build, tools, vmtest};
 
 /// Arguments of `cargo xtask test`.
@@ -62,7 +63,10 @@ pub fn run(args: &TestArgs) -> Result<()> {
 }
 
 fn run_steps(args: &TestArgs, root: &Path, rows: &mut Vec<Row>) -> Result<()> {
-    let mut needed = vec![tools::CLANG, tools::LLVM_STRIP];
+    let mut needed = Vec::new();
+    if !args.vm_only {
+        needed.extend([tools::CLANG, tools::LLVM_STRIP]);
+    }
     if !args.no_vm {
         needed.extend([tools::QEMU, tools::BUSYBOX, tools::XZ, tools::DPKG_DEB]);
     }
@@ -90,12 +94,11 @@ fn run_steps(args: &TestArgs, root: &Path, rows: &mut Vec<Row>) -> Result<()> {
         Ok(detail)
     })?;
     let (tests, cli) = binaries.unwrap();
-    let work = crate::target_dir().join("vm");
     let options = vmtest::Options {
         filter: args.test_filter.clone(),
         timeout: args.timeout,
         keep: args.keep,
-        work: work.clone(),
+        work: crate::target_dir().join("vm"),
     };
     let specs: Vec<String> = if args.kernels.is_empty() {
         kernels::DEFAULT_MATRIX.iter().map(|s| s.to_string()).collect()
@@ -103,40 +106,45 @@ fn run_steps(args: &TestArgs, root: &Path, rows: &mut Vec<Row>) -> Result<()> {
         args.kernels.clone()
     };
     for spec in &specs {
-        let start = Instant::now();
-        let row = match kernels::resolve(spec, &work) {
-            Err(e) => Row {
-                what: format!("kernel {spec}"),
-                ok: false,
-                detail: format!("{e:#}"),
-                skips: String::new(),
-                time: start.elapsed(),
-            },
-            Ok(kernel) => {
-                println!("==> kernel {} ({})", kernel.label, kernel.version);
-                let result = vmtest::run(&kernel, &tests, &cli, &options)?;
-                for problem in &result.problems {
-                    eprintln!("[{}] FAILED: {problem}", kernel.label);
-                }
-                if !result.problems.is_empty() {
-                    eprintln!("[{}] console log: {}", kernel.label, result.log.display());
-                }
-                Row {
-                    what: format!("kernel {}", result.release),
-                    ok: result.problems.is_empty(),
-                    detail: if result.problems.is_empty() {
-                        format!("{} passed, {} failed", result.passed, result.failed)
-                    } else {
-                        result.problems.join("; ")
-                    },
-                    skips: skip_summary(&result.skips),
-                    time: start.elapsed(),
-                }
-            }
-        };
-        rows.push(row);
+        rows.push(kernel_row(spec, &tests, &cli, &options));
     }
     Ok(())
+}
+
+/// Fetches one kernel and runs the tests on it. Never stops the run: the other kernels'
+/// results are worth having too.
+fn kernel_row(spec: &str, tests: &[TestBinary], cli: &Path, options: &vmtest::Options) -> Row {
+    let start = Instant::now();
+    let failed = |what: String, e: anyhow::Error| Row {
+        what,
+        ok: false,
+        detail: format!("{e:#}"),
+        skips: String::new(),
+        time: start.elapsed(),
+    };
+    let kernel = match kernels::resolve(spec, &options.work) {
+        Ok(kernel) => kernel,
+        Err(e) => return failed(format!("kernel {spec}"), e),
+    };
+    println!("==> kernel {} ({})", kernel.label, kernel.version);
+    let result = match vmtest::run(&kernel, tests, cli, options) {
+        Ok(result) => result,
+        Err(e) => return failed(format!("kernel {}", kernel.label), e),
+    };
+    for problem in &result.problems {
+        eprintln!("[{}] FAILED: {problem}", kernel.label);
+    }
+    if !result.problems.is_empty() {
+        eprintln!("[{}] console log: {}", kernel.label, result.log.display());
+    }
+    let counts = format!("{} passed, {} failed", result.passed, result.failed);
+    Row {
+        what: format!("kernel {}", result.release),
+        ok: result.problems.is_empty(),
+        detail: std::iter::once(counts).chain(result.problems.iter().cloned()).collect::<Vec<_>>().join("; "),
+        skips: skip_summary(&result.skips),
+        time: start.elapsed(),
+    }
 }
 
 /// Runs one step, records its row, and stops the run when it fails.
@@ -203,7 +211,10 @@ fn native_tests(root: &Path, filter: Option<&str>, rows: &mut Vec<Row>) -> Resul
     rows.push(Row {
         what: format!("native ({})", facts.release),
         ok: problems.is_empty(),
-        detail: if problems.is_empty() { format!("{passed} passed, {failed} failed") } else { problems.join("; ") },
+        detail: std::iter::once(format!("{passed} passed, {failed} failed"))
+            .chain(problems.iter().cloned())
+            .collect::<Vec<_>>()
+            .join("; "),
         skips: skip_summary(&skips),
         time: start.elapsed(),
     });

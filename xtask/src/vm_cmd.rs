@@ -120,7 +120,9 @@ fn run_command(vm: &Vm) -> Result<i32> {
 fn is_kernel_message(line: &str) -> bool {
     line.strip_prefix('[').and_then(|rest| rest.split_once("] ")).is_some_and(|(stamp, _)| {
         let stamp = stamp.trim_start();
-        !stamp.is_empty() && stamp.chars().all(|c| c.is_ascii_digit() || c == '.')
+        let (secs, micros) = stamp.split_once('.').unwrap_or(("", ""));
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        digits(secs) && digits(micros)
     })
 }
 
@@ -173,6 +175,7 @@ mod tests {
         assert!(is_kernel_message("[   12.345678] BUG: x"));
         assert!(is_kernel_message("[0.1] x"));
         assert!(!is_kernel_message("[vfs_read] 12 calls"));
+        assert!(!is_kernel_message("[1] first"));
         assert!(!is_kernel_message("vfs_read 12"));
     }
 }

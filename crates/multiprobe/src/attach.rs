@@ -9,6 +9,7 @@ use crate::tracefs::TracefsError;
 /// Why an attach failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
+#[allow(missing_docs)] // variant fields are named in the messages
 pub enum AttachError {
     /// The object has this program but it was not loaded.
     #[error(
@@ -74,6 +75,9 @@ pub enum AttachError {
     /// A symbol the kernel cannot trace.
     #[error("`{symbol}` is not a traceable kernel function ({reason}): check `multiprobe list '{symbol}'`")]
     UntraceableSymbol { symbol: String, reason: String, source: io::Error },
+    /// A target given twice.
+    #[error("`{target}` is listed twice: give each target once")]
+    Repeated { target: String },
     /// A name shared by several traceable functions.
     #[error(
         "`{symbol}` names several traceable functions ({places}): by name the kernel attaches only the first; attach by pattern to get every copy, or pick one with `module:{symbol}` in a Selection"
@@ -118,6 +122,7 @@ impl AttachError {
             | CountMismatch { .. }
             | InvalidSectionPattern { .. }
             | AmbiguousSymbol { .. }
+            | Repeated { .. }
             | NotUnique { .. }
             | RetprobeAndSession
             | WrongProgramKind { .. }

@@ -15,7 +15,9 @@ use crate::sys;
 /// Whether a feature is available, and if not, why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Support {
+    /// Available.
     Yes,
+    /// Not available, for the reason given (in words a user can act on).
     No(String),
 }
 
@@ -58,19 +60,34 @@ fn version_string() -> String {
 /// functions, with cookies, `bpf_get_func_ip` and return probes.
 pub fn kprobe_multi() -> Support {
     static S: OnceLock<Support> = OnceLock::new();
-    S.get_or_init(|| probe_multi_link(sys::attach_type::TRACE_KPROBE_MULTI, "kprobe_multi links", (5, 18))).clone()
+    S.get_or_init(|| {
+        probe_multi_link(sys::attach_type::TRACE_KPROBE_MULTI, "BPF_TRACE_KPROBE_MULTI", "kprobe_multi links", (5, 18))
+    })
+    .clone()
 }
 
 /// Kprobe session links (kernel 6.10+): one program at entry and return of each call.
 pub fn kprobe_session() -> Support {
     static S: OnceLock<Support> = OnceLock::new();
-    S.get_or_init(|| probe_multi_link(sys::attach_type::TRACE_KPROBE_SESSION, "kprobe sessions", (6, 10))).clone()
+    S.get_or_init(|| {
+        probe_multi_link(sys::attach_type::TRACE_KPROBE_SESSION, "BPF_TRACE_KPROBE_SESSION", "kprobe sessions", (6, 10))
+    })
+    .clone()
 }
 
 /// Loads `r0 = 0; exit` as a kprobe program of `attach_type`, then asks for a link with no
 /// targets: a kernel that knows the link type rejects the empty request with EINVAL; one
-/// built without CONFIG_FPROBE answers EOPNOTSUPP before looking at it.
-fn probe_multi_link(attach_type: u32, what: &str, since: (u32, u32)) -> Support {
+/// built without CONFIG_FPROBE answers EOPNOTSUPP before looking at it. A kernel that does
+/// not know the attach type says EINVAL too, so EINVAL counts only where the kernel's BTF
+/// lists the attach type (`enum bpf_attach_type`), or, without BTF, from version `since`.
+fn probe_multi_link(attach_type: u32, enum_name: &str, what: &str, since: (u32, u32)) -> Support {
+    let known = match btf::kernel::vmlinux() {
+        Ok(k) => enum_has(&k, "bpf_attach_type", enum_name),
+        Err(_) => kernel_version().is_some_and(|v| v >= since),
+    };
+    if !known {
+        return Support::No(format!("kernel {} is too old for {what} ({}.{}+)", version_string(), since.0, since.1));
+    }
     let insns = [Insn::mov64_imm(0, 0), Insn::exit()];
     let req = sys::ProgLoad {
         prog_type: sys::prog_type::KPROBE,
@@ -110,6 +127,14 @@ fn probe_multi_link(attach_type: u32, what: &str, since: (u32, u32)) -> Support 
             _ => Support::No(format!("BPF_LINK_CREATE for {what} failed: {e}")),
         },
     }
+}
+
+/// Whether the kernel's enum `enum_type` has an enumerator `value`.
+fn enum_has(k: &Btf, enum_type: &str, value: &str) -> bool {
+    k.ids_by_name(enum_type).iter().any(|&id| match k.type_by_id(id).map(|t| &t.kind) {
+        Ok(TypeKind::Enum { values, .. }) => values.iter().any(|v| k.string_at(v.name_off).ok() == Some(value)),
+        _ => false,
+    })
 }
 
 fn permission_reason() -> String {

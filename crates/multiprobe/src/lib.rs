@@ -1,9 +1,54 @@
 //! multiprobe: attach one BPF program to thousands of kernel functions at once.
+//!
+//! A pure-Rust BPF loader built around the kernel's kprobe_multi links: load the object clang
+//! wrote (BTF-defined maps, global data, subprograms, CO-RE relocations, kfunc calls), then
+//! attach a program to every function a pattern matches with one system call, read its maps,
+//! and detach by dropping the link.
+//!
+//! ```no_run
+//! use multiprobe::kprobe_multi::{Fallback, KprobeMulti, Selection};
+//! use multiprobe::Object;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // The object: a `SEC("kprobe.multi") int count_calls(struct pt_regs *ctx)` program that
+//! // increments `counts[bpf_get_attach_cookie(ctx)]`, built with `clang -O2 -g -target bpf`.
+//! let mut object = Object::open("count.bpf.o")?;
+//!
+//! // Which functions: every vfs_ and ext4 function but the ones about xattrs.
+//! let functions = Selection::new().include("vfs_*").include("ext4:*").exclude("*xattr*").resolve()?;
+//!
+//! // Size the counter table before load, one slot per function; set a `const volatile`.
+//! object.map_mut("counts").unwrap().set_max_entries(functions.len() as u32);
+//! object.set_global("target_tgid", &0u32)?;
+//! let loaded = object.load()?;
+//!
+//! // One link for all of them; cookie = slot. Where the kernel lacks kprobe_multi (built
+//! // without CONFIG_FPROBE), per-function kprobes stand in.
+//! let spec = KprobeMulti::functions_with_cookies(functions.iter().cloned().zip(0..)).fallback(Fallback::Auto);
+//! let link = loaded.program("count_calls").unwrap().attach_kprobe_multi(&spec)?;
+//!
+//! std::thread::sleep(std::time::Duration::from_secs(1));
+//! let counts = loaded.map("counts").unwrap().dump_per_cpu::<u32, u64>()?;
+//! for (slot, per_cpu) in counts {
+//!     let calls: u64 = per_cpu.iter().sum();
+//!     if calls > 0 {
+//!         println!("{:>10} {}", calls, functions[slot as usize].name);
+//!     }
+//! }
+//! drop(link); // detaches
+//! # Ok(()) }
+//! ```
+//!
+//! Layers, from the bottom: [`sys`] (the raw kernel interface, the crate's only `unsafe`),
+//! [`btf`] and [`object`] (parsing, no system calls), [`program`], [`map`], [`link`] and
+//! [`kprobe_multi`] (kernel objects), [`features`] (what the running kernel supports).
+#![warn(missing_docs)]
 
 mod attach;
 mod auto_attach;
 pub mod btf;
 pub mod features;
+#[allow(missing_docs)] // opcode constants as in include/uapi/linux/bpf.h
 pub mod insn;
 pub mod kprobe_multi;
 pub mod link;
@@ -13,6 +58,7 @@ pub mod object;
 mod perf_event;
 pub mod program;
 pub mod ringbuf;
+#[allow(missing_docs)] // constants and attr fields as in include/uapi/linux/bpf.h
 pub mod sys;
 pub mod tracefs;
 

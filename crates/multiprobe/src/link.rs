@@ -14,9 +14,13 @@ use crate::sys;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum LinkType {
+    /// `BPF_LINK_TYPE_RAW_TRACEPOINT`.
     RawTracepoint,
+    /// `BPF_LINK_TYPE_TRACING` (fentry, fexit).
     Tracing,
+    /// `BPF_LINK_TYPE_PERF_EVENT` (kprobes, tracepoints through perf events).
     PerfEvent,
+    /// `BPF_LINK_TYPE_KPROBE_MULTI`.
     KprobeMulti,
     /// A type this crate has no name for.
     Other(u32),
@@ -41,6 +45,7 @@ pub struct LinkInfo {
     pub id: u32,
     /// Id of the attached program.
     pub prog_id: u32,
+    /// What kind of link it is.
     pub link_type: LinkType,
 }
 

@@ -24,29 +24,41 @@ pub const DEFAULT_PIN_ROOT: &str = "/sys/fs/bpf";
 
 /// Why loading an object failed.
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // variant fields are named in the messages
 pub enum LoadError {
+    /// The object could not be parsed.
     #[error(transparent)]
     Object(#[from] ObjectError),
+    /// Kernel BTF is needed (CO-RE, kfuncs) but unavailable.
     #[error("the object needs the kernel's BTF ({why}): {source}")]
     KernelBtf { why: String, source: BtfError },
+    /// A CO-RE relocation could not be applied.
     #[error("CO-RE relocation in section `{section}`: {source}")]
     Core { section: String, source: CoreError },
+    /// The kernel refused a map.
     #[error("creating map `{map}` failed: {source}{}", hint_suffix(.hint))]
     MapCreate { map: String, source: io::Error, hint: Option<String> },
+    /// A pinned map does not match the object's definition.
     #[error(
         "map `{map}`: the map pinned at {path} does not match the object's definition ({reason}); remove the pin or change the definition"
     )]
     PinnedMapMismatch { map: String, path: String, reason: String },
+    /// Pinning (or opening a pin) failed.
     #[error("pinning at {path} failed: {source} (is a bpf file system mounted there? mount -t bpf bpf /sys/fs/bpf)")]
     Pin { path: String, source: io::Error },
+    /// A map operation during load failed.
     #[error(transparent)]
     Map(#[from] MapError),
+    /// A kfunc extern cannot be resolved.
     #[error("kernel function `{name}` (__ksym): {reason}")]
     Kfunc { name: String, reason: String },
+    /// A kernel variable extern cannot be resolved.
     #[error("kernel symbol `{name}` (__ksym): {reason}")]
     Ksym { name: String, reason: String },
+    /// The verifier (or the kernel) refused a program; see [`LoadError::verifier_log`].
     #[error("{}", program_error(.program, *.kind, .source, .log, .hints))]
     Program { program: String, kind: ProgramKind, source: io::Error, log: String, hints: Vec<String> },
+    /// A program opened from a pin cannot be loaded again.
     #[error("program `{program}` was opened from a pin: its code is not available to load it again")]
     NoCode { program: String },
 }
@@ -310,9 +322,15 @@ impl Object {
     }
 }
 
-/// Sections holding code of the programs to load, subprograms included.
+/// Sections holding code of the programs to load, subprograms included, each once (a
+/// section can hold several programs; relocating it twice would corrupt it).
 fn used_sections(obj: &Object, programs: &[&crate::object::ProgramSpec]) -> Vec<usize> {
-    let mut used: Vec<usize> = programs.iter().map(|p| p.section).collect();
+    let mut used: Vec<usize> = Vec::new();
+    for p in programs {
+        if !used.contains(&p.section) {
+            used.push(p.section);
+        }
+    }
     let mut i = 0;
     while i < used.len() {
         for r in obj.sections[used[i]].relocs.values() {
@@ -400,7 +418,7 @@ fn resolve_ksym(kernel: &Btf, name: &str, type_id: u32, weak: bool) -> Result<Ex
         return match addr {
             Some(0) => fail("/proc/kallsyms hides addresses from this user (needs root)"),
             Some(a) => Ok(ExternValue::Address(a)),
-            None => fail("not in /proc/kallsyms"),
+            None => fail("not in /proc/kallsyms (data symbols are listed only with CONFIG_KALLSYMS_ALL)"),
         };
     }
     match kernel.find_by_name_kind(name, btf::kind::VAR) {

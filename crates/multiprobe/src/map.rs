@@ -14,6 +14,7 @@ use crate::sys;
 
 /// Why a map operation failed.
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // variant fields are named in the messages
 pub enum MapError {
     /// The kernel refused the operation.
     #[error("map `{map}`: {op} failed: {source}")]

@@ -16,6 +16,7 @@ use crate::{sys, tracefs};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KprobeTarget {
     /// A function by name (modules included), plus an offset into it (0: its entry).
+    #[allow(missing_docs)]
     Symbol { name: String, offset: u64 },
     /// An absolute kernel address.
     Address(u64),

@@ -60,6 +60,8 @@ pub struct ProgramInfo {
     pub tag: [u8; 8],
     /// Instructions the verifier processed.
     pub verified_insns: u32,
+    /// Id of the program's BTF in the kernel (0 when loaded without BTF: no line info).
+    pub btf_id: u32,
     /// Runs, when run-time statistics are enabled (`sysctl kernel.bpf_stats_enabled=1`).
     pub run_count: u64,
     /// Total run time in ns, likewise.
@@ -155,6 +157,7 @@ impl Program {
             prog_type: i.prog_type,
             tag: i.tag,
             verified_insns: i.verified_insns,
+            btf_id: i.btf_id,
             run_count: i.run_cnt,
             run_time_ns: i.run_time_ns,
             recursion_misses: i.recursion_misses,
@@ -205,7 +208,7 @@ fn load_with_log(req: &sys::ProgLoad<'_>) -> Result<OwnedFd, (io::Error, String)
         Err(e) => e,
     };
     // Permission and resource errors come before verification: there is no log to get.
-    if !matches!(first.raw_os_error(), Some(libc::EINVAL | libc::EACCES | libc::E2BIG | libc::ENOSPC)) {
+    if !matches!(first.raw_os_error(), Some(libc::EINVAL | libc::EACCES | libc::E2BIG | libc::ENOSPC | libc::ENOENT)) {
         return Err((first, String::new()));
     }
     let mut size = 1 << 20;
@@ -232,6 +235,9 @@ fn hints(err: &io::Error, log: &str, recipe: &Recipe) -> Vec<String> {
         } else {
             "loading BPF programs needs root, or the CAP_BPF and CAP_PERFMON capabilities".into()
         });
+    }
+    if log.contains("failed to find the address for kernel symbol") {
+        out.push("the kernel lists no address for a __ksym variable: typed ones need CONFIG_KALLSYMS_ALL".into());
     }
     if log.contains(&format!("unknown#{POISON_HELPER_ID}")) {
         for reason in &recipe.core_poisons {

@@ -5,85 +5,14 @@
 //! The workload is pread(2) and pwrite(2) on a file of the test's own: one vfs_read or
 //! vfs_write each, from the test's thread, which is the only thread the program watches.
 
+#[macro_use]
 mod common;
 
-use std::collections::BTreeMap;
-
+use common::probes::*;
 use common::{BpfDir, KPROBE_MULTI_OBJ, Kallsyms, Workload, gettid};
 use multiprobe::kprobe_multi::{AttachMode, KprobeMulti, KprobeMultiLink, KprobeMultiOpts, Mode};
-use multiprobe::{AttachError, LoadedObject, Map, Object, features};
+use multiprobe::{AttachError, Map, Object, features};
 use testkit::{require_config, require_kernel, require_root};
-
-/// Skips unless the kernel can create kprobe_multi links (5.18+ built with CONFIG_FPROBE).
-macro_rules! require_kprobe_multi {
-    () => {
-        require_root!("loading BPF programs");
-        require_kernel!(5, 18, "kprobe_multi links");
-        require_config!("CONFIG_FPROBE", "kprobe_multi links");
-    };
-}
-
-const READ: &str = "vfs_read";
-const WRITE: &str = "vfs_write";
-
-/// The test object, watching the calling thread.
-fn load() -> LoadedObject {
-    load_with(|_| {})
-}
-
-fn load_with(adjust: impl FnOnce(&mut Object)) -> LoadedObject {
-    let mut obj = Object::parse("test_kprobe_multi", KPROBE_MULTI_OBJ).unwrap();
-    obj.set_global("target_tid", &gettid()).unwrap();
-    adjust(&mut obj);
-    obj.load().unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// Runs per function address, read without touching any file: a file read is a vfs_read.
-fn snapshot(map: &Map) -> BTreeMap<u64, u64> {
-    map.keys::<u64>().map(|ip| ip.unwrap()).map(|ip| (ip, map.get::<u64, u64>(&ip).unwrap().unwrap_or(0))).collect()
-}
-
-/// Asserts that `got` counts exactly `want` (function name, runs), naming functions on failure.
-#[track_caller]
-fn check(ksyms: &Kallsyms, got: BTreeMap<u64, u64>, want: &[(&str, u64)]) {
-    let want: BTreeMap<u64, u64> = want.iter().map(|(n, c)| (ksyms.addr(n), *c)).collect();
-    let named = |m: &BTreeMap<u64, u64>| m.iter().map(|(a, c)| (ksyms.names(*a), *c)).collect::<BTreeMap<_, _>>();
-    assert_eq!(named(&got), named(&want));
-}
-
-/// Test setup: symbols read, workload file open and object loaded before anything attaches,
-/// so the only calls the program sees are the workload's. (The library reads files too,
-/// kernel BTF for link info say: tests that call into it while attached watch vfs_write.)
-struct Setup {
-    ksyms: &'static Kallsyms,
-    w: Workload,
-    loaded: LoadedObject,
-}
-
-fn setup() -> Setup {
-    setup_with(|_| {})
-}
-
-fn setup_with(adjust: impl FnOnce(&mut Object)) -> Setup {
-    Setup { ksyms: Kallsyms::read(), w: Workload::new(), loaded: load_with(adjust) }
-}
-
-impl Setup {
-    /// 3 reads and 5 writes.
-    fn run(&self) {
-        self.w.reads(3);
-        self.w.writes(5);
-    }
-
-    #[track_caller]
-    fn check(&self, map: &str, want: &[(&str, u64)]) {
-        check(self.ksyms, snapshot(self.loaded.map(map).unwrap()), want);
-    }
-}
-
-fn attach(loaded: &LoadedObject, program: &str, spec: &KprobeMulti) -> KprobeMultiLink {
-    loaded.program(program).unwrap().attach_kprobe_multi(spec).unwrap_or_else(|e| panic!("{e}"))
-}
 
 #[test]
 fn pattern_attach_counts_exactly_the_attached_functions() {
@@ -135,24 +64,6 @@ fn symbols_and_addresses_at_entry_and_return() {
         drop(link);
         t.check("hits", &[(READ, 3), (WRITE, 5)]);
     }
-}
-
-/// Runs per (function address, cookie), read without touching any file.
-fn pairs(loaded: &LoadedObject) -> BTreeMap<(u64, u64), u64> {
-    let map = loaded.map("pairs").unwrap();
-    map.keys::<[u64; 2]>()
-        .map(|k| k.unwrap())
-        .map(|k| ((k[0], k[1]), map.get::<[u64; 2], u64>(&k).unwrap().unwrap()))
-        .collect()
-}
-
-#[track_caller]
-fn check_pairs(ksyms: &Kallsyms, got: BTreeMap<(u64, u64), u64>, want: &[(&str, u64, u64)]) {
-    let want: BTreeMap<(u64, u64), u64> = want.iter().map(|(n, cookie, c)| ((ksyms.addr(n), *cookie), *c)).collect();
-    let named = |m: &BTreeMap<(u64, u64), u64>| {
-        m.iter().map(|((a, k), c)| ((ksyms.names(*a), *k), *c)).collect::<BTreeMap<_, _>>()
-    };
-    assert_eq!(named(&got), named(&want));
 }
 
 #[test]
@@ -408,7 +319,7 @@ fn untraceable_symbols_and_addresses_are_named() {
 fn more_than_the_kernel_limit_is_too_big() {
     require_kprobe_multi!();
     let loaded = load();
-    let addrs = vec![0x1000u64; (1 << 20) + 1];
+    let addrs: Vec<u64> = (0..(1u64 << 20) + 1).map(|i| 0x1000 + 16 * i).collect();
     let err = loaded.program("entry").unwrap().attach_kprobe_multi(&KprobeMulti::addresses(addrs)).unwrap_err();
     assert!(matches!(err, AttachError::TooManyTargets { count, .. } if count == (1 << 20) + 1), "{err}");
     assert_eq!(err.errno(), libc::E2BIG);

@@ -68,6 +68,7 @@ fn every_construct_loads_and_runs() {
     let info = prog.info().unwrap();
     assert_eq!(info.name, "count_packets");
     assert!(info.id > 0 && info.verified_insns > 0);
+    assert!(info.btf_id > 0, "loaded with the object's BTF: function and line info");
     // Programs marked `?` are known but not loaded.
     assert!(loaded.program("kern_ctx_len").is_none());
     assert!(loaded.is_not_loaded("kern_ctx_len"));
@@ -86,6 +87,30 @@ fn core_reads_the_running_kernels_task_struct() {
     let counts = loaded.map("counts").unwrap();
     assert_eq!(counts.get::<u32, u64>(&1).unwrap(), Some(u64::from(std::process::id()) * 3), "tgid * cfg_multiplier");
     assert_eq!(counts.get::<u32, u64>(&2).unwrap(), Some(u64::from(gettid())), "pid of the calling thread");
+}
+
+#[test]
+fn ksym_variables_resolve_by_btf_id_and_by_address() {
+    require_root!("loading BPF programs and reading kallsyms addresses");
+    testkit::require_config!("CONFIG_FTRACE_SYSCALLS", "syscall tracepoints");
+    testkit::require_config!("CONFIG_KALLSYMS_ALL", "typed __ksym variables (the kernel looks them up in kallsyms)");
+    let pins = BpfDir::new("ksyms");
+    let mut obj = loader_object(&pins);
+    obj.program_mut("ksyms").unwrap().set_autoload(true);
+    let loaded = obj.load().unwrap_or_else(|e| panic!("{e}"));
+    let link = loaded.program("ksyms").unwrap().attach_tracepoint("syscalls", "sys_enter_getppid").unwrap();
+    let _ = std::os::unix::process::parent_id();
+    drop(link);
+    let counts = loaded.map("counts").unwrap();
+    // Typed: this CPU's run queue (the per-CPU `runqueues`) names this CPU.
+    assert_eq!(counts.get::<u32, u64>(&3).unwrap(), Some(1));
+    // Typeless: vfs_read's address, as /proc/kallsyms shows it.
+    let kallsyms = std::fs::read_to_string("/proc/kallsyms").unwrap();
+    let vfs_read = kallsyms
+        .lines()
+        .find_map(|l| l.strip_suffix(" vfs_read")?.split(' ').next().and_then(|a| u64::from_str_radix(a, 16).ok()))
+        .unwrap();
+    assert_eq!(counts.get::<u32, u64>(&4).unwrap(), Some(vfs_read));
 }
 
 #[test]

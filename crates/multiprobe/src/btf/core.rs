@@ -148,6 +148,7 @@ pub struct CoreRelo {
 /// (byte_off, access 0:1)`: the local root type, the field path the access string spells,
 /// the relocation kind and the raw access string.
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // variant fields are named in the messages
 pub enum CoreError {
     /// The access string is malformed or does not fit the local type (clang never writes
     /// such records: the object is corrupt or was produced by something else).
@@ -189,7 +190,10 @@ pub enum CoreOutcome {
     ///
     /// `reason` names the relocation and what is missing, e.g. `struct task_struct.foo
     /// (byte_off, access 0:9): the target's struct task_struct has no field foo`.
-    Poisoned { reason: String },
+    Poisoned {
+        /// What was missing.
+        reason: String,
+    },
 }
 
 /// The helper id written into poisoned instructions (libbpf's "bad relo"): a reachable one

@@ -12,6 +12,7 @@ pub struct FuncInfo {
     /// Offset of the function's first instruction, in bytes in the ELF section (in the
     /// object) or in instructions (once handed to the kernel).
     pub insn_off: u32,
+    /// The `FUNC` type describing the function.
     pub type_id: u32,
 }
 
@@ -20,8 +21,11 @@ pub struct FuncInfo {
 pub struct LineInfo {
     /// As in [`FuncInfo::insn_off`].
     pub insn_off: u32,
+    /// Offset of the source file name in the BTF strings.
     pub file_name_off: u32,
+    /// Offset of the source line's text in the BTF strings.
     pub line_off: u32,
+    /// Line number (high 22 bits) and column (low 10 bits).
     pub line_col: u32,
 }
 
@@ -50,8 +54,11 @@ impl<T> ExtRecords<T> {
 /// A parsed `.BTF.ext` section.
 #[derive(Debug, Clone, Default)]
 pub struct BtfExt {
+    /// Function records: which BTF `FUNC` each function is.
     pub func_info: ExtRecords<FuncInfo>,
+    /// Line records: the source line of instructions.
     pub line_info: ExtRecords<LineInfo>,
+    /// CO-RE relocation records.
     pub core_relos: ExtRecords<CoreRelo>,
 }
 

@@ -22,11 +22,13 @@ pub struct SectionLayout {
 pub struct Extern {
     /// Name as written in the program, flavor suffix (`___v2`) included.
     pub name: String,
+    /// Function or variable.
     pub kind: ExternKind,
 }
 
 /// What kind of kernel symbol an extern expects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(missing_docs)] // the fields are described with their variant
 pub enum ExternKind {
     /// A kfunc; `func_id` is the local `FUNC`, whose prototype the kernel's must match.
     Func { func_id: u32 },

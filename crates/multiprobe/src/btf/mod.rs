@@ -10,6 +10,7 @@ mod ext;
 mod fixup;
 pub mod kernel;
 mod parse;
+#[allow(missing_docs)] // kinds and fields as in include/uapi/linux/btf.h
 mod types;
 
 pub use self::core::{
@@ -25,6 +26,7 @@ use std::sync::OnceLock;
 
 /// Errors in BTF data or in a lookup into it.
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // variant fields are named in the messages
 pub enum BtfError {
     /// The data ends before a structure it declares.
     #[error("BTF is truncated: {what} runs past the end of the data")]

@@ -8,6 +8,7 @@ use std::io;
 use super::kallsyms::Kallsyms;
 use super::link::KprobeMultiLink;
 use super::resolve::{Function, TraceableFunctions};
+use super::split::{self, Failure, Rejected};
 use super::{Fallback, Glob, KprobeMulti, Mode, Targets, fallback};
 use crate::attach::{AttachError, wrong_kind};
 use crate::features;
@@ -24,6 +25,14 @@ pub(crate) enum LinkTargets {
 }
 
 impl LinkTargets {
+    /// The targets at `idx`, in that order.
+    pub fn subset(&self, idx: &[usize]) -> LinkTargets {
+        match self {
+            LinkTargets::Names(v) => LinkTargets::Names(idx.iter().map(|&i| v[i].clone()).collect()),
+            LinkTargets::Addresses(v) => LinkTargets::Addresses(idx.iter().map(|&i| v[i]).collect()),
+        }
+    }
+
     pub fn len(&self) -> usize {
         match self {
             LinkTargets::Names(v) => v.len(),
@@ -61,11 +70,11 @@ impl Program {
         let plan = resolve(&spec.targets, spec.cookies.clone(), Strictness::RefuseAmbiguousNames)?;
         match spec.fallback {
             Fallback::Always => fallback::attach(self, plan, spec.mode),
-            Fallback::Auto => match create(self, plan.clone(), spec.mode) {
+            Fallback::Auto => match create(self, plan.clone(), spec.mode, spec.rejected) {
                 Err(AttachError::NotSupported { .. }) => fallback::attach(self, plan, spec.mode),
                 other => other,
             },
-            Fallback::Never => create(self, plan, spec.mode),
+            Fallback::Never => create(self, plan, spec.mode, spec.rejected),
         }
     }
 }
@@ -121,6 +130,7 @@ pub(crate) fn resolve(
                 return Err(AttachError::EmptyList { what: "symbols" });
             }
             check_cookies(names.len(), cookies.as_deref())?;
+            refuse_repeated(names.iter().map(String::as_str), |n| n.to_string())?;
             if strictness == Strictness::RefuseAmbiguousNames {
                 refuse_ambiguous(names)?;
             }
@@ -132,6 +142,7 @@ pub(crate) fn resolve(
                 return Err(AttachError::EmptyList { what: "addresses" });
             }
             check_cookies(addrs.len(), cookies.as_deref())?;
+            refuse_repeated(addrs.iter().copied(), |a| format!("{a:#x}"))?;
             let functions = addrs.iter().map(|&a| Function { name: String::new(), module: None, address: a }).collect();
             Ok(Plan { targets: LinkTargets::Addresses(addrs.clone()), cookies, functions })
         }
@@ -165,11 +176,26 @@ pub(crate) fn resolve(
     }
 }
 
+/// Fails when a target is given twice: the kernel refuses a repeated name with ESRCH, and
+/// split attaches would attach a repeated target twice.
+fn refuse_repeated<T: Eq + std::hash::Hash + Copy>(
+    targets: impl Iterator<Item = T>,
+    show: impl Fn(T) -> String,
+) -> Result<(), AttachError> {
+    let mut seen = HashSet::new();
+    for t in targets {
+        if !seen.insert(t) {
+            return Err(AttachError::Repeated { target: show(t) });
+        }
+    }
+    Ok(())
+}
+
 /// Fails when a name is shared by several traceable functions (static functions of several
 /// files, vmlinux and a module): by name the kernel would attach only the first.
 fn refuse_ambiguous(names: &[String]) -> Result<(), AttachError> {
     // The check is a courtesy: without a listing (tracefs unreadable) the kernel decides.
-    let Ok(listing) = TraceableFunctions::read_names() else { return Ok(()) };
+    let Ok(listing) = TraceableFunctions::read() else { return Ok(()) };
     let wanted: HashSet<&[u8]> = names.iter().map(|n| n.as_bytes()).collect();
     let mut copies: std::collections::HashMap<&[u8], Vec<String>> = std::collections::HashMap::new();
     for f in listing.filter(|name, _| wanted.contains(name)) {
@@ -253,10 +279,56 @@ fn no_match_hint(glob: &Glob) -> String {
     }
 }
 
-/// Creates the link.
-pub(crate) fn create(prog: &Program, plan: Plan, mode: Mode) -> Result<KprobeMultiLink, AttachError> {
-    let fd = link_create(prog, &plan.targets, plan.cookies.as_deref(), mode).map_err(|e| diagnose(e, &plan, mode))?;
-    Ok(KprobeMultiLink::new(Link::new(fd), plan, mode))
+/// Creates the link: in one piece when the kernel takes the whole set, else split (ENOMEM)
+/// or bisected down to the refused targets, which fail the attach or are skipped.
+pub(crate) fn create(
+    prog: &Program,
+    plan: Plan,
+    mode: Mode,
+    rejected: Rejected,
+) -> Result<KprobeMultiLink, AttachError> {
+    let cookies_of = |idx: &[usize]| plan.cookies.as_ref().map(|c| idx.iter().map(|&i| c[i]).collect::<Vec<u64>>());
+    let mut create = |idx: &[usize]| {
+        let targets = plan.targets.subset(idx);
+        link_create(prog, &targets, cookies_of(idx).as_deref(), mode).map(Link::new)
+    };
+    // A function the kernel refuses by address may still be taken by name, which is right
+    // when no other traceable function has that name.
+    let mut names: Option<TraceableFunctions> = None;
+    let mut by_name = |i: usize| -> Option<Link> {
+        let f = &plan.functions[i];
+        if !matches!(plan.targets, LinkTargets::Addresses(_)) || f.name.is_empty() {
+            return None;
+        }
+        let listing = match &names {
+            Some(l) => l,
+            None => names.insert(TraceableFunctions::read().ok()?),
+        };
+        if listing.count_named(&f.name) != 1 {
+            return None;
+        }
+        let targets = LinkTargets::Names(vec![CString::new(f.name.as_str()).ok()?]);
+        link_create(prog, &targets, cookies_of(&[i]).as_deref(), mode).ok().map(Link::new)
+    };
+    match split::attach_split(plan.targets.len(), rejected, &mut create, &mut by_name) {
+        Ok(split) => Ok(KprobeMultiLink::new(split.links, plan, mode, split.skipped)),
+        Err(Failure { error, target: Some(i) }) => Err(refused(error, &plan, i)),
+        Err(Failure { error, target: None }) => Err(diagnose(error, &plan, mode)),
+    }
+}
+
+/// The error for target `i`, which the kernel refused on its own.
+fn refused(error: io::Error, plan: &Plan, i: usize) -> AttachError {
+    match &plan.targets {
+        LinkTargets::Names(names) => AttachError::UntraceableSymbol {
+            symbol: names[i].to_string_lossy().into_owned(),
+            reason: "the kernel has no traceable function of that name: notrace, inlined, not a function, or its \
+                     module is not loaded"
+                .into(),
+            source: error,
+        },
+        LinkTargets::Addresses(addrs) => AttachError::UntraceableAddress { addr: addrs[i], source: error },
+    }
 }
 
 pub(crate) fn link_create(
@@ -291,8 +363,7 @@ pub(crate) fn link_create(
     }
 }
 
-/// Explains a `BPF_LINK_CREATE` refusal, finding the target at fault where the errno says a
-/// target is bad (the kernel does not say which).
+/// Explains a `BPF_LINK_CREATE` refusal of the whole set.
 pub(crate) fn diagnose(e: io::Error, plan: &Plan, mode: Mode) -> AttachError {
     let count = plan.targets.len();
     match e.raw_os_error() {
@@ -315,100 +386,18 @@ pub(crate) fn diagnose(e: io::Error, plan: &Plan, mode: Mode) -> AttachError {
             },
             LinkTargets::Addresses(_) => kernel(e, "creating a kprobe_multi link", None),
         },
-        // 5.19+ answers ESRCH for a name it cannot resolve; 5.18 answered EINVAL.
-        Some(libc::ESRCH) | Some(libc::EINVAL) if matches!(plan.targets, LinkTargets::Names(_)) => {
-            let LinkTargets::Names(names) = &plan.targets else { unreachable!() };
-            match find_bad_name(names) {
-                Some((symbol, reason)) => AttachError::UntraceableSymbol { symbol, reason, source: e },
-                None => {
-                    let hint = einval_hint(&e, mode);
-                    kernel(e, "creating a kprobe_multi link", hint)
-                }
-            }
-        }
-        Some(libc::EINVAL) | Some(libc::ENOENT) if matches!(plan.targets, LinkTargets::Addresses(_)) => {
-            let LinkTargets::Addresses(addrs) = &plan.targets else { unreachable!() };
-            match find_bad_address(addrs) {
-                Some(addr) => AttachError::UntraceableAddress { addr, source: e },
-                None => {
-                    let hint = einval_hint(&e, mode);
-                    kernel(e, "creating a kprobe_multi link", hint)
-                }
-            }
-        }
         Some(libc::ENOMEM) => kernel(
             e,
             "creating a kprobe_multi link",
             Some("kernels 6.7 to 6.11 can fail large attaches this way; attach fewer functions per link".into()),
         ),
+        Some(libc::EINVAL) if mode == Mode::Session && !features::kprobe_session().is_yes() => {
+            kernel(e, "creating a kprobe session link", Some("kprobe sessions need kernel 6.10+".into()))
+        }
         _ => kernel(e, "creating a kprobe_multi link", None),
     }
 }
 
 fn kernel(source: io::Error, op: &str, hint: Option<String>) -> AttachError {
     AttachError::Kernel { op: op.to_string(), source, hint }
-}
-
-fn einval_hint(e: &io::Error, mode: Mode) -> Option<String> {
-    (e.raw_os_error() == Some(libc::EINVAL) && mode == Mode::Session && !features::kprobe_session().is_yes())
-        .then(|| "kprobe sessions need kernel 6.10+".to_string())
-}
-
-/// The first name that is listed twice or is not a traceable function. A name missing from
-/// the listing can still be an alias of a listed function (`__x64_sys_getpid` is listed as
-/// `__do_sys_getpid` on 6.12, at the same address): kallsyms tells.
-fn find_bad_name(names: &[CString]) -> Option<(String, String)> {
-    let mut seen = HashSet::new();
-    for n in names {
-        if !seen.insert(n.as_bytes()) {
-            return Some((n.to_string_lossy().into_owned(), "it is listed twice; give each name once".into()));
-        }
-    }
-    let listing = TraceableFunctions::read_names().ok()?;
-    let entries = Entries::read()?;
-    names.iter().map(|n| n.to_string_lossy()).find(|n| !listing.contains(n) && !entries.is_traceable_name(n)).map(|n| {
-        (n.into_owned(), "not in available_filter_functions: notrace, inlined, not a function or not loaded".into())
-    })
-}
-
-/// The first address that is no traceable function's entry.
-fn find_bad_address(addrs: &[u64]) -> Option<u64> {
-    let entries = Entries::read()?;
-    addrs.iter().copied().find(|&a| !entries.is_entry(a))
-}
-
-/// Where traceable functions start: ftrace patch sites (or, before 6.5, symbol addresses of
-/// listed functions) and the kallsyms symbols they belong to.
-struct Entries {
-    sites: Vec<u64>,
-    kallsyms: Kallsyms,
-    symbol_addrs: Vec<u64>,
-}
-
-/// How far past its symbol a function's patch site may sit (x86 IBT: 4 bytes; arm64: 8).
-const MAX_PATCH_OFFSET: u64 = 16;
-
-impl Entries {
-    fn read() -> Option<Entries> {
-        let listing = TraceableFunctions::read().ok()?;
-        let mut sites: Vec<u64> = listing.matching(&Glob::new("*")).iter().map(|f| f.address).collect();
-        sites.sort_unstable();
-        let kallsyms = Kallsyms::read().ok()?;
-        let symbol_addrs = kallsyms.sorted_addresses();
-        Some(Entries { sites, kallsyms, symbol_addrs })
-    }
-
-    /// A patch site, or a symbol whose patch site follows within a few bytes.
-    fn is_entry(&self, a: u64) -> bool {
-        let i = self.sites.partition_point(|&s| s < a);
-        match self.sites.get(i) {
-            Some(&s) if s == a => true,
-            Some(&s) if s - a <= MAX_PATCH_OFFSET => self.symbol_addrs.binary_search(&a).is_ok(),
-            _ => false,
-        }
-    }
-
-    fn is_traceable_name(&self, name: &str) -> bool {
-        self.kallsyms.text_symbols().filter(|s| s.name == name.as_bytes()).any(|s| self.is_entry(s.addr))
-    }
 }

@@ -74,13 +74,6 @@ impl Kallsyms {
             .collect()
     }
 
-    /// Every function address, sorted.
-    pub fn sorted_addresses(&self) -> Vec<u64> {
-        let mut v: Vec<u64> = self.text_symbols().map(|s| s.addr).collect();
-        v.sort_unstable();
-        v
-    }
-
     /// For each address, the function it belongs to: the closest symbol at or below it
     /// within `max_offset` bytes. One pass over the file whatever the number of addresses.
     pub fn symbolize(&self, addrs: &[u64], max_offset: u64) -> Vec<Option<(String, Option<String>)>> {

@@ -30,6 +30,7 @@ pub struct KprobeMultiLink {
     mode: Mode,
     functions: Vec<Function>,
     cookies: Option<Vec<u64>>,
+    skipped: Vec<Function>,
 }
 
 /// One attached function, as link info reports it.
@@ -82,13 +83,20 @@ impl KprobeMultiInfo {
 }
 
 impl KprobeMultiLink {
-    pub(crate) fn new(link: Link, plan: Plan, mode: Mode) -> KprobeMultiLink {
+    /// A kprobe_multi attachment: usually one link, several when the kernel needed the set
+    /// split; `skipped` indexes `plan.functions`.
+    pub(crate) fn new(links: Vec<Link>, plan: Plan, mode: Mode, skipped: Vec<usize>) -> KprobeMultiLink {
+        let skipped_functions = skipped.iter().map(|&i| plan.functions[i].clone()).collect();
+        let keep: Vec<bool> = (0..plan.functions.len()).map(|i| !skipped.contains(&i)).collect();
+        let functions = plan.functions.into_iter().zip(&keep).filter(|(_, k)| **k).map(|(f, _)| f).collect();
+        let cookies = plan.cookies.map(|c| c.into_iter().zip(&keep).filter(|(_, k)| **k).map(|(c, _)| c).collect());
         KprobeMultiLink {
-            links: vec![link],
+            links,
             attach_mode: AttachMode::KprobeMulti,
             mode,
-            functions: plan.functions,
-            cookies: plan.cookies,
+            functions,
+            cookies,
+            skipped: skipped_functions,
         }
     }
 
@@ -98,7 +106,19 @@ impl KprobeMultiLink {
         cookies: Option<Vec<u64>>,
         mode: Mode,
     ) -> KprobeMultiLink {
-        KprobeMultiLink { links, attach_mode: AttachMode::PerFunctionKprobes, mode, functions, cookies }
+        KprobeMultiLink {
+            links,
+            attach_mode: AttachMode::PerFunctionKprobes,
+            mode,
+            functions,
+            cookies,
+            skipped: Vec::new(),
+        }
+    }
+
+    /// Functions the kernel refused and [`super::KprobeMulti::skip_rejected`] left out.
+    pub fn skipped(&self) -> &[Function] {
+        &self.skipped
     }
 
     /// Whether one kprobe_multi link or per-function kprobes carry the attachment.
@@ -150,49 +170,35 @@ impl KprobeMultiLink {
             mode,
             functions: Vec::new(),
             cookies: None,
+            skipped: Vec::new(),
         })
     }
 
     /// Asks the kernel what is attached. How much it says depends on the kernel: before 6.6
     /// only ids; addresses and flags since 6.6, the missed counter since 6.7, cookies since
     /// 6.9. Function names are not filled in (see [`KprobeMultiInfo::resolve_names`]).
-    /// Per-function kprobes report what was attached.
+    /// When the kernel needed the set split over several links, `id` is the first link's and
+    /// counts and targets add up every link's. Per-function kprobes report what was attached.
     pub fn info(&self) -> io::Result<KprobeMultiInfo> {
         if self.attach_mode == AttachMode::PerFunctionKprobes {
             return Ok(self.kprobes_info());
         }
-        let fd = self.links[0].fd();
         let level = features::kprobe_multi_link_info();
-        let first = sys::link_info(fd, None, None)?;
-        let mut info = KprobeMultiInfo {
-            id: first.id,
-            prog_id: first.prog_id,
-            retprobe: None,
-            count: None,
-            missed: None,
-            targets: Vec::new(),
-        };
-        if level < LinkInfoLevel::Targets || first.kmulti_count == 0 {
-            return Ok(info);
+        let mut total: Option<KprobeMultiInfo> = None;
+        for link in &self.links {
+            let one = link_info(link, level)?;
+            total = Some(match total {
+                None => one,
+                Some(mut t) => {
+                    t.count = t.count.zip(one.count).map(|(a, b)| a + b);
+                    t.missed = t.missed.zip(one.missed).map(|(a, b)| a + b);
+                    t.targets.extend(one.targets);
+                    t
+                }
+            });
         }
-        let n = first.kmulti_count as usize;
-        let mut addrs = vec![0u64; n];
-        let mut cookies = vec![0u64; n];
-        let want_cookies = level >= LinkInfoLevel::Cookies;
-        let full = sys::link_info(fd, Some(&mut addrs), want_cookies.then_some(&mut cookies[..]))?;
-        info.retprobe = Some(full.kmulti_flags & sys::KPROBE_MULTI_RETURN != 0);
-        info.count = Some(full.kmulti_count);
-        info.missed = (level >= LinkInfoLevel::Missed).then_some(full.kmulti_missed);
-        info.targets = addrs
-            .iter()
-            .zip(&cookies)
-            .map(|(&address, &cookie)| AttachedTarget {
-                address,
-                cookie: want_cookies.then_some(cookie),
-                function: None,
-                module: None,
-            })
-            .collect();
+        let mut info = total.ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no link"))?;
+        info.targets.sort_by_key(|t| t.address);
         Ok(info)
     }
 
@@ -226,4 +232,40 @@ impl KprobeMultiLink {
             AttachMode::PerFunctionKprobes => LinkType::PerfEvent,
         }
     }
+}
+
+/// What the kernel reports about one kprobe_multi link.
+fn link_info(link: &Link, level: LinkInfoLevel) -> io::Result<KprobeMultiInfo> {
+    let fd = link.fd();
+    let first = sys::link_info(fd, None, None)?;
+    let mut info = KprobeMultiInfo {
+        id: first.id,
+        prog_id: first.prog_id,
+        retprobe: None,
+        count: None,
+        missed: None,
+        targets: Vec::new(),
+    };
+    if level < LinkInfoLevel::Targets || first.kmulti_count == 0 {
+        return Ok(info);
+    }
+    let n = first.kmulti_count as usize;
+    let mut addrs = vec![0u64; n];
+    let mut cookies = vec![0u64; n];
+    let want_cookies = level >= LinkInfoLevel::Cookies;
+    let full = sys::link_info(fd, Some(&mut addrs), want_cookies.then_some(&mut cookies[..]))?;
+    info.retprobe = Some(full.kmulti_flags & sys::KPROBE_MULTI_RETURN != 0);
+    info.count = Some(full.kmulti_count);
+    info.missed = (level >= LinkInfoLevel::Missed).then_some(full.kmulti_missed);
+    info.targets = addrs
+        .iter()
+        .zip(&cookies)
+        .map(|(&address, &cookie)| AttachedTarget {
+            address,
+            cookie: want_cookies.then_some(cookie),
+            function: None,
+            module: None,
+        })
+        .collect();
+    Ok(info)
 }

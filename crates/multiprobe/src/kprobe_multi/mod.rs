@@ -21,6 +21,7 @@
 //! ```
 
 mod attach;
+mod cache;
 mod fallback;
 mod glob;
 mod kallsyms;
@@ -28,12 +29,17 @@ mod link;
 mod opts;
 mod resolve;
 mod selection;
+mod split;
+mod syscall;
 
+pub use cache::set_listing_cache_dir;
 pub use glob::Glob;
 pub use link::{AttachMode, AttachedTarget, KprobeMultiInfo, KprobeMultiLink};
 pub use opts::KprobeMultiOpts;
 pub use resolve::{Function, ListingSource, TraceableFunctions};
 pub use selection::{DENY_LIST, ModuleFilter, Pattern, Selection};
+pub use split::Rejected;
+pub use syscall::{SYSCALL_PREFIX, syscall_function};
 
 /// When the program runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -88,11 +94,12 @@ pub struct KprobeMulti {
     pub(crate) cookies: Option<Vec<u64>>,
     pub(crate) mode: Mode,
     pub(crate) fallback: Fallback,
+    pub(crate) rejected: Rejected,
 }
 
 impl KprobeMulti {
     fn new(targets: Targets, cookies: Option<Vec<u64>>) -> KprobeMulti {
-        KprobeMulti { targets, cookies, mode: Mode::Entry, fallback: Fallback::Never }
+        KprobeMulti { targets, cookies, mode: Mode::Entry, fallback: Fallback::Never, rejected: Rejected::Fail }
     }
 
     /// Every traceable function matching a glob (`*` any run, `?` one character).
@@ -150,6 +157,13 @@ impl KprobeMulti {
     /// What to do on kernels without kprobe_multi links.
     pub fn fallback(mut self, fallback: Fallback) -> KprobeMulti {
         self.fallback = fallback;
+        self
+    }
+
+    /// Attaches what the kernel accepts and skips the functions it refuses (found by
+    /// bisection; listed by [`KprobeMultiLink::skipped`]) instead of failing.
+    pub fn skip_rejected(mut self) -> KprobeMulti {
+        self.rejected = Rejected::Skip;
         self
     }
 

@@ -2,6 +2,7 @@
 
 use super::attach::{Strictness, check_program, create, resolve};
 use super::link::KprobeMultiLink;
+use super::split::Rejected;
 use super::{Glob, Mode, Targets};
 use crate::attach::AttachError;
 use crate::program::Program;
@@ -76,6 +77,6 @@ impl Program {
             (false, false) => Mode::Entry,
         };
         check_program(self, mode)?;
-        create(self, plan, mode)
+        create(self, plan, mode, Rejected::Fail)
     }
 }

@@ -48,7 +48,8 @@ const INVALID_PREFIX: &[u8] = b"__ftrace_invalid_address__";
 /// A snapshot of the kernel's traceable functions.
 #[derive(Debug, Clone)]
 pub struct TraceableFunctions {
-    data: Vec<u8>,
+    /// Shared: a listing is kept and handed out again (see the cache).
+    data: Arc<[u8]>,
     source: ListingSource,
     /// For names-only listings joined with kallsyms: where the addresses come from.
     kallsyms: Option<Arc<Kallsyms>>,
@@ -65,9 +66,22 @@ struct Line<'a> {
 impl TraceableFunctions {
     /// Reads the listing with addresses: `available_filter_functions_addrs` where the kernel
     /// has it, else `available_filter_functions` plus `/proc/kallsyms`.
+    ///
+    /// The listing is kept for as long as the boot and the loaded modules stay the same (see
+    /// [`super::set_listing_cache_dir`]): repeated reads in a process cost a look at
+    /// `/proc/modules`.
     pub fn read() -> Result<TraceableFunctions, AttachError> {
+        super::cache::read()
+    }
+
+    /// [`TraceableFunctions::read`] without the cache: always asks the kernel.
+    pub fn read_uncached() -> Result<TraceableFunctions, AttachError> {
         match read_tracefs("available_filter_functions_addrs") {
-            Ok(data) => Ok(TraceableFunctions { data, source: ListingSource::FilterFunctionsAddrs, kallsyms: None }),
+            Ok(data) => Ok(TraceableFunctions {
+                data: data.into(),
+                source: ListingSource::FilterFunctionsAddrs,
+                kallsyms: None,
+            }),
             Err(AttachError::Read { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
                 let mut t = TraceableFunctions::read_names()?;
                 let kallsyms =
@@ -84,12 +98,17 @@ impl TraceableFunctions {
     /// check names or attach by name.
     pub fn read_names() -> Result<TraceableFunctions, AttachError> {
         let data = read_tracefs("available_filter_functions")?;
-        Ok(TraceableFunctions { data, source: ListingSource::FilterFunctions, kallsyms: None })
+        Ok(TraceableFunctions { data: data.into(), source: ListingSource::FilterFunctions, kallsyms: None })
     }
 
     /// Builds a listing from text in either format (for tests and captured files).
     pub fn from_text(data: Vec<u8>, source: ListingSource) -> TraceableFunctions {
-        TraceableFunctions { data, source, kallsyms: None }
+        TraceableFunctions { data: data.into(), source, kallsyms: None }
+    }
+
+    /// The listing as the kernel wrote it.
+    pub fn text(&self) -> &[u8] {
+        &self.data
     }
 
     /// Where the listing came from.

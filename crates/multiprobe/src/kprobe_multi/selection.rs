@@ -48,7 +48,9 @@ pub enum ModuleFilter {
 /// One pattern: a function-name glob and the modules it applies to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pattern {
+    /// The modules the pattern applies to.
     pub module: ModuleFilter,
+    /// The function-name glob.
     pub name: Glob,
 }
 

@@ -9,21 +9,37 @@ use crate::btf::{Btf, TypeKind};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum MapType {
+    /// `BPF_MAP_TYPE_HASH`.
     Hash,
+    /// `BPF_MAP_TYPE_ARRAY`.
     Array,
+    /// `BPF_MAP_TYPE_PROG_ARRAY`.
     ProgArray,
+    /// `BPF_MAP_TYPE_PERF_EVENT_ARRAY`.
     PerfEventArray,
+    /// `BPF_MAP_TYPE_PERCPU_HASH`.
     PercpuHash,
+    /// `BPF_MAP_TYPE_PERCPU_ARRAY`.
     PercpuArray,
+    /// `BPF_MAP_TYPE_STACK_TRACE`.
     StackTrace,
+    /// `BPF_MAP_TYPE_LRU_HASH`.
     LruHash,
+    /// `BPF_MAP_TYPE_LRU_PERCPU_HASH`.
     LruPercpuHash,
+    /// `BPF_MAP_TYPE_LPM_TRIE`.
     LpmTrie,
+    /// `BPF_MAP_TYPE_ARRAY_OF_MAPS`.
     ArrayOfMaps,
+    /// `BPF_MAP_TYPE_HASH_OF_MAPS`.
     HashOfMaps,
+    /// `BPF_MAP_TYPE_QUEUE`.
     Queue,
+    /// `BPF_MAP_TYPE_STACK`.
     Stack,
+    /// `BPF_MAP_TYPE_RINGBUF`.
     Ringbuf,
+    /// `BPF_MAP_TYPE_BLOOM_FILTER`.
     BloomFilter,
     /// A type number this crate has no name for; it is passed to the kernel as is.
     Other(u32),

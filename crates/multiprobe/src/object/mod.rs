@@ -24,38 +24,53 @@ use crate::insn::Insn;
 
 /// Why an object could not be parsed, or an adjustment not made.
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // variant fields are named in the messages
 pub enum ObjectError {
+    /// The object file could not be read.
     #[error("cannot read {path}: {source}")]
     Io { path: String, source: std::io::Error },
+    /// Not ELF, or ELF the `object` crate cannot parse.
     #[error("not a valid ELF object: {0}")]
     Elf(#[from] ::object::Error),
+    /// ELF for another machine.
     #[error("not a BPF object: machine is {machine} (compile with clang -target bpf)")]
     NotBpf { machine: String },
+    /// Big-endian BPF.
     #[error("big-endian BPF objects are not supported (compile with -target bpfel or bpf on a little-endian host)")]
     BigEndian,
+    /// A legacy `maps` section.
     #[error(
         "section `maps` holds legacy map definitions, which are not supported: declare maps in \
          SEC(\".maps\") with __uint/__type (BTF-defined maps)"
     )]
     LegacyMaps,
+    /// A program in a section whose name is no known program kind.
     #[error(
         "program `{program}` is in section `{section}`, which names no program kind multiprobe knows (kprobe, kprobe.multi, kretprobe.multi, kprobe.session, tracepoint, raw_tp, socket, uprobe, xdp, tc, ...)"
     )]
     UnknownSection { section: String, program: String },
+    /// A code section whose size is not a whole number of instructions.
     #[error("section `{section}` is {len} bytes, not a whole number of 8-byte instructions")]
     BadCode { section: String, len: usize },
+    /// A relocation that does not fit its instruction or points nowhere sensible.
     #[error("relocation at instruction {insn} of section `{section}`: {reason}")]
     BadRelocation { section: String, insn: usize, reason: String },
+    /// A map definition that cannot be read.
     #[error("map `{map}`: {reason}")]
     BadMapDefinition { map: String, reason: String },
+    /// BTF is needed but missing.
     #[error("{what} needs BTF, but the object has no .BTF section (compile with -g)")]
     MissingBtf { what: String },
+    /// An extern of a kind that is not supported (`.kconfig`).
     #[error("extern `{name}` in section {section} is not supported (only __ksym functions and variables are)")]
     UnsupportedExtern { name: String, section: String },
+    /// The object's BTF is malformed.
     #[error("invalid BTF in the object: {0}")]
     Btf(#[from] BtfError),
+    /// No global variable of that name.
     #[error("no global variable named `{name}` in .data, .rodata or .bss (available: {available})")]
     UnknownGlobal { name: String, available: String },
+    /// A value of the wrong size for a global variable.
     #[error("global variable `{name}` is {expected} bytes, the value given is {got} bytes")]
     GlobalSize { name: String, expected: usize, got: usize },
 }

@@ -114,6 +114,7 @@ const SECTIONS: &[SectionDef] = &[
 /// What a section name says about the programs in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SectionInfo {
+    /// The program kind the prefix names.
     pub kind: ProgramKind,
     /// The part after `prefix/`, if any: a function, pattern, tracepoint or path.
     pub target: Option<String>,

@@ -92,3 +92,33 @@ fn wrong_machine_is_named() {
     assert!(matches!(err, ObjectError::NotBpf { .. }), "{err}");
     assert!(err.to_string().contains("X86_64"), "{err}");
 }
+
+#[test]
+fn unknown_sections_are_named_with_their_program() {
+    let err = Object::parse("t", include_bytes!("../../../../bpf/test_invalid_section.bpf.o")).unwrap_err();
+    assert!(
+        matches!(&err, ObjectError::UnknownSection { section, program } if section == "kprobe_typo/vfs_read" && program == "misplaced"),
+        "{err}"
+    );
+}
+
+#[test]
+fn legacy_maps_are_refused_with_the_way_out() {
+    let err = Object::parse("t", include_bytes!("../../../../bpf/test_legacy_maps.bpf.o")).unwrap_err();
+    assert!(matches!(err, ObjectError::LegacyMaps), "{err}");
+    assert!(err.to_string().contains("SEC(\".maps\")"), "{err}");
+}
+
+#[test]
+fn a_relocation_outside_its_section_is_an_error() {
+    use ::object::{Object as _, ObjectSection};
+    // Point the first relocation of the `socket` section past the section's end.
+    let file = ::object::File::parse(LOADER_OBJ).unwrap();
+    let rel = file.sections().find(|s| s.name() == Ok(".relsocket")).unwrap();
+    let (offset, _) = rel.file_range().unwrap();
+    let mut bytes = LOADER_OBJ.to_vec();
+    let at = offset as usize; // Elf64_Rel.r_offset, little-endian
+    bytes[at..at + 8].copy_from_slice(&0x10_0000u64.to_le_bytes());
+    let err = Object::parse("t", &bytes).unwrap_err();
+    assert!(matches!(&err, ObjectError::BadRelocation { section, .. } if section == "socket"), "{err}");
+}

@@ -1,5 +1,16 @@
 //! Helpers shared by the integration tests of the library.
-#![allow(dead_code)]
+#![allow(dead_code, unused_macros)]
+
+pub mod probes;
+
+/// Skips unless the kernel can create kprobe_multi links (5.18+ built with CONFIG_FPROBE).
+macro_rules! require_kprobe_multi {
+    () => {
+        testkit::require_root!("loading BPF programs");
+        testkit::require_kernel!(5, 18, "kprobe_multi links");
+        testkit::require_config!("CONFIG_FPROBE", "kprobe_multi links");
+    };
+}
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -25,7 +36,10 @@ impl BpfDir {
             }
         });
         let root = Path::new("/sys/fs/bpf");
-        let dir = root.join(format!("multiprobe-test-{}-{name}", std::process::id()));
+        // Tests run in parallel natively: each directory is unique to its BpfDir.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = root.join(format!("multiprobe-test-{}-{n}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir(&dir).expect("mkdir in bpffs");
         BpfDir(dir)

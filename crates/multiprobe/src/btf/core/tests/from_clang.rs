@@ -311,6 +311,9 @@ fn object_relocates_against_the_running_kernel() {
     if in_execve.is_none() {
         expected.extend(bitfield_kinds.map(|k| format!("task_struct 0:4 {}", k.as_str())));
     }
+    if find_field(k, mm, "cpu_bitmap").is_none() {
+        expected.push("mm_struct 0:2:1 byte_off".into());
+    }
     expected.sort();
     assert_eq!(poisoned, expected);
 }
