@@ -65,10 +65,18 @@ pub fn run(args: &CountArgs, out: &mut Output) -> Result<(), CliError> {
     // Link info reads the kernel's BTF (thousands of vfs_read calls from sysfs): read it now,
     // before attaching, so the summary's missed count does not show up in the counts.
     let _ = multiprobe::features::kprobe_multi_link_info();
-    let spec = KprobeMulti::functions_with_cookies(functions.iter().cloned().zip(0u64..)).fallback(strategy.fallback());
+    // A function the kernel refuses is left out (and named) rather than failing the set.
+    let spec = KprobeMulti::functions_with_cookies(functions.iter().cloned().zip(0u64..))
+        .fallback(strategy.fallback())
+        .skip_rejected();
     let (link, attach_time) =
         probe::attach(n, || prog.attach_kprobe_multi(&spec), |l| probe::mode_text(l.attach_mode()).into())?;
     let mode = link.attach_mode();
+    // From here on only what is attached: counters stay indexed by cookie (all functions).
+    let mask = probe::attached_mask(&functions, link.skipped());
+    let skipped: Vec<&str> = link.skipped().iter().map(|f| f.name.as_str()).collect();
+    let functions = probe::masked(&functions, &mask);
+    let n = functions.len();
     if args.run.json {
         out.json(&AttachedEvent {
             event: "attached",
@@ -77,6 +85,7 @@ pub fn run(args: &CountArgs, out: &mut Output) -> Result<(), CliError> {
             resolve_ms: duration::millis(resolved.took),
             load_ms: duration::millis(load_time),
             attach_ms: duration::millis(attach_time),
+            skipped,
         })?;
     }
 
@@ -85,7 +94,7 @@ pub fn run(args: &CountArgs, out: &mut Output) -> Result<(), CliError> {
     if interval.is_none() && !args.run.json {
         eprintln!("counting calls of {} {}", output::functions(n), args.run.until());
     }
-    let mut counts = Counters::new(map, n);
+    let mut counts = Counters::new(map, mask);
     let started = Instant::now();
     let mut last_tick = started;
     let end = run::run_until(&stop, started, args.run.duration, interval, || {
@@ -162,23 +171,26 @@ fn missed(link: &KprobeMultiLink, prog: &Program) -> Option<u64> {
 /// The per-CPU counters, summed, and what they were at the last read.
 struct Counters {
     map: Map,
+    /// Which cookies (indices of the functions selected) are attached.
+    mask: Vec<bool>,
     last: Vec<u64>,
 }
 
 impl Counters {
-    fn new(map: Map, functions: usize) -> Counters {
-        Counters { map, last: vec![0; functions] }
+    fn new(map: Map, mask: Vec<bool>) -> Counters {
+        let attached = mask.iter().filter(|&&m| m).count();
+        Counters { map, mask, last: vec![0; attached] }
     }
 
-    /// Calls per function so far: one batched read of every CPU's counters.
+    /// Calls per attached function so far: one batched read of every CPU's counters.
     fn read(&self) -> Result<Vec<u64>, CliError> {
-        let mut totals = vec![0u64; self.last.len()];
+        let mut by_cookie = vec![0u64; self.mask.len()];
         for (index, cpus) in self.map.dump_per_cpu::<u32, u64>()? {
-            if let Some(t) = totals.get_mut(index as usize) {
+            if let Some(t) = by_cookie.get_mut(index as usize) {
                 *t = cpus.iter().sum();
             }
         }
-        Ok(totals)
+        Ok(probe::masked(&by_cookie, &self.mask))
     }
 
     /// Calls since the last call (per function) and totals.
@@ -370,13 +382,16 @@ impl Summary<'_> {
 }
 
 #[derive(Debug, Serialize)]
-struct AttachedEvent {
+struct AttachedEvent<'a> {
     event: &'static str,
     functions: usize,
     mode: &'static str,
     resolve_ms: f64,
     load_ms: f64,
     attach_ms: f64,
+    /// Functions the kernel refused, left out.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    skipped: Vec<&'a str>,
 }
 
 #[derive(Debug, Serialize)]

@@ -95,10 +95,11 @@ pub fn run(args: &LatencyArgs, out: &mut Output) -> Result<(), CliError> {
     let attach = || -> Result<Vec<KprobeMultiLink>, multiprobe::AttachError> {
         match method {
             Method::Session => Ok(vec![
-                program(SESSION).attach_kprobe_multi(&KprobeMulti::functions_with_cookies(cookies()).session())?,
+                program(SESSION)
+                    .attach_kprobe_multi(&KprobeMulti::functions_with_cookies(cookies()).session().skip_rejected())?,
             ]),
             Method::Pair(strategy) => {
-                let spec = KprobeMulti::functions_with_cookies(cookies()).fallback(strategy.fallback());
+                let spec = KprobeMulti::functions_with_cookies(cookies()).fallback(strategy.fallback()).skip_rejected();
                 let entry = program(ENTRY).attach_kprobe_multi(&spec)?;
                 let ret = program(RETURN).attach_kprobe_multi(&spec.retprobe())?;
                 Ok(vec![entry, ret])
@@ -111,6 +112,9 @@ pub fn run(args: &LatencyArgs, out: &mut Output) -> Result<(), CliError> {
     }
     let (links, attach_time) = probe::attach(n, attach, |l| mode(method, l).0.into())?;
     let (mode_text, mode_json) = mode(method, &links);
+    // Functions the kernel refused (on either link of a pair) are left out of the report.
+    let refused: Vec<Function> = links.iter().flat_map(|l| l.skipped().iter().cloned()).collect();
+    let mask = probe::attached_mask(&functions, &refused);
     if args.run.json {
         out.json(&AttachedEvent {
             event: "attached",
@@ -129,7 +133,7 @@ pub fn run(args: &LatencyArgs, out: &mut Output) -> Result<(), CliError> {
     // Read before detaching, as count does: the report covers the run.
     let hist = loaded.map("hist").expect("the object has the map");
     let stats = loaded.map("stats").expect("the object has the map");
-    let mut rows = read(&functions, hist, stats)?;
+    let mut rows = probe::masked(&read(&functions, hist, stats)?, &mask);
     let ran = started.elapsed();
     let detach_time = probe::detach(links);
     sort(&mut rows, args.sort);

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use multiprobe::features::{self, Support};
-use multiprobe::kprobe_multi::{AttachMode, Fallback, KprobeMultiLink};
+use multiprobe::kprobe_multi::{AttachMode, Fallback, Function, KprobeMultiLink};
 use multiprobe::{AttachError, ProgramKind};
 
 use crate::duration;
@@ -86,9 +86,10 @@ pub fn choose(no_fallback: bool) -> Result<Strategy, CliError> {
     Ok(Strategy::PerFunction)
 }
 
-/// Whether kprobe session links work here. The library's probe answers yes wherever
-/// `BPF_LINK_CREATE` says EINVAL, which kernels before 6.10 also say, for the attach type
-/// they do not know; the session kfuncs in the kernel's BTF settle it.
+/// Whether kprobe session links work here for the latency program: the link type, and the
+/// session kfuncs the program calls, in the kernel's BTF. (Before the library checked the
+/// attach type against the kernel's BTF, its probe answered yes on 6.1: kernels also say
+/// EINVAL for an attach type they do not know.)
 pub fn session_support() -> Support {
     match (features::kprobe_session(), features::session_kfuncs()) {
         (Support::Yes, Ok(_)) => Support::Yes,
@@ -123,6 +124,26 @@ pub fn attach<T>(
     let links = result?;
     eprintln!("attached {} in {} ({})", output::functions(functions), duration::human(took), describe(&links));
     Ok((links, took))
+}
+
+/// Which of `functions` are attached, given those the kernel refused and the attach left out
+/// (`skip_rejected`); says on stderr which were left out.
+pub fn attached_mask(functions: &[Function], skipped: &[Function]) -> Vec<bool> {
+    if skipped.is_empty() {
+        return vec![true; functions.len()];
+    }
+    let mut names: Vec<String> = skipped.iter().take(5).map(|f| f.name.clone()).collect();
+    if skipped.len() > 5 {
+        names.push("...".into());
+    }
+    eprintln!("warning: the kernel refused {}, left out: {}", output::functions(skipped.len()), names.join(", "));
+    let refused: std::collections::HashSet<&Function> = skipped.iter().collect();
+    functions.iter().map(|f| !refused.contains(f)).collect()
+}
+
+/// The elements of `items` whose `mask` entry is true.
+pub fn masked<T: Clone>(items: &[T], mask: &[bool]) -> Vec<T> {
+    items.iter().zip(mask).filter(|(_, keep)| **keep).map(|(t, _)| t.clone()).collect()
 }
 
 /// Detaches (drops) the links, timing it.
