@@ -3,7 +3,7 @@
 
 use clap::Args;
 use multiprobe::AttachError;
-use multiprobe::kprobe_multi::{Function, Glob, Selection, TraceableFunctions};
+use multiprobe::kprobe_multi::{Function, Glob, SYSCALL_PREFIX, Selection, TraceableFunctions};
 
 use crate::error::CliError;
 use crate::progress;
@@ -78,15 +78,8 @@ fn no_match_hints(selection: &Selection) -> Vec<String> {
             ));
         }
     }
-    let prefix = match std::env::consts::ARCH {
-        "x86_64" => "__x64_",
-        "aarch64" => "__arm64_",
-        "riscv64" => "__riscv_",
-        "s390x" => "__s390x_",
-        _ => "__<arch>_",
-    };
     if let Some(g) = globs.iter().find(|g| g.as_str().starts_with("sys_")) {
-        hints.push(format!("syscall entry points carry an architecture prefix: try `{prefix}{}`", g.as_str()));
+        hints.push(format!("syscall entry points carry an architecture prefix: try `{SYSCALL_PREFIX}{}`", g.as_str()));
     }
     hints
 }
