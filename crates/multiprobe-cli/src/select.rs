@@ -2,8 +2,7 @@
 //! the kernel's traceable functions.
 
 use clap::Args;
-use multiprobe::AttachError;
-use multiprobe::kprobe_multi::{Function, Glob, SYSCALL_PREFIX, Selection, TraceableFunctions};
+use multiprobe::kprobe_multi::{Function, Selection, TraceableFunctions};
 
 use crate::error::CliError;
 use crate::progress;
@@ -46,9 +45,7 @@ pub fn resolve(selection: &Selection) -> Result<Resolved, CliError> {
     let listing = listing?;
     let functions = selection.select(&listing);
     if functions.is_empty() {
-        let mut e = CliError::from(AttachError::NoMatch { pattern: selection.to_string(), hint: String::new() });
-        e.hints.splice(0..0, no_match_hints(selection));
-        return Err(e);
+        return Err(CliError::from(selection.no_match_error()));
     }
     // One pattern of several matching nothing is likely a typo: say so, and go on.
     if selection.includes().len() > 1 {
@@ -59,29 +56,6 @@ pub fn resolve(selection: &Selection) -> Result<Resolved, CliError> {
         }
     }
     Ok(Resolved { functions, traceable: listing.len(), took })
-}
-
-/// Why patterns may match no traceable function: the names exist but cannot be traced, or
-/// they are syscalls, whose entry points carry an architecture prefix.
-fn no_match_hints(selection: &Selection) -> Vec<String> {
-    let globs: Vec<&Glob> = selection.includes().iter().map(|p| &p.name).collect();
-    let mut hints = Vec::new();
-    if let Ok(kallsyms) = std::fs::read("/proc/kallsyms") {
-        let symbols = kallsyms
-            .split(|&b| b == b'\n')
-            .filter_map(|l| l.split(|&b| b == b' ').nth(2))
-            .filter(|name| globs.iter().any(|g| g.matches(name)))
-            .count();
-        if symbols > 0 {
-            hints.push(format!(
-                "{symbols} kernel symbols match, but none is traceable: they are notrace, inlined, or not functions"
-            ));
-        }
-    }
-    if let Some(g) = globs.iter().find(|g| g.as_str().starts_with("sys_")) {
-        hints.push(format!("syscall entry points carry an architecture prefix: try `{SYSCALL_PREFIX}{}`", g.as_str()));
-    }
-    hints
 }
 
 /// `vmlinux` for the core kernel, else the module's name.

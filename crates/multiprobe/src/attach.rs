@@ -70,7 +70,7 @@ pub enum AttachError {
     #[error("{count} targets: the kernel takes at most 1,048,576 in one kprobe_multi link; split the set")]
     TooManyTargets { count: usize, source: io::Error },
     /// The kernel cannot do this kind of attachment.
-    #[error("{what} is not supported by this kernel: {reason}")]
+    #[error("this kernel cannot do {what}: {reason}")]
     NotSupported { what: &'static str, reason: String, source: io::Error },
     /// A symbol the kernel cannot trace.
     #[error("`{symbol}` is not a traceable kernel function ({reason}): check `multiprobe list '{symbol}'`")]

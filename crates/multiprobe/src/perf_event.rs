@@ -61,13 +61,13 @@ impl Program {
 /// Opens a kprobe event through the kprobe PMU.
 pub(crate) fn open_kprobe(target: &KprobeTarget, retprobe: bool) -> Result<OwnedFd, AttachError> {
     let pmu = kprobe_pmu().map_err(|source| AttachError::NotSupported {
-        what: "a kprobe perf event",
+        what: "open kprobe perf events",
         reason: "no kprobe PMU in /sys/bus/event_source/devices (kernel built without CONFIG_KPROBE_EVENTS?)".into(),
         source,
     })?;
     let retprobe_bit = if retprobe {
         Some(pmu.retprobe_bit.ok_or_else(|| AttachError::NotSupported {
-            what: "a kretprobe perf event",
+            what: "open kretprobe perf events",
             reason: "the kprobe PMU has no retprobe format bit".into(),
             source: io::Error::from_raw_os_error(libc::EOPNOTSUPP),
         })?)

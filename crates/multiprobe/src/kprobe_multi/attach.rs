@@ -9,7 +9,7 @@ use super::kallsyms::Kallsyms;
 use super::link::KprobeMultiLink;
 use super::resolve::{Function, TraceableFunctions};
 use super::split::{self, Failure, Rejected};
-use super::{Fallback, Glob, KprobeMulti, Mode, Targets, fallback};
+use super::{Fallback, Glob, KprobeMulti, Mode, SYSCALL_PREFIX, Targets, fallback};
 use crate::attach::{AttachError, wrong_kind};
 use crate::features;
 use crate::link::Link;
@@ -164,13 +164,19 @@ pub(crate) fn resolve(
                 });
             }
             // The kernel finds a function's cookie by its entry address, which is not the
-            // listed patch site on kernels with IBT: cookies need symbol addresses.
-            let addrs = match cookies {
-                Some(_) => Kallsyms::read()
+            // listed patch site on kernels with IBT. Names are resolved to entry addresses by
+            // the kernel itself, at no cost to us, when each names one function; otherwise
+            // kallsyms gives the entry addresses.
+            if cookies.is_some() {
+                if let Some(names) = unique_names(functions) {
+                    return Ok(Plan { targets: LinkTargets::Names(names), cookies, functions: functions.clone() });
+                }
+                let addrs = Kallsyms::read()
                     .map_err(|source| AttachError::Read { path: "/proc/kallsyms".into(), source })?
-                    .entry_addresses(functions),
-                None => functions.iter().map(|f| f.address).collect(),
-            };
+                    .entry_addresses(functions);
+                return Ok(Plan { targets: LinkTargets::Addresses(addrs), cookies, functions: functions.clone() });
+            }
+            let addrs = functions.iter().map(|f| f.address).collect();
             Ok(Plan { targets: LinkTargets::Addresses(addrs), cookies, functions: functions.clone() })
         }
     }
@@ -234,7 +240,7 @@ fn resolve_pattern(glob: &Glob, unique: bool) -> Result<Plan, AttachError> {
     let listing = TraceableFunctions::read()?;
     let functions = listing.matching(glob);
     if functions.is_empty() {
-        return Err(AttachError::NoMatch { pattern: glob.as_str().to_string(), hint: no_match_hint(glob) });
+        return Err(AttachError::NoMatch { pattern: glob.as_str().to_string(), hint: no_match_hint(&[glob]) });
     }
     if unique && functions.len() != 1 {
         let mut examples: Vec<String> = functions.iter().take(5).map(describe).collect();
@@ -258,25 +264,40 @@ fn describe(f: &Function) -> String {
     }
 }
 
-/// Why a pattern may match nothing: names that are not traceable, or syscall wrappers.
-fn no_match_hint(glob: &Glob) -> String {
-    let in_kallsyms = std::fs::read("/proc/kallsyms")
-        .map(|k| {
-            k.split(|&b| b == b'\n')
-                .filter_map(|l| l.split(|&b| b == b' ').nth(2))
-                .filter(|name| glob.matches(name))
-                .count()
-        })
-        .unwrap_or(0);
-    if in_kallsyms > 0 {
-        format!(
-            " ({in_kallsyms} kernel symbols match, but none is traceable: they are notrace, inlined or not functions)"
-        )
-    } else if glob.as_str().starts_with("sys_") {
-        " (syscall entry points carry an architecture prefix, e.g. __x64_sys_...)".into()
-    } else {
-        String::new()
+/// The functions' names, when the kernel can take them instead of addresses: each names one
+/// traceable function (no static function or module shares it), and module functions are
+/// resolved by name (6.1+).
+fn unique_names(functions: &[Function]) -> Option<Vec<CString>> {
+    if functions.iter().any(|f| f.module.is_some()) && features::kernel_version().is_none_or(|v| v < (6, 1)) {
+        return None;
     }
+    let listing = TraceableFunctions::read().ok()?;
+    let wanted: HashSet<&[u8]> = functions.iter().map(|f| f.name.as_bytes()).collect();
+    let mut copies: std::collections::HashMap<&[u8], usize> = std::collections::HashMap::new();
+    for f in listing.filter(|name, _| wanted.contains(name)) {
+        let name = *wanted.get(f.name.as_bytes())?;
+        *copies.entry(name).or_default() += 1;
+    }
+    if functions.len() != wanted.len() || copies.values().any(|&n| n != 1) {
+        return None;
+    }
+    functions.iter().map(|f| CString::new(f.name.as_str()).ok()).collect()
+}
+
+/// Why patterns may match nothing: names that exist but are not traceable, or syscalls,
+/// whose entry points carry an architecture prefix. Empty, or ` (hint)`.
+pub(crate) fn no_match_hint(globs: &[&Glob]) -> String {
+    let mut hints = Vec::new();
+    if let Ok(kallsyms) = Kallsyms::read() {
+        let n = kallsyms.text_symbols().filter(|s| globs.iter().any(|g| g.matches(s.name))).count();
+        if n > 0 {
+            hints.push(format!("{n} kernel functions match, but none is traceable: notrace or inlined"));
+        }
+    }
+    if let Some(g) = globs.iter().find(|g| g.as_str().starts_with("sys_")) {
+        hints.push(format!("syscall entry points carry an architecture prefix: try `{SYSCALL_PREFIX}{}`", g.as_str()));
+    }
+    if hints.is_empty() { String::new() } else { format!(" ({})", hints.join("; ")) }
 }
 
 /// Creates the link: in one piece when the kernel takes the whole set, else split (ENOMEM)
@@ -371,7 +392,7 @@ pub(crate) fn diagnose(e: io::Error, plan: &Plan, mode: Mode) -> AttachError {
             let probe = if mode == Mode::Session { features::kprobe_session() } else { features::kprobe_multi() };
             let reason =
                 probe.reason().map_or_else(|| "kernel built without CONFIG_FPROBE".to_string(), str::to_string);
-            AttachError::NotSupported { what: "kprobe_multi links", reason, source: e }
+            AttachError::NotSupported { what: "create kprobe_multi links", reason, source: e }
         }
         Some(libc::EPERM) => AttachError::PermissionDenied { op: "creating a kprobe_multi link", source: e },
         Some(libc::E2BIG) if count > sys::KPROBE_MULTI_MAX_CNT => AttachError::TooManyTargets { count, source: e },

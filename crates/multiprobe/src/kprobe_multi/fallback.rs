@@ -20,7 +20,7 @@ pub(crate) fn attach(prog: &Program, plan: Plan, mode: Mode) -> Result<KprobeMul
         Mode::Return => (ProgramKind::Kretprobe, true),
         Mode::Session => {
             return Err(AttachError::NotSupported {
-                what: "kprobe sessions",
+                what: "run kprobe sessions",
                 reason: "per-function kprobes cannot stand in for a session (one run at entry and return of each \
                          call, sharing a cookie); sessions need kernel 6.10+ built with CONFIG_FPROBE"
                     .into(),

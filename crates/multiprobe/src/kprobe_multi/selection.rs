@@ -160,9 +160,16 @@ impl Selection {
         let listing = TraceableFunctions::read()?;
         let found = self.select(&listing);
         if found.is_empty() {
-            return Err(AttachError::NoMatch { pattern: self.to_string(), hint: String::new() });
+            return Err(self.no_match_error());
         }
         Ok(found)
+    }
+
+    /// The error for a selection that matched nothing, with hints: names that exist but
+    /// cannot be traced, syscall wrappers.
+    pub fn no_match_error(&self) -> AttachError {
+        let globs: Vec<&Glob> = self.include.iter().map(|p| &p.name).collect();
+        AttachError::NoMatch { pattern: self.to_string(), hint: super::attach::no_match_hint(&globs) }
     }
 }
 
