@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: (MIT OR Apache-2.0)
+// SPDX-License-Identifier: (MIT OR GPL-2.0-only)
 /*
  * `multiprobe count`: calls per function. One program attached to every selected function
  * with one kprobe_multi link (or per-function kprobes where the kernel lacks it); the

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: (MIT OR Apache-2.0)
+// SPDX-License-Identifier: (MIT OR GPL-2.0-only)
 /*
  * `multiprobe latency`: time from entry to return of every call of the selected functions,
  * as a log2 histogram per function. The attach cookie of each function is its index.

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: (MIT OR GPL-2.0)
+// SPDX-License-Identifier: (MIT OR GPL-2.0-only)
 /*
  * CO-RE fixture: every relocation kind clang can emit, against kernel types.
  *

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: (MIT OR Apache-2.0)
+// SPDX-License-Identifier: (MIT OR GPL-2.0-only)
 /*
  * Programs the verifier must reject, each for a reason the loader explains: used by
  * crates/multiprobe/tests/loader.rs. None loads unless a test asks (sections start with ?).

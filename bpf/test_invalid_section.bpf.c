@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: (MIT OR Apache-2.0)
+// SPDX-License-Identifier: (MIT OR GPL-2.0-only)
 /* A program in a section no program kind uses: the parser must name both. */
 #include "mp_bpf.h"
 

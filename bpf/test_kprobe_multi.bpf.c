@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: (MIT OR Apache-2.0)
+// SPDX-License-Identifier: (MIT OR GPL-2.0-only)
 /*
  * kprobe_multi test object: records, for one thread of the test process, which function
  * each run was for (bpf_get_func_ip) and with which cookie. Used by

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: (MIT OR Apache-2.0)
+// SPDX-License-Identifier: (MIT OR GPL-2.0-only)
 /* A legacy map definition in SEC("maps"), which multiprobe refuses with a hint. */
 #include "mp_bpf.h"
 

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: (MIT OR Apache-2.0)
+// SPDX-License-Identifier: (MIT OR GPL-2.0-only)
 /*
  * Loader test object: every construct the loader supports, exercised by
  * crates/multiprobe/tests/loader.rs on this machine's kernel and in the VMs.

@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: (MIT OR Apache-2.0) */
+/* SPDX-License-Identifier: (MIT OR GPL-2.0-only) */
 /*
  * The BPF-side definitions multiprobe's programs use: the subset of libbpf's bpf_helpers.h,
  * bpf_core_read.h and bpf_tracing.h they need, written for this project so building the
