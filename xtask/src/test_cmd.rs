@@ -137,7 +137,11 @@ fn kernel_row(spec: &str, tests: &[TestBinary], cli: &Path, options: &vmtest::Op
     if !result.problems.is_empty() {
         eprintln!("[{}] console log: {}", kernel.label, result.log.display());
     }
-    let counts = format!("{} passed, {} failed", result.passed, result.failed);
+    let mut counts = format!("{} passed, {} failed", result.passed, result.failed);
+    if let Some(crash) = &result.retried {
+        eprintln!("[{}] note: the first boot was repeated after an emulator crash: {crash}", kernel.label);
+        counts.push_str(" (second boot: the first hit an emulator crash)");
+    }
     Row {
         what: format!("kernel {}", result.release),
         ok: result.problems.is_empty(),

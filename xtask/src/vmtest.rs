@@ -49,6 +49,16 @@ pub struct KernelResult {
     pub elapsed: Duration,
     /// The console log.
     pub log: PathBuf,
+    /// Why the first boot was thrown away, when it died of an emulator crash.
+    pub retried: Option<String>,
+}
+
+/// QEMU's emulated CPUs now and then execute stale code while the kernel patches its text
+/// (ftrace, static keys, probes), which the kernel reports as an `int3` Oops: it happened at
+/// boot before any test ran, and never on the same spot twice. Such a run is repeated once;
+/// a real bug crashes again.
+fn is_emulator_crash(failure: &str) -> bool {
+    failure.contains("Oops: int3")
 }
 
 /// Boots `kernel` with the tests and the CLI, streaming the console prefixed with the
@@ -74,8 +84,15 @@ pub fn run(kernel: &Kernel, tests: &[TestBinary], cli: &Path, options: &Options)
         done_marker: DONE.to_string(),
     };
     let prefix = format!("[{}] ", kernel.label);
-    let console = vm.run(&mut |line| println!("{prefix}{line}"))?;
+    let mut console = vm.run(&mut |line| println!("{prefix}{line}"))?;
+    let mut retried = None;
+    if let Some(failure) = console.failure.clone().filter(|f| is_emulator_crash(f)) {
+        println!("{prefix}the emulated CPU crashed while the kernel patched its code; booting once more");
+        retried = Some(failure);
+        console = vm.run(&mut |line| println!("{prefix}{line}"))?;
+    }
     let mut result = judge(kernel, tests, &console.lines);
+    result.retried = retried;
     result.elapsed = console.elapsed;
     result.log = vm.log.clone();
     if let Some(failure) = &console.failure {
@@ -123,6 +140,7 @@ fn judge(kernel: &Kernel, tests: &[TestBinary], lines: &[String]) -> KernelResul
         problems: Vec::new(),
         elapsed: Duration::ZERO,
         log: PathBuf::new(),
+        retried: None,
     };
     for line in lines {
         result.skips.scan_line(line, &facts);
@@ -177,6 +195,13 @@ mod tests {
 
     fn console(text: &str) -> Vec<String> {
         text.lines().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn only_int3_oopses_count_as_emulator_crashes() {
+        assert!(is_emulator_crash("kernel crash: [   41.2] Oops: int3: 0000 [#1] PREEMPT SMP NOPTI"));
+        assert!(!is_emulator_crash("kernel crash: [   41.2] Oops: general protection fault"));
+        assert!(!is_emulator_crash("kernel crash: [   41.2] Kernel panic - not syncing: Fatal exception"));
     }
 
     #[test]
