@@ -30,9 +30,14 @@ impl Kallsyms {
         std::fs::read("/proc/kallsyms").map(|data| Kallsyms { data })
     }
 
+    /// A kallsyms text captured elsewhere.
+    pub fn from_bytes(data: Vec<u8>) -> Kallsyms {
+        Kallsyms { data }
+    }
+
     #[cfg(test)]
     pub fn from_text(text: &str) -> Kallsyms {
-        Kallsyms { data: text.as_bytes().to_vec() }
+        Kallsyms::from_bytes(text.as_bytes().to_vec())
     }
 
     /// Function symbols (`t`, `T`, `w`, `W`), in file order.

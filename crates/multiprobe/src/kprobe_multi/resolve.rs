@@ -106,6 +106,16 @@ impl TraceableFunctions {
         TraceableFunctions { data: data.into(), source, kallsyms: None }
     }
 
+    /// Builds a names-only listing joined with a kallsyms text, as [`TraceableFunctions::read`]
+    /// does on kernels before 6.5 (for tests and captured files).
+    pub fn from_names_and_kallsyms(names: Vec<u8>, kallsyms: Vec<u8>) -> TraceableFunctions {
+        TraceableFunctions {
+            data: names.into(),
+            source: ListingSource::FilterFunctionsKallsyms,
+            kallsyms: Some(Arc::new(Kallsyms::from_bytes(kallsyms))),
+        }
+    }
+
     /// The listing as the kernel wrote it.
     pub fn text(&self) -> &[u8] {
         &self.data
