@@ -1,0 +1,65 @@
+// SPDX-License-Identifier: (MIT OR Apache-2.0)
+/*
+ * Benchmark object (bench/, `cargo xtask bench`): loaded by multiprobe and by libbpf alike,
+ * so both loaders and both attach paths work on the same bytes.
+ *
+ * `empty` does nothing: its cost is the kernel's kprobe_multi machinery alone.
+ * `cookie_only` and `increment_only` are the two halves of `count_calls`, to tell where its
+ * per-call cost goes.
+ * `count_calls` has the shape of the CLI's `count` program (bpf/count.bpf.c on the cli
+ * branch; written again here so the benchmark does not depend on that branch): the attach
+ * cookie indexes a per-CPU array of counters, one increment per call.
+ */
+#include "mp_bpf.h"
+
+char LICENSE[] SEC("license") = "Dual MIT/GPL";
+
+/* Only calls made by this process (tgid) count; 0 counts every process. Set before load. */
+const volatile u32 target_tgid = 0;
+
+/* Calls per function and CPU, indexed by the attach cookie; resized before load. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, u64);
+} counts SEC(".maps");
+
+SEC("kprobe.multi")
+int empty(struct pt_regs *ctx)
+{
+	return 0;
+}
+
+SEC("kprobe.multi")
+int cookie_only(struct pt_regs *ctx)
+{
+	bpf_get_attach_cookie(ctx);
+	return 0;
+}
+
+SEC("kprobe.multi")
+int increment_only(struct pt_regs *ctx)
+{
+	u32 index = 0;
+	u64 *calls = bpf_map_lookup_elem(&counts, &index);
+
+	if (calls)
+		*calls += 1;
+	return 0;
+}
+
+SEC("kprobe.multi")
+int count_calls(struct pt_regs *ctx)
+{
+	u32 index;
+	u64 *calls;
+
+	if (target_tgid && (u32)(bpf_get_current_pid_tgid() >> 32) != target_tgid)
+		return 0;
+	index = bpf_get_attach_cookie(ctx);
+	calls = bpf_map_lookup_elem(&counts, &index);
+	if (calls)
+		*calls += 1;
+	return 0;
+}
