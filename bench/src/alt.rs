@@ -54,7 +54,9 @@ pub fn listing_breakdown(config: &Config) -> Result<TraceableFunctions, Box<dyn 
     }
     for ((case, s), size) in cases.iter().zip(samples).zip(sizes) {
         report::emit(&Series { group: "listing", case, imp: "multiprobe", matches: None, unit: "ns", samples: s });
-        report::emit_value(&serde_json::json!({"group": "info", "case": format!("listing {case}"), "impl": "", "bytes": size}));
+        report::emit_value(
+            &serde_json::json!({"group": "info", "case": format!("listing {case}"), "impl": "", "bytes": size}),
+        );
     }
     report::emit_value(&serde_json::json!({
         "group": "info", "case": "functions", "impl": "",
@@ -79,9 +81,8 @@ pub fn listing_breakdown(config: &Config) -> Result<TraceableFunctions, Box<dyn 
         let mut indexed = Vec::new();
         let mut n = 0;
         for _ in 0..config.reps {
-            let (found, ns) = timed(|| {
-                if pattern == ALL { all.select(&listing).len() } else { listing.matching(&glob).len() }
-            });
+            let (found, ns) =
+                timed(|| if pattern == ALL { all.select(&listing).len() } else { listing.matching(&glob).len() });
             n = found;
             scan.push(ns);
             let (found_idx, ns) = timed(|| index.matching(&glob, pattern == ALL));
@@ -91,7 +92,14 @@ pub fn listing_breakdown(config: &Config) -> Result<TraceableFunctions, Box<dyn 
             indexed.push(ns);
         }
         let m = Some(n);
-        report::emit(&Series { group: "match", case: pattern, imp: "multiprobe", matches: m, unit: "ns", samples: scan });
+        report::emit(&Series {
+            group: "match",
+            case: pattern,
+            imp: "multiprobe",
+            matches: m,
+            unit: "ns",
+            samples: scan,
+        });
         report::emit(&Series { group: "match", case: pattern, imp: "index", matches: m, unit: "ns", samples: indexed });
     }
     Ok(listing)
@@ -254,7 +262,8 @@ fn run_inner(config: &Config, listing: &TraceableFunctions) -> Result<(), Box<dy
     for &pattern in PATTERNS {
         let glob = Glob::new(pattern);
         let functions = listing.matching(&glob);
-        let names = if glob.is_literal() { dedup_names(&functions[..functions.len().min(1)]) } else { dedup_names(&functions) };
+        let names =
+            if glob.is_literal() { dedup_names(&functions[..functions.len().min(1)]) } else { dedup_names(&functions) };
         report::progress(&format!("resolution prototypes: {pattern}"));
         let mut imps = vec!["floor-by-name"];
         if !glob.is_literal() {

@@ -66,7 +66,14 @@ pub fn rss_from_parent() {
             let matches = v["matches"].as_u64().map(|m| m as usize);
             for (metric, unit) in [("vm_hwm_kb", "kB"), ("vm_hwm_before_attach_kb", "kB"), ("attach_ns", "ns")] {
                 if let Some(x) = v[metric].as_u64() {
-                    report::emit(&Series { group: "rss", case: metric, imp: "multiprobe", matches, unit, samples: vec![x] });
+                    report::emit(&Series {
+                        group: "rss",
+                        case: metric,
+                        imp: "multiprobe",
+                        matches,
+                        unit,
+                        samples: vec![x],
+                    });
                 }
             }
             report::emit_value(&json!({"group": "info", "case": "rss", "impl": "multiprobe", "detail": v}));

@@ -139,3 +139,24 @@ impl Drop for Link<'_> {
         }
     }
 }
+
+/// BTF parsed by libbpf (`btf__new`); freed on drop.
+pub struct Btf {
+    ptr: NonNull<sys::btf>,
+}
+
+impl Btf {
+    /// Parses raw BTF (such as `/sys/kernel/btf/vmlinux`) from memory.
+    pub fn parse(data: &[u8]) -> io::Result<Btf> {
+        // SAFETY: `data` is valid for `data.len()` bytes during the call; libbpf copies it.
+        let ptr = unsafe { sys::btf__new(data.as_ptr().cast(), data.len() as u32) };
+        NonNull::new(ptr).map(|ptr| Btf { ptr }).ok_or_else(|| last_error("btf__new"))
+    }
+}
+
+impl Drop for Btf {
+    fn drop(&mut self) {
+        // SAFETY: we own the BTF object created by btf__new and free it once.
+        unsafe { sys::btf__free(self.ptr.as_ptr()) }
+    }
+}

@@ -90,6 +90,43 @@ pub fn run(config: &Config) {
             }
         }
     }
+    kernel_btf(config);
     let _ = std::fs::remove_file(format!("{MP_PIN_DIR}/pinned_counter"));
     let _ = std::fs::remove_file(format!("{LIBBPF_PIN_DIR}/pinned_counter"));
+}
+
+/// The kernel's BTF, which objects with CO-RE relocations or kfuncs need: reading
+/// `/sys/kernel/btf/vmlinux`, and parsing the same bytes in each library.
+fn kernel_btf(config: &Config) {
+    report::progress("kernel BTF read and parse");
+    let path = multiprobe::btf::kernel::VMLINUX_BTF;
+    let Ok(data) = std::fs::read(path) else {
+        report::emit_error("load", "vmlinux BTF", "", &"cannot read /sys/kernel/btf/vmlinux");
+        return;
+    };
+    let imps = ["read", "multiprobe", "libbpf"];
+    let mut samples: Vec<Vec<u64>> = vec![Vec::new(); imps.len()];
+    for rep in 0..config.reps {
+        for imp in rotated(&imps, rep) {
+            let i = imps.iter().position(|x| *x == imp).unwrap();
+            let ns = match imp {
+                "read" => timed(|| std::fs::read(path).map(|d| d.len())).1,
+                "multiprobe" => {
+                    let (btf, ns) = timed(|| multiprobe::btf::Btf::parse(&data));
+                    drop(btf);
+                    ns
+                }
+                _ => {
+                    let (btf, ns) = timed(|| libbpf::Btf::parse(&data));
+                    drop(btf);
+                    ns
+                }
+            };
+            samples[i].push(ns);
+        }
+    }
+    for (imp, s) in imps.iter().zip(samples) {
+        report::emit(&Series { group: "btf", case: "vmlinux", imp, matches: None, unit: "ns", samples: s });
+    }
+    report::emit_value(&serde_json::json!({"group": "info", "case": "vmlinux btf", "impl": "", "bytes": data.len()}));
 }

@@ -64,7 +64,7 @@ pub fn rotated<T: Copy>(items: &[T], rep: usize) -> Vec<T> {
 }
 
 fn parse_args(args: &[String]) -> Result<Config, String> {
-    let mut c = Config { reps: 7, all_reps: 3, calls: 100_000, no_all: false };
+    let mut c = Config { reps: 7, all_reps: 3, calls: 300_000, no_all: false };
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut num = |name: &str| -> Result<u64, String> {
@@ -78,7 +78,7 @@ fn parse_args(args: &[String]) -> Result<Config, String> {
             "--quick" => {
                 c.reps = 2;
                 c.all_reps = 1;
-                c.calls = 20_000;
+                c.calls = 30_000;
             }
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -105,7 +105,9 @@ fn main() {
     if let Err(e) = run(&config) {
         report::emit_error("run", "", "", &e);
     }
-    report::emit_value(&json!({"group": "info", "case": "total", "impl": "", "seconds": start.elapsed().as_secs_f64()}));
+    report::emit_value(
+        &json!({"group": "info", "case": "total", "impl": "", "seconds": start.elapsed().as_secs_f64()}),
+    );
     println!("{}", report::END);
 }
 

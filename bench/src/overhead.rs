@@ -4,6 +4,10 @@
 //!
 //! - `getppid`: the cheapest syscall; its kernel entry `__x64_sys_getppid`.
 //! - `pread`: a 1-byte `pread64` of a tmpfs file; every call goes through `vfs_read`.
+//! - `getppid` with the programs on every `*sys_*` function (one link, ~1,300 functions, a
+//!   cookie each): the kernel's cookie lookup is a binary search over the link's addresses,
+//!   so a wide link costs more per call than a one-function one. `x64_sys_call` matches
+//!   too: two probe hits per call.
 //!
 //! The count program is this benchmark's copy of the CLI's (cookie -> per-CPU slot ->
 //! increment, bpf/bench.bpf.c); the cookie is 0, slot 0. Its two halves are measured too:
@@ -13,7 +17,7 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 
 use multiprobe::Object;
-use multiprobe::kprobe_multi::{KprobeMulti, syscall_function};
+use multiprobe::kprobe_multi::{Function, Glob, KprobeMulti, TraceableFunctions, syscall_function};
 use serde_json::json;
 
 use crate::report::{self, Series};
@@ -37,8 +41,30 @@ pub fn run(config: &Config) {
     }
 }
 
+/// What the programs are attached to in a case.
+enum Probe {
+    /// One function, by name.
+    One(String),
+    /// Many functions (resolved), one cookie each for the programs that read cookies.
+    Many(Vec<Function>),
+}
+
+impl Probe {
+    fn spec(&self, with_cookies: bool) -> KprobeMulti {
+        match (self, with_cookies) {
+            (Probe::One(f), false) => KprobeMulti::symbols([f.as_str()]),
+            (Probe::One(f), true) => KprobeMulti::symbols_with_cookies([(f.as_str(), 0)]),
+            (Probe::Many(fs), false) => KprobeMulti::functions(fs.iter().cloned()),
+            (Probe::Many(fs), true) => KprobeMulti::functions_with_cookies(fs.iter().cloned().zip(0..)),
+        }
+    }
+}
+
 fn run_inner(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
-    let loaded = Object::parse("bench.bpf.o", BENCH_OBJ)?.load()?;
+    let mut obj = Object::parse("bench.bpf.o", BENCH_OBJ)?;
+    // Room for one counter per function of the wide case.
+    obj.map_mut("counts").ok_or("no map `counts`")?.set_max_entries(1 << 16);
+    let loaded = obj.load()?;
     let empty = loaded.program("empty").ok_or("no program `empty`")?;
     let count = loaded.program("count_calls").ok_or("no program `count_calls`")?;
     let cookie = loaded.program("cookie_only").ok_or("no program `cookie_only`")?;
@@ -48,42 +74,53 @@ fn run_inner(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
     std::fs::write(path, vec![7u8; 4096])?;
     let file = File::open(path)?;
     let getppid = syscall_function("getppid").unwrap_or_else(|_| "__x64_sys_getppid".into());
-    for (case, function) in [("getppid", getppid.as_str()), ("pread", "vfs_read")] {
+    let wide = TraceableFunctions::read()?.matching(&Glob::new("*sys_*"));
+    let cases = [
+        ("getppid", "getppid", Probe::One(getppid.clone())),
+        ("pread", "pread", Probe::One("vfs_read".into())),
+        ("getppid, *sys_* link", "getppid", Probe::Many(wide)),
+    ];
+    for (case, syscall, probe) in &cases {
+        let function = match probe {
+            Probe::One(f) => f.clone(),
+            Probe::Many(fs) => format!("*sys_* ({} functions)", fs.len()),
+        };
         report::progress(&format!("per-call overhead: {case} ({function})"));
-        run_loop(case, &file, config.calls / 10);
+        run_loop(syscall, &file, config.calls / 10);
         let imps = ["none", "empty", "cookie", "increment", "count"];
         let mut samples: Vec<Vec<u64>> = vec![Vec::new(); imps.len()];
-        let counted_before: u64 = counts.get_per_cpu::<u32, u64>(&0)?.unwrap_or_default().iter().sum();
-        let mut count_calls = 0u64;
+        let total = |c: &multiprobe::Map| -> Result<u64, multiprobe::MapError> {
+            Ok(c.dump_per_cpu::<u32, u64>()?.iter().map(|(_, v)| v.iter().sum::<u64>()).sum())
+        };
+        let counted_before = total(counts)?;
+        let mut count_loops = 0u64;
         for rep in 0..config.reps {
             for imp in rotated(&imps, rep) {
                 let i = imps.iter().position(|x| *x == imp).unwrap();
                 let link = match imp {
-                    "empty" => Some(empty.attach_kprobe_multi(&KprobeMulti::symbols([function]))?),
-                    "cookie" => Some(cookie.attach_kprobe_multi(&KprobeMulti::symbols_with_cookies([(function, 0)]))?),
-                    "increment" => Some(increment.attach_kprobe_multi(&KprobeMulti::symbols([function]))?),
-                    "count" => {
-                        count_calls += config.calls;
-                        Some(count.attach_kprobe_multi(&KprobeMulti::symbols_with_cookies([(function, 0)]))?)
-                    }
+                    "empty" => Some(empty.attach_kprobe_multi(&probe.spec(false))?),
+                    "cookie" => Some(cookie.attach_kprobe_multi(&probe.spec(true))?),
+                    "increment" => Some(increment.attach_kprobe_multi(&probe.spec(false))?),
+                    "count" => Some(count.attach_kprobe_multi(&probe.spec(true))?),
                     _ => None,
                 };
-                let ((), ns) = timed(|| run_loop(case, &file, config.calls));
+                if matches!(imp, "count" | "increment") {
+                    count_loops += config.calls;
+                }
+                let ((), ns) = timed(|| run_loop(syscall, &file, config.calls));
                 drop(link);
                 // Picoseconds per call: keeps sub-nanosecond resolution in integers.
                 samples[i].push(ns * 1000 / config.calls);
             }
         }
-        // increment_only counts into the same slot.
-        let increment_calls = config.calls * config.reps as u64;
-        let counted: u64 = counts.get_per_cpu::<u32, u64>(&0)?.unwrap_or_default().iter().sum::<u64>() - counted_before;
+        let counted = total(counts)? - counted_before;
         for (imp, s) in imps.iter().zip(samples) {
-            report::emit(&Series { group: "per_call", case, imp, matches: Some(1), unit: "ps", samples: s });
+            report::emit(&Series { group: "per_call", case, imp, matches: None, unit: "ps", samples: s });
         }
-        // The count program must have seen at least every call of its own loops.
+        // The counting programs must have seen at least every call of their own loops.
         report::emit_value(&json!({
             "group": "info", "case": format!("per_call {case}"), "impl": "count",
-            "function": function, "calls_made": count_calls + increment_calls, "calls_counted": counted,
+            "function": function, "calls_made": count_loops, "calls_counted": counted,
         }));
     }
     let _ = std::fs::remove_file(path);
