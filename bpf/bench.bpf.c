@@ -6,6 +6,8 @@
  * `empty` does nothing: its cost is the kernel's kprobe_multi machinery alone.
  * `cookie_only` and `increment_only` are the two halves of `count_calls`, to tell where its
  * per-call cost goes.
+ * `count_by_ip` counts without cookies: function address -> per-CPU hash slot (a
+ * prototype, to compare with the cookie lookup's cost).
  * `count_calls` has the shape of the CLI's `count` program (bpf/count.bpf.c on the cli
  * branch; written again here so the benchmark does not depend on that branch): the attach
  * cookie indexes a per-CPU array of counters, one increment per call.
@@ -24,6 +26,15 @@ struct {
 	__type(key, u32);
 	__type(value, u64);
 } counts SEC(".maps");
+
+/* Calls per function entry address and CPU, filled by count_by_ip. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 4096);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, u64);
+	__type(value, u64);
+} counts_by_ip SEC(".maps");
 
 SEC("kprobe.multi")
 int empty(struct pt_regs *ctx)
@@ -61,5 +72,18 @@ int count_calls(struct pt_regs *ctx)
 	calls = bpf_map_lookup_elem(&counts, &index);
 	if (calls)
 		*calls += 1;
+	return 0;
+}
+
+SEC("kprobe.multi")
+int count_by_ip(struct pt_regs *ctx)
+{
+	u64 ip = bpf_get_func_ip(ctx), one = 1, *calls;
+
+	calls = bpf_map_lookup_elem(&counts_by_ip, &ip);
+	if (calls)
+		*calls += 1;
+	else
+		bpf_map_update_elem(&counts_by_ip, &ip, &one, BPF_NOEXIST);
 	return 0;
 }

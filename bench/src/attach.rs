@@ -152,41 +152,21 @@ pub fn all(config: &Config, listing: &TraceableFunctions) -> Result<(), Box<dyn 
     measure("attach", ALL, addrs.len(), &["multiprobe-cold"], 1, |_| child::cold_attach(ALL, None));
 
     // With one cookie per function, as `count` attaches: cookies need symbol (entry)
-    // addresses, which multiprobe finds in /proc/kallsyms on every such attach; the floor
-    // gets them resolved before the clock (same kallsyms join, done here).
+    // addresses, which multiprobe finds in /proc/kallsyms on every such attach. The floor
+    // gets the addresses and cookies the kernel reported for multiprobe's link (link info),
+    // resolved before the clock.
     report::progress("attach all with cookies");
-    let entries = entry_addresses(&addrs).map_err(|e| format!("reading /proc/kallsyms: {e}"))?;
-    let cookies: Vec<u64> = (0..addrs.len() as u64).collect();
-    let with_cookies = KprobeMulti::functions_with_cookies(functions.iter().cloned().zip(cookies.iter().copied()));
+    let with_cookies = KprobeMulti::functions_with_cookies(functions.iter().cloned().zip(0..));
+    let (entries, cookies): (Vec<u64>, Vec<u64>) = {
+        let link = prog.attach_kprobe_multi(&with_cookies)?;
+        let info = link.info()?;
+        info.targets.iter().map(|t| (t.address, t.cookie.unwrap_or(0))).unzip()
+    };
     measure("attach", "* (cookies)", addrs.len(), &["multiprobe", "floor"], config.all_reps.min(2), |imp| match imp {
         "multiprobe" => multiprobe_attach(prog, &with_cookies),
         _ => floor_with_cookies(prog, &entries, &cookies),
     });
     Ok(())
-}
-
-/// The symbol address of each listed (patch-site) address: the greatest kallsyms text
-/// symbol at or below it.
-fn entry_addresses(patch_sites: &[u64]) -> std::io::Result<Vec<u64>> {
-    let text = std::fs::read("/proc/kallsyms")?;
-    let mut syms: Vec<u64> = text
-        .split(|&b| b == b'\n')
-        .filter_map(|l| {
-            let mut f = l.split(|&b| b == b' ');
-            let addr = f.next()?;
-            let kind = f.next()?;
-            matches!(kind, b"t" | b"T").then_some(())?;
-            u64::from_str_radix(std::str::from_utf8(addr).ok()?, 16).ok()
-        })
-        .collect();
-    syms.sort_unstable();
-    Ok(patch_sites
-        .iter()
-        .map(|&a| match syms.partition_point(|&s| s <= a) {
-            0 => a,
-            i => syms[i - 1],
-        })
-        .collect())
 }
 
 /// The kernel floor with cookies.

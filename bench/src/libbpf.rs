@@ -152,7 +152,16 @@ impl Btf {
         let ptr = unsafe { sys::btf__new(data.as_ptr().cast(), data.len() as u32) };
         NonNull::new(ptr).map(|ptr| Btf { ptr }).ok_or_else(|| last_error("btf__new"))
     }
+
+    /// The id of the first type named `name` (`btf__find_by_name`), or a negative errno.
+    pub fn find_by_name(&self, name: &str) -> i32 {
+        // -EINVAL, as libbpf answers a bad argument.
+        let Ok(cname) = CString::new(name) else { return -22 };
+        // SAFETY: `self.ptr` is a live BTF object; `cname` is NUL-terminated and alive.
+        unsafe { sys::btf__find_by_name(self.ptr.as_ptr(), cname.as_ptr()) }
+    }
 }
+
 
 impl Drop for Btf {
     fn drop(&mut self) {

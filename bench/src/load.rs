@@ -95,6 +95,9 @@ pub fn run(config: &Config) {
     let _ = std::fs::remove_file(format!("{LIBBPF_PIN_DIR}/pinned_counter"));
 }
 
+/// The type looked up by name in the kernel's BTF.
+const LOOKUP: &str = "task_struct";
+
 /// The kernel's BTF, which objects with CO-RE relocations or kfuncs need: reading
 /// `/sys/kernel/btf/vmlinux`, and parsing the same bytes in each library.
 fn kernel_btf(config: &Config) {
@@ -104,7 +107,7 @@ fn kernel_btf(config: &Config) {
         report::emit_error("load", "vmlinux BTF", "", &"cannot read /sys/kernel/btf/vmlinux");
         return;
     };
-    let imps = ["read", "multiprobe", "libbpf"];
+    let imps = ["read", "multiprobe", "libbpf", "multiprobe-lookup", "libbpf-lookup"];
     let mut samples: Vec<Vec<u64>> = vec![Vec::new(); imps.len()];
     for rep in 0..config.reps {
         for imp in rotated(&imps, rep) {
@@ -115,6 +118,16 @@ fn kernel_btf(config: &Config) {
                     let (btf, ns) = timed(|| multiprobe::btf::Btf::parse(&data));
                     drop(btf);
                     ns
+                }
+                // The first name lookup in a fresh parse: multiprobe builds its name index
+                // then (and keeps it), libbpf scans.
+                "multiprobe-lookup" => {
+                    let Ok(btf) = multiprobe::btf::Btf::parse(&data) else { continue };
+                    timed(|| btf.ids_by_name(LOOKUP).len()).1
+                }
+                "libbpf-lookup" => {
+                    let Ok(btf) = libbpf::Btf::parse(&data) else { continue };
+                    timed(|| btf.find_by_name(LOOKUP)).1
                 }
                 _ => {
                     let (btf, ns) = timed(|| libbpf::Btf::parse(&data));

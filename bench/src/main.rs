@@ -64,7 +64,7 @@ pub fn rotated<T: Copy>(items: &[T], rep: usize) -> Vec<T> {
 }
 
 fn parse_args(args: &[String]) -> Result<Config, String> {
-    let mut c = Config { reps: 7, all_reps: 3, calls: 300_000, no_all: false };
+    let mut c = Config { reps: 9, all_reps: 3, calls: 300_000, no_all: false };
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut num = |name: &str| -> Result<u64, String> {

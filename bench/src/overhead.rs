@@ -11,7 +11,8 @@
 //!
 //! The count program is this benchmark's copy of the CLI's (cookie -> per-CPU slot ->
 //! increment, bpf/bench.bpf.c); the cookie is 0, slot 0. Its two halves are measured too:
-//! `cookie` (only `bpf_get_attach_cookie`) and `increment` (only the slot increment).
+//! `cookie` (only `bpf_get_attach_cookie`) and `increment` (only the slot increment). And a
+//! cookie-free alternative, `ip-hash`: `bpf_get_func_ip` -> per-CPU hash slot.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -69,6 +70,7 @@ fn run_inner(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
     let count = loaded.program("count_calls").ok_or("no program `count_calls`")?;
     let cookie = loaded.program("cookie_only").ok_or("no program `cookie_only`")?;
     let increment = loaded.program("increment_only").ok_or("no program `increment_only`")?;
+    let by_ip = loaded.program("count_by_ip").ok_or("no program `count_by_ip`")?;
     let counts = loaded.map("counts").ok_or("no map `counts`")?;
     let path = "/tmp/mpbench-pread";
     std::fs::write(path, vec![7u8; 4096])?;
@@ -87,7 +89,7 @@ fn run_inner(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
         };
         report::progress(&format!("per-call overhead: {case} ({function})"));
         run_loop(syscall, &file, config.calls / 10);
-        let imps = ["none", "empty", "cookie", "increment", "count"];
+        let imps = ["none", "empty", "cookie", "increment", "count", "ip-hash"];
         let mut samples: Vec<Vec<u64>> = vec![Vec::new(); imps.len()];
         let total = |c: &multiprobe::Map| -> Result<u64, multiprobe::MapError> {
             Ok(c.dump_per_cpu::<u32, u64>()?.iter().map(|(_, v)| v.iter().sum::<u64>()).sum())
@@ -102,6 +104,7 @@ fn run_inner(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
                     "cookie" => Some(cookie.attach_kprobe_multi(&probe.spec(true))?),
                     "increment" => Some(increment.attach_kprobe_multi(&probe.spec(false))?),
                     "count" => Some(count.attach_kprobe_multi(&probe.spec(true))?),
+                    "ip-hash" => Some(by_ip.attach_kprobe_multi(&probe.spec(false))?),
                     _ => None,
                 };
                 if matches!(imp, "count" | "increment") {

@@ -591,11 +591,15 @@ impl Report {
             let _ = writeln!(
                 md,
                 "\nKernel BTF (`/sys/kernel/btf/vmlinux`, {bytes} bytes), needed by objects with CO-RE relocations or kfuncs: \
-                 read {} ms, parsed by multiprobe (`Btf::parse`) in {}, by libbpf (`btf__new`) in {} ms ({}).",
+                 read {} ms, parsed by multiprobe (`Btf::parse`) in {}, by libbpf (`btf__new`) in {} ms ({}); \
+                 the first lookup by name then takes {} ms in multiprobe (it builds its name index) and {} ms in libbpf \
+                 (a scan).",
                 ms(read.median),
                 self.cell("btf", "vmlinux", "multiprobe"),
                 self.cell("btf", "vmlinux", "libbpf"),
                 self.ratio_cell(("btf", "vmlinux", "multiprobe"), ("btf", "vmlinux", "libbpf")),
+                self.cell("btf", "vmlinux", "multiprobe-lookup"),
+                self.cell("btf", "vmlinux", "libbpf-lookup"),
             );
         }
         md.push_str(
@@ -606,8 +610,8 @@ impl Report {
         // Per call.
         let _ = writeln!(md, "\n#### Per-call overhead (ns per syscall, median (min))\n");
         md.push_str(
-            "| loop | probed function | no probe | empty | cookie only | increment only | count | count / empty overhead |\n\
-             |---|---|---:|---:|---:|---:|---:|---:|\n",
+            "| loop | probed function | no probe | empty | cookie only | increment only | count | count / empty overhead | count by ip (hash) |\n\
+             |---|---|---:|---:|---:|---:|---:|---:|---:|\n",
         );
         for case in self.cases("per_call") {
             let ns = |imp| match self.stat("per_call", &case, imp) {
@@ -622,18 +626,20 @@ impl Report {
             let r = self.overhead_ratio(&case).map_or("-".into(), |(r, min)| format!("{r:.2}x ({min:.2}x)"));
             let _ = writeln!(
                 md,
-                "| {case} | {function} | {} | {} | {} | {} | {} | {r} |",
+                "| {case} | {function} | {} | {} | {} | {} | {} | {r} | {} |",
                 ns("none"),
                 ns("empty"),
                 ns("cookie"),
                 ns("increment"),
-                ns("count")
+                ns("count"),
+                ns("ip-hash")
             );
         }
         md.push_str(
             "\nOverhead ratio: (count - none) / (empty - none), on medians (on minimums). \
              count = cookie -> per-CPU slot -> increment (bpf/bench.bpf.c, the CLI's program's shape); \
-             cookie only = `bpf_get_attach_cookie` alone; increment only = slot 0 incremented without the cookie.\n",
+             cookie only = `bpf_get_attach_cookie` alone; increment only = slot 0 incremented without the cookie; \
+             count by ip = a cookie-free prototype: `bpf_get_func_ip` -> per-CPU hash slot.\n",
         );
 
         // RSS.
