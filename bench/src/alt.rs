@@ -296,14 +296,6 @@ fn run_inner(config: &Config, listing: &TraceableFunctions) -> Result<(), Box<dy
             _ => child::cold_attach(pattern, Some(cache_dir)),
         });
     }
-    if !config.no_all {
-        // Everything by name (deny list applied, duplicates lost): is the kernel's name
-        // lookup cheaper or dearer than addresses at this size?
-        let all = Selection::new().include(ALL).select(listing);
-        let names = dedup_names(&all);
-        report::progress(&format!("resolution prototypes: all by name ({} names)", names.len()));
-        measure("attach-alt", ALL, names.len(), &["floor-by-name"], 1, |_| link_by_name(prog, &names));
-    }
     let _ = std::fs::remove_dir_all(Path::new(cache_dir));
     Ok(())
 }

@@ -162,7 +162,6 @@ impl Btf {
     }
 }
 
-
 impl Drop for Btf {
     fn drop(&mut self) {
         // SAFETY: we own the BTF object created by btf__new and free it once.
