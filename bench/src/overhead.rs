@@ -12,13 +12,14 @@
 //! The count program is this benchmark's copy of the CLI's (cookie -> per-CPU slot ->
 //! increment, bpf/bench.bpf.c); the cookie is 0, slot 0. Its two halves are measured too:
 //! `cookie` (only `bpf_get_attach_cookie`) and `increment` (only the slot increment). And a
-//! cookie-free alternative, `ip-hash`: `bpf_get_func_ip` -> per-CPU hash slot.
+//! cookie-free alternatives: `ip-hash` (`bpf_get_func_ip` -> per-CPU hash slot) and `slot`
+//! (`bpf_get_func_ip` -> 16-byte slot -> array of counter indices -> per-CPU counter).
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
-use multiprobe::Object;
 use multiprobe::kprobe_multi::{Function, Glob, KprobeMulti, TraceableFunctions, syscall_function};
+use multiprobe::{LoadedObject, Object, Program, UpdateFlags};
 use serde_json::json;
 
 use crate::report::{self, Series};
@@ -89,7 +90,18 @@ fn run_inner(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
         };
         report::progress(&format!("per-call overhead: {case} ({function})"));
         run_loop(syscall, &file, config.calls / 10);
-        let imps = ["none", "empty", "cookie", "increment", "count", "ip-hash"];
+        let slot_obj = match slot_counter(count, probe) {
+            Ok(o) => Some(o),
+            Err(e) => {
+                report::emit_error("per_call", case, "slot", &e);
+                None
+            }
+        };
+        let slot_prog = slot_obj.as_ref().and_then(|o| o.program("count_by_slot"));
+        let mut imps = vec!["none", "empty", "cookie", "increment", "count", "ip-hash"];
+        if slot_prog.is_some() {
+            imps.push("slot");
+        }
         let mut samples: Vec<Vec<u64>> = vec![Vec::new(); imps.len()];
         let total = |c: &multiprobe::Map| -> Result<u64, multiprobe::MapError> {
             Ok(c.dump_per_cpu::<u32, u64>()?.iter().map(|(_, v)| v.iter().sum::<u64>()).sum())
@@ -105,6 +117,7 @@ fn run_inner(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
                     "increment" => Some(increment.attach_kprobe_multi(&probe.spec(false))?),
                     "count" => Some(count.attach_kprobe_multi(&probe.spec(true))?),
                     "ip-hash" => Some(by_ip.attach_kprobe_multi(&probe.spec(false))?),
+                    "slot" => Some(slot_prog.unwrap().attach_kprobe_multi(&probe.spec(false))?),
                     _ => None,
                 };
                 if matches!(imp, "count" | "increment") {
@@ -128,4 +141,34 @@ fn run_inner(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
     }
     let _ = std::fs::remove_file(path);
     Ok(())
+}
+
+/// The `count_by_slot` prototype for a probe: its own object, whose slot table maps each
+/// probed function's entry address (as the kernel reports it for a cookie attach of the
+/// same functions) to its counter.
+fn slot_counter(count: &Program, probe: &Probe) -> Result<LoadedObject, Box<dyn std::error::Error>> {
+    let targets: Vec<(u64, u64)> = {
+        let link = count.attach_kprobe_multi(&probe.spec(true))?;
+        link.info()?.targets.iter().map(|t| (t.address, t.cookie.unwrap_or(0))).collect()
+    };
+    let base = targets.iter().map(|t| t.0).min().ok_or("no targets")? & !15;
+    let top = targets.iter().map(|t| t.0).max().ok_or("no targets")?;
+    let slots = ((top - base) >> 4) + 1;
+    if slots > 1 << 24 {
+        return Err(format!("the functions span {slots} slots: too many for one array").into());
+    }
+    let mut obj = Object::parse("bench.bpf.o", BENCH_OBJ)?;
+    obj.set_global("slot_base", &base)?;
+    obj.map_mut("slot_index").ok_or("no map `slot_index`")?.set_max_entries(slots as u32);
+    obj.map_mut("counts").ok_or("no map `counts`")?.set_max_entries(1 << 16);
+    let loaded = obj.load()?;
+    let table = loaded.map("slot_index").ok_or("no map `slot_index`")?;
+    for (address, cookie) in targets {
+        let slot = ((address - base) >> 4) as u32;
+        if table.get::<u32, u32>(&slot)?.unwrap_or(0) != 0 {
+            return Err(format!("two functions share the 16-byte slot of {address:#x}").into());
+        }
+        table.update(&slot, &(cookie as u32 + 1), UpdateFlags::Any)?;
+    }
+    Ok(loaded)
 }

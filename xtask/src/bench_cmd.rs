@@ -366,7 +366,7 @@ impl Report {
             }
         }
         for case in self.cases("per_call") {
-            if let Some((r, min)) = self.overhead_ratio(&case) {
+            if let Some((r, min)) = self.overhead_ratio(&case, "count") {
                 out.push((
                     format!("`count` per-call overhead <= 1.10x empty's ({case})"),
                     format!("{r:.2}x (min {min:.2}x)"),
@@ -378,10 +378,10 @@ impl Report {
     }
 
     /// (count - none) / (empty - none), on medians and on minimums.
-    fn overhead_ratio(&self, case: &str) -> Option<(f64, f64)> {
+    fn overhead_ratio(&self, case: &str, program: &str) -> Option<(f64, f64)> {
         let none = self.stat("per_call", case, "none")?;
         let empty = self.stat("per_call", case, "empty")?;
-        let count = self.stat("per_call", case, "count")?;
+        let count = self.stat("per_call", case, program)?;
         Some((
             (count.median - none.median) / (empty.median - none.median),
             (count.min - none.min) / (empty.min - none.min),
@@ -612,8 +612,8 @@ impl Report {
         // Per call.
         let _ = writeln!(md, "\n#### Per-call overhead (ns per syscall, median (min))\n");
         md.push_str(
-            "| loop | probed function | no probe | empty | cookie only | increment only | count | count / empty overhead | count by ip (hash) |\n\
-             |---|---|---:|---:|---:|---:|---:|---:|---:|\n",
+            "| loop | probed function | no probe | empty | cookie only | increment only | count | count / empty overhead | count by ip (hash) | count by slot | slot / empty overhead |\n\
+             |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
         );
         for case in self.cases("per_call") {
             let ns = |imp| match self.stat("per_call", &case, imp) {
@@ -625,23 +625,26 @@ impl Report {
                 .and_then(|v| v["function"].as_str())
                 .unwrap_or("?")
                 .replace('*', "\\*");
-            let r = self.overhead_ratio(&case).map_or("-".into(), |(r, min)| format!("{r:.2}x ({min:.2}x)"));
+            let r = self.overhead_ratio(&case, "count").map_or("-".into(), |(r, min)| format!("{r:.2}x ({min:.2}x)"));
+            let slot = self.overhead_ratio(&case, "slot").map_or("-".into(), |(r, min)| format!("{r:.2}x ({min:.2}x)"));
             let _ = writeln!(
                 md,
-                "| {case} | {function} | {} | {} | {} | {} | {} | {r} | {} |",
+                "| {case} | {function} | {} | {} | {} | {} | {} | {r} | {} | {} | {slot} |",
                 ns("none"),
                 ns("empty"),
                 ns("cookie"),
                 ns("increment"),
                 ns("count"),
-                ns("ip-hash")
+                ns("ip-hash"),
+                ns("slot")
             );
         }
         md.push_str(
             "\nOverhead ratio: (count - none) / (empty - none), on medians (on minimums). \
              count = cookie -> per-CPU slot -> increment (bpf/bench.bpf.c, the CLI's program's shape); \
              cookie only = `bpf_get_attach_cookie` alone; increment only = slot 0 incremented without the cookie; \
-             count by ip = a cookie-free prototype: `bpf_get_func_ip` -> per-CPU hash slot.\n",
+             count by ip = a cookie-free prototype: `bpf_get_func_ip` -> per-CPU hash slot; count by slot = another: \
+             `bpf_get_func_ip` -> (address - base) / 16 -> array of counter indices -> per-CPU counter.\n",
         );
 
         // RSS.
