@@ -130,6 +130,11 @@ fn run_inner(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
             }
         }
         let counted = total(counts)? - counted_before;
+        // The slot prototype counts into its own object's counters.
+        let slot_counted = match slot_obj.as_ref().and_then(|o| o.map("counts")) {
+            Some(c) => total(c)?,
+            None => 0,
+        };
         for (imp, s) in imps.iter().zip(samples) {
             report::emit(&Series { group: "per_call", case, imp, matches: None, unit: "ps", samples: s });
         }
@@ -137,6 +142,8 @@ fn run_inner(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
         report::emit_value(&json!({
             "group": "info", "case": format!("per_call {case}"), "impl": "count",
             "function": function, "calls_made": count_loops, "calls_counted": counted,
+            "slot_calls_made": if slot_prog.is_some() { config.calls * config.reps as u64 } else { 0 },
+            "slot_calls_counted": slot_counted,
         }));
     }
     let _ = std::fs::remove_file(path);
