@@ -246,3 +246,31 @@ fn syscall_names_follow_the_architecture() {
     let err = syscall_function("multiprobe_not_a_syscall").unwrap_err();
     assert!(err.to_string().contains("__x64_sys_multiprobe_not_a_syscall"), "{err}");
 }
+
+#[test]
+fn resolved_functions_carry_their_cookies_by_name_or_by_entry_address() {
+    require_kprobe_multi!();
+    // Without a cache directory the unique names go to the kernel; with one, the entry
+    // addresses are computed once from kallsyms and kept: both must deliver the cookies.
+    for cache_dir in [None, Some(std::env::temp_dir().join(format!("multiprobe-entries-{}", std::process::id())))] {
+        multiprobe::kprobe_multi::set_listing_cache_dir(cache_dir.clone());
+        let t = setup();
+        let functions = Selection::new().include(READ).include(WRITE).resolve().unwrap();
+        let cookies: Vec<(Function, u64)> = functions
+            .into_iter()
+            .map(|f| {
+                let c = if f.name == READ { 41 } else { 42 };
+                (f, c)
+            })
+            .collect();
+        let link = attach(&t.loaded, "entry", &KprobeMulti::functions_with_cookies(cookies));
+        t.run();
+        drop(link);
+        check_pairs(t.ksyms, pairs(&t.loaded), &[(READ, 41, 3), (WRITE, 42, 5)]);
+        if let Some(dir) = cache_dir {
+            assert!(dir.join("entries-v1").exists(), "the entry addresses are kept for the boot");
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+    multiprobe::kprobe_multi::set_listing_cache_dir(None);
+}

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use std::ffi::{CStr, CString};
 use std::io;
 
+use super::cache;
 use super::kallsyms::Kallsyms;
 use super::link::KprobeMultiLink;
 use super::resolve::{Function, TraceableFunctions};
@@ -164,16 +165,17 @@ pub(crate) fn resolve(
                 });
             }
             // The kernel finds a function's cookie by its entry address, which is not the
-            // listed patch site on kernels with IBT. Names are resolved to entry addresses by
-            // the kernel itself, at no cost to us, when each names one function; otherwise
-            // kallsyms gives the entry addresses.
+            // listed patch site on kernels with IBT. Entry addresses come from kallsyms
+            // (kept once read); until then, names the kernel resolves itself do, when each
+            // names one function.
             if cookies.is_some() {
-                if let Some(names) = unique_names(functions) {
+                if !cache::entries_are_cheap()
+                    && let Some(names) = unique_names(functions)
+                {
                     return Ok(Plan { targets: LinkTargets::Names(names), cookies, functions: functions.clone() });
                 }
-                let addrs = Kallsyms::read()
-                    .map_err(|source| AttachError::Read { path: "/proc/kallsyms".into(), source })?
-                    .entry_addresses(functions);
+                let entries = cache::entries()?;
+                let addrs = functions.iter().map(|f| entries.entry(f.address)).collect();
                 return Ok(Plan { targets: LinkTargets::Addresses(addrs), cookies, functions: functions.clone() });
             }
             let addrs = functions.iter().map(|f| f.address).collect();

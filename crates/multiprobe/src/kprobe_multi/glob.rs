@@ -28,6 +28,12 @@ impl Glob {
         self.prefix_len == self.pattern.len()
     }
 
+    /// The longest run of literal characters in the pattern (`sys_` in `*sys_*`): every
+    /// matching name contains it. Empty for patterns of wildcards only.
+    pub fn longest_literal(&self) -> &[u8] {
+        self.pattern.split(|&b| b == b'*' || b == b'?').max_by_key(|run| run.len()).unwrap_or(&[])
+    }
+
     /// Whether `name` matches the whole pattern.
     pub fn matches(&self, name: &[u8]) -> bool {
         if !name.starts_with(&self.pattern[..self.prefix_len]) {
@@ -105,6 +111,10 @@ mod tests {
         assert!(!m("??", "a"));
         assert!(m("a**b", "ab"));
         assert!(Glob::new("vfs_read").is_literal());
+        assert_eq!(Glob::new("*sys_*").longest_literal(), b"sys_");
+        assert_eq!(Glob::new("vfs_rea?").longest_literal(), b"vfs_rea");
+        assert_eq!(Glob::new("a*bcd?ef").longest_literal(), b"bcd");
+        assert_eq!(Glob::new("*?*").longest_literal(), b"");
         assert!(!Glob::new("vfs_rea?").is_literal());
     }
 

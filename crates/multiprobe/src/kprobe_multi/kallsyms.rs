@@ -61,24 +61,6 @@ impl Kallsyms {
         out
     }
 
-    /// The symbol (entry) address of each function: the symbol of the same name and module
-    /// at or up to 16 bytes below its listed address (a patch site sits just past the symbol
-    /// on kernels with IBT). A function without such a symbol keeps its listed address.
-    pub fn entry_addresses(&self, functions: &[super::Function]) -> Vec<u64> {
-        let wanted: HashSet<(&[u8], Option<&[u8]>)> =
-            functions.iter().map(|f| (f.name.as_bytes(), f.module.as_deref().map(str::as_bytes))).collect();
-        let found = self.addresses_of(&wanted);
-        functions
-            .iter()
-            .map(|f| {
-                let candidates = found.get(&(f.name.clone(), f.module.clone()));
-                candidates
-                    .and_then(|addrs| addrs.iter().copied().filter(|&a| a <= f.address && f.address - a <= 16).max())
-                    .unwrap_or(f.address)
-            })
-            .collect()
-    }
-
     /// For each address, the function it belongs to: the closest symbol at or below it
     /// within `max_offset` bytes. One pass over the file whatever the number of addresses.
     pub fn symbolize(&self, addrs: &[u64], max_offset: u64) -> Vec<Option<(String, Option<String>)>> {

@@ -22,6 +22,7 @@
 
 mod attach;
 mod cache;
+mod entries;
 mod fallback;
 mod glob;
 mod kallsyms;

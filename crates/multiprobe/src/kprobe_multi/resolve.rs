@@ -158,12 +158,49 @@ impl TraceableFunctions {
 
     /// Every function whose name matches `pattern`, in listing order (by address).
     pub fn matching(&self, pattern: &Glob) -> Vec<Function> {
-        self.filter(|name, _| pattern.matches(name))
+        self.filter_with_hint(&[pattern.longest_literal()], |name, _| pattern.matches(name))
+    }
+
+    /// Like [`TraceableFunctions::filter`], told that every accepted name contains one of
+    /// `needles`: only the lines holding a needle are looked at, found with a vectorised
+    /// substring search instead of walking 40,000 lines. An empty needle means no hint.
+    pub(crate) fn filter_with_hint(
+        &self,
+        needles: &[&[u8]],
+        keep: impl FnMut(&[u8], Option<&[u8]>) -> bool,
+    ) -> Vec<Function> {
+        if needles.is_empty() || needles.iter().any(|n| n.is_empty()) {
+            return self.filter(keep);
+        }
+        // Start offsets of the lines holding a needle, in listing order.
+        let mut starts: Vec<usize> = Vec::new();
+        for needle in needles {
+            for at in memchr::memmem::find_iter(&self.data, needle) {
+                starts.push(memchr::memrchr(b'\n', &self.data[..at]).map_or(0, |nl| nl + 1));
+            }
+        }
+        starts.sort_unstable();
+        starts.dedup();
+        let with_addr = self.source == ListingSource::FilterFunctionsAddrs;
+        let lines = starts.into_iter().filter_map(|start| {
+            let rest = &self.data[start..];
+            parse_line(&rest[..memchr(b'\n', rest).unwrap_or(rest.len())], with_addr)
+        });
+        self.functions(lines, keep)
     }
 
     /// Every function `keep(name, module)` accepts, in listing order.
-    pub fn filter(&self, mut keep: impl FnMut(&[u8], Option<&[u8]>) -> bool) -> Vec<Function> {
-        let lines: Vec<Line<'_>> = self.lines().filter(|l| keep(l.name, l.module)).collect();
+    pub fn filter(&self, keep: impl FnMut(&[u8], Option<&[u8]>) -> bool) -> Vec<Function> {
+        self.functions(self.lines(), keep)
+    }
+
+    /// The accepted ones of `lines` as functions, with their addresses.
+    fn functions<'a>(
+        &'a self,
+        lines: impl Iterator<Item = Line<'a>>,
+        mut keep: impl FnMut(&[u8], Option<&[u8]>) -> bool,
+    ) -> Vec<Function> {
+        let lines: Vec<Line<'_>> = lines.filter(|l| keep(l.name, l.module)).collect();
         // Names-only listing: one kallsyms pass for the matched names; the n-th copy of a
         // duplicated name takes the n-th kallsyms address of that name.
         let joined = self.kallsyms.as_ref().map(|k| {

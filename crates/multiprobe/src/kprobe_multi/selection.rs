@@ -151,7 +151,9 @@ impl Selection {
 
     /// The selected functions of a listing, in listing order.
     pub fn select(&self, listing: &TraceableFunctions) -> Vec<Function> {
-        listing.filter(|name, module| self.accepts(name, module))
+        // Every selected name contains the longest literal of one of the includes.
+        let needles: Vec<&[u8]> = self.include.iter().map(|p| p.name.longest_literal()).collect();
+        listing.filter_with_hint(&needles, |name, module| self.accepts(name, module))
     }
 
     /// Reads the traceable functions and selects from them; an empty result is an error
