@@ -1,7 +1,8 @@
 //! `multiprobe count`: calls per function, from one program attached to every selected
-//! function (one kprobe_multi link, or per-function kprobes where the kernel has none). The
-//! attach cookie of each function is its index in a per-CPU array of counters, which is
-//! read once per interval; rates are computed here, not in the kernel.
+//! function (one kprobe_multi link, or per-function kprobes where the kernel has none). Each
+//! function has a slot in a per-CPU array of counters, found from its entry address (see
+//! `slots`) or its attach cookie, and read once per interval; rates are computed here, not
+//! in the kernel.
 
 use std::time::{Duration, Instant};
 
@@ -17,12 +18,14 @@ use crate::probe::{self, Strategy};
 use crate::run::{self, RunArgs};
 use crate::select::{self, SelectArgs, module_name};
 use crate::signals::{self, End, Stop};
+use crate::slots::Slots;
 use crate::table::{Align, Table};
 
 /// The BPF object, built from bpf/count.bpf.c by `cargo xtask bpf`.
 pub const OBJECT: &[u8] = include_bytes!("../../../bpf/count.bpf.o");
 const PROGRAM: &str = "count_calls";
 const COUNTS: &str = "counts";
+const SLOTS: &str = "slots";
 
 /// Rows of the live table unless `--top` says otherwise.
 const LIVE_ROWS: usize = 20;
@@ -52,8 +55,16 @@ pub fn run(args: &CountArgs, out: &mut Output) -> Result<(), CliError> {
     let functions = resolved.functions;
     let n = functions.len();
 
+    // A kprobe_multi link finds counters by entry address when the functions allow it.
+    let slots = match strategy {
+        Strategy::KprobeMulti => {
+            multiprobe::kprobe_multi::entry_addresses(&functions).ok().and_then(|e| Slots::build(&functions, &e))
+        }
+        Strategy::PerFunction => None,
+    };
+
     let load_start = Instant::now();
-    let loaded = load(strategy, n, args.run.pid)?;
+    let loaded = load(strategy, n, args.run.pid, slots.as_ref())?;
     let load_time = load_start.elapsed();
     let prog = loaded.program(PROGRAM).expect("the object has the program").clone();
     let map = loaded.map(COUNTS).expect("the object has the map").clone();
@@ -66,9 +77,11 @@ pub fn run(args: &CountArgs, out: &mut Output) -> Result<(), CliError> {
     // before attaching, so the summary's missed count does not show up in the counts.
     let _ = multiprobe::features::kprobe_multi_link_info();
     // A function the kernel refuses is left out (and named) rather than failing the set.
-    let spec = KprobeMulti::functions_with_cookies(functions.iter().cloned().zip(0u64..))
-        .fallback(strategy.fallback())
-        .skip_rejected();
+    let spec = match &slots {
+        Some(_) => KprobeMulti::functions(functions.iter().cloned()),
+        None => KprobeMulti::functions_with_cookies(functions.iter().cloned().zip(0u64..)),
+    };
+    let spec = spec.fallback(strategy.fallback()).skip_rejected();
     let (link, attach_time) =
         probe::attach(n, || prog.attach_kprobe_multi(&spec), |l| probe::mode_text(l.attach_mode()).into())?;
     let mode = link.attach_mode();
@@ -85,6 +98,7 @@ pub fn run(args: &CountArgs, out: &mut Output) -> Result<(), CliError> {
             resolve_ms: duration::millis(resolved.took),
             load_ms: duration::millis(load_time),
             attach_ms: duration::millis(attach_time),
+            lookup: if slots.is_some() { "address" } else { "cookie" },
             skipped,
         })?;
     }
@@ -148,14 +162,29 @@ pub fn run(args: &CountArgs, out: &mut Output) -> Result<(), CliError> {
 /// Clears a terminal and puts the cursor top left, for a table redrawn in place.
 const CLEAR: &str = "\x1b[H\x1b[2J";
 
-/// The object with one counter per function, for this kernel and pid filter.
-fn load(strategy: Strategy, functions: usize, pid: Option<u32>) -> Result<multiprobe::LoadedObject, CliError> {
+/// The object with one counter per function, for this kernel and pid filter, and its slot
+/// table filled when counters are found by address.
+fn load(
+    strategy: Strategy,
+    functions: usize,
+    pid: Option<u32>,
+    slots: Option<&Slots>,
+) -> Result<multiprobe::LoadedObject, CliError> {
     let mut obj = Object::parse("count", OBJECT)?;
     let entries = u32::try_from(functions).map_err(|_| CliError::new(format!("{functions} functions are too many")))?;
     obj.map_mut(COUNTS).expect("the object has the map").set_max_entries(entries);
     obj.set_global("target_tgid", &pid.unwrap_or(0))?;
+    if let Some(s) = slots {
+        obj.map_mut(SLOTS).expect("the object has the map").set_max_entries(s.len);
+        obj.set_global("slot_base", &s.base)?;
+    }
     obj.program_mut(PROGRAM).expect("the object has the program").set_kind(strategy.entry_kind());
-    Ok(obj.load()?)
+    let loaded = obj.load()?;
+    if let Some(s) = slots {
+        let map = loaded.map(SLOTS).expect("the object has the map");
+        map.update_batch(&s.keys, &s.values, multiprobe::UpdateFlags::Any)?;
+    }
+    Ok(loaded)
 }
 
 /// Runs the kernel skipped: the link's missed count (6.7+) plus the program's recursion misses.
@@ -389,6 +418,8 @@ struct AttachedEvent<'a> {
     resolve_ms: f64,
     load_ms: f64,
     attach_ms: f64,
+    /// How the program finds a function's counter: `address` (its 16-byte slot) or `cookie`.
+    lookup: &'static str,
     /// Functions the kernel refused, left out.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     skipped: Vec<&'a str>,

@@ -15,6 +15,7 @@ mod progress;
 mod run;
 mod select;
 mod signals;
+mod slots;
 mod table;
 
 use std::process::ExitCode;

@@ -299,6 +299,34 @@ impl Map {
         }
     }
 
+    /// Writes many elements at once: in one system call (kernel 5.6+), or one per element on
+    /// older kernels. `keys` and `values` pair up by position.
+    pub fn update_batch<K: NoUninit, V: NoUninit>(
+        &self,
+        keys: &[K],
+        values: &[V],
+        flags: UpdateFlags,
+    ) -> Result<(), MapError> {
+        self.require_per_cpu(false)?;
+        self.check_value(size_of::<V>())?;
+        if size_of::<K>() != self.inner.key_size as usize {
+            let m = &self.inner;
+            return Err(MapError::KeySize { map: m.name.clone(), expected: m.key_size, got: size_of::<K>() });
+        }
+        if keys.len() != values.len() {
+            let m = &self.inner;
+            return Err(MapError::ValueSize { map: m.name.clone(), expected: keys.len() as u32, got: values.len() });
+        }
+        let (kb, vb) = (bytemuck::cast_slice::<K, u8>(keys), bytemuck::cast_slice::<V, u8>(values));
+        match sys::map_update_batch(self.fd(), kb, vb, keys.len() as u32, flags.bits()) {
+            Ok(_) => Ok(()),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | 524 | libc::EOPNOTSUPP)) => {
+                keys.iter().zip(values).try_for_each(|(k, v)| self.update(k, v, flags))
+            }
+            Err(e) => Err(self.syscall("batch update", e)),
+        }
+    }
+
     /// Iterates over the keys. Keys deleted or added during iteration may be missed or seen
     /// twice, as with any walk of a live kernel map.
     pub fn keys<K: AnyBitPattern>(&self) -> Keys<'_, K> {

@@ -174,8 +174,7 @@ pub(crate) fn resolve(
                 {
                     return Ok(Plan { targets: LinkTargets::Names(names), cookies, functions: functions.clone() });
                 }
-                let entries = cache::entries()?;
-                let addrs = functions.iter().map(|f| entries.entry(f.address)).collect();
+                let addrs = super::entry_addresses(functions)?;
                 return Ok(Plan { targets: LinkTargets::Addresses(addrs), cookies, functions: functions.clone() });
             }
             let addrs = functions.iter().map(|f| f.address).collect();

@@ -34,6 +34,7 @@ mod split;
 mod syscall;
 
 pub use cache::set_listing_cache_dir;
+pub use entries::entry_addresses;
 pub use glob::Glob;
 pub use link::{AttachMode, AttachedTarget, KprobeMultiInfo, KprobeMultiLink};
 pub use opts::KprobeMultiOpts;

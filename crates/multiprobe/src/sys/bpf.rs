@@ -32,6 +32,7 @@ enum Cmd {
     BtfGetFdById = 19,
     MapFreeze = 22,
     MapLookupBatch = 24,
+    MapUpdateBatch = 26,
     LinkCreate = 28,
     LinkGetFdById = 30,
     LinkGetNextId = 31,
@@ -232,6 +233,18 @@ pub fn map_lookup_batch(
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok((a.count, true)),
         Err(e) => Err(e),
     }
+}
+
+/// Writes `count` elements (`keys` and `values` back to back) in one call; returns how many
+/// the kernel wrote before any error.
+pub fn map_update_batch(fd: BorrowedFd<'_>, keys: &[u8], values: &[u8], count: u32, flags: u64) -> io::Result<u32> {
+    let mut a = MapBatchAttr::zeroed();
+    a.map_fd = fd_u32(fd);
+    a.keys = ptr(keys.as_ptr());
+    a.values = ptr(values.as_ptr());
+    a.count = count;
+    a.elem_flags = flags;
+    bpf(Cmd::MapUpdateBatch, &mut a).map(|_| a.count)
 }
 
 /// Makes the map read-only for user space from now on.
