@@ -159,6 +159,12 @@ pub fn run(args: &CountArgs, out: &mut Output) -> Result<(), CliError> {
     Ok(())
 }
 
+/// The most resident memory this process has held (VmHWM of /proc/self/status), in KiB.
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status.lines().find_map(|l| l.strip_prefix("VmHWM:")?.trim().strip_suffix("kB")?.trim().parse().ok())
+}
+
 /// Clears a terminal and puts the cursor top left, for a table redrawn in place.
 const CLEAR: &str = "\x1b[H\x1b[2J";
 
@@ -397,6 +403,7 @@ impl Summary<'_> {
             run_ms: duration::millis(self.ran),
             detach_ms: duration::millis(self.detach),
             missed: self.missed,
+            peak_rss_kib: peak_rss_kib(),
             functions: order
                 .into_iter()
                 .map(|i| SummaryFunction {
@@ -457,6 +464,9 @@ struct SummaryEvent<'a> {
     detach_ms: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     missed: Option<u64>,
+    /// The most memory this process held (VmHWM), in KiB.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    peak_rss_kib: Option<u64>,
     /// Every attached function, most calls first.
     functions: Vec<SummaryFunction<'a>>,
 }
