@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: (MIT OR Apache-2.0)
+// SPDX-License-Identifier: (MIT OR GPL-2.0-only)
 /*
  * Benchmark object (bench/, `cargo xtask bench`): loaded by multiprobe and by libbpf alike,
  * so both loaders and both attach paths work on the same bytes.

@@ -11,6 +11,7 @@
  *   programs for per-function kprobes where the kernel has no kprobe_multi.
  */
 #include "mp_bpf.h"
+#include "mp_session.h"
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
@@ -138,16 +139,6 @@ int latency_return(struct pt_regs *ctx)
 	return 0;
 }
 
-/*
- * Session kfuncs take no argument on 6.10 to 6.x and the context on 7.x. Both are declared
- * weak: the loader resolves the one whose prototype matches the kernel's (the ___ctx flavor
- * suffix is ignored), and the verifier drops the branch of the other.
- */
-extern bool bpf_session_is_return(void) __ksym __weak;
-extern __u64 *bpf_session_cookie(void) __ksym __weak;
-extern bool bpf_session_is_return___ctx(void *ctx) __ksym __weak;
-extern __u64 *bpf_session_cookie___ctx(void *ctx) __ksym __weak;
-
 /* Loaded only on kernels with sessions (the `?` turns autoload off). */
 SEC("?kprobe.session")
 int latency_session(struct pt_regs *ctx)
@@ -155,13 +146,7 @@ int latency_session(struct pt_regs *ctx)
 	bool is_return;
 	__u64 *slot;
 
-	if (bpf_ksym_exists(bpf_session_is_return___ctx)) {
-		is_return = bpf_session_is_return___ctx(ctx);
-		slot = bpf_session_cookie___ctx(ctx);
-	} else {
-		is_return = bpf_session_is_return();
-		slot = bpf_session_cookie();
-	}
+	is_return = mp_session(ctx, &slot);
 	if (!is_return) {
 		/* 1: no return run for calls of other processes. */
 		if (!wanted())

@@ -5,6 +5,7 @@
  * crates/multiprobe/tests/kprobe_multi.rs in the VMs.
  */
 #include "mp_bpf.h"
+#include "mp_session.h"
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
@@ -97,16 +98,6 @@ int plain(struct pt_regs *ctx)
 	return 0;
 }
 
-/*
- * Session kfuncs take no argument on 6.10 to 6.x and the context on 7.x. Both are declared
- * weak: the loader resolves the one whose prototype matches the kernel's (flavor suffixes
- * after ___ are ignored), and the other is dead code the verifier removes.
- */
-extern bool bpf_session_is_return(void) __ksym __weak;
-extern __u64 *bpf_session_cookie(void) __ksym __weak;
-extern bool bpf_session_is_return___ctx(void *ctx) __ksym __weak;
-extern __u64 *bpf_session_cookie___ctx(void *ctx) __ksym __weak;
-
 #define SESSION_MAGIC 0x5e55100000000000ULL
 
 SEC("?kprobe.session")
@@ -116,13 +107,7 @@ int session(struct pt_regs *ctx)
 	__u64 *slot;
 	u64 ip;
 
-	if (bpf_ksym_exists(bpf_session_is_return___ctx)) {
-		is_return = bpf_session_is_return___ctx(ctx);
-		slot = bpf_session_cookie___ctx(ctx);
-	} else {
-		is_return = bpf_session_is_return();
-		slot = bpf_session_cookie();
-	}
+	is_return = mp_session(ctx, &slot);
 	/* 1 at entry: no return run. Other threads are not watched. */
 	if (!from_target())
 		return 1;

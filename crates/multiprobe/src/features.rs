@@ -5,7 +5,7 @@
 //! where a capability shows in a type (link info fields, kfunc signatures). Every "no" comes
 //! with the reason, in words a user can act on.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::OnceLock;
 
 use crate::btf::{self, Btf, TypeKind};
@@ -88,22 +88,7 @@ fn probe_multi_link(attach_type: u32, enum_name: &str, what: &str, since: (u32, 
     if !known {
         return Support::No(format!("kernel {} is too old for {what} ({}.{}+)", version_string(), since.0, since.1));
     }
-    let insns = [Insn::mov64_imm(0, 0), Insn::exit()];
-    let req = sys::ProgLoad {
-        prog_type: sys::prog_type::KPROBE,
-        expected_attach_type: attach_type,
-        name: "mp_probe",
-        insns: &insns,
-        license: c"GPL",
-        kern_version: 0,
-        prog_flags: 0,
-        btf_fd: None,
-        func_info: None,
-        line_info: None,
-        attach_btf_id: 0,
-        fd_array: &[],
-    };
-    let prog = match sys::prog_load(&req, None) {
+    let prog = match load_trivial(sys::prog_type::KPROBE, attach_type) {
         Ok(fd) => fd,
         Err(e) if e.raw_os_error() == Some(libc::EPERM) => return Support::No(permission_reason()),
         Err(e) => {
@@ -273,26 +258,32 @@ pub fn session_kfuncs() -> Result<SessionKfuncs, String> {
     }
 }
 
+/// Loads `r0 = 0; exit`: the smallest program any kernel accepts, so a refusal says
+/// something about the program type or attach type rather than about the code.
+fn load_trivial(prog_type: u32, expected_attach_type: u32) -> std::io::Result<OwnedFd> {
+    let insns = [Insn::mov64_imm(0, 0), Insn::exit()];
+    let req = sys::ProgLoad {
+        prog_type,
+        expected_attach_type,
+        name: "mp_probe",
+        insns: &insns,
+        license: c"GPL",
+        kern_version: 0,
+        prog_flags: 0,
+        btf_fd: None,
+        func_info: None,
+        line_info: None,
+        attach_btf_id: 0,
+        fd_array: &[],
+    };
+    sys::prog_load(&req, None)
+}
+
 /// Whether this process may use BPF at all (loads a trivial socket filter).
 pub fn bpf_syscall() -> Support {
     static S: OnceLock<Support> = OnceLock::new();
     S.get_or_init(|| {
-        let insns = [Insn::mov64_imm(0, 0), Insn::exit()];
-        let req = sys::ProgLoad {
-            prog_type: sys::prog_type::SOCKET_FILTER,
-            expected_attach_type: 0,
-            name: "mp_probe",
-            insns: &insns,
-            license: c"GPL",
-            kern_version: 0,
-            prog_flags: 0,
-            btf_fd: None,
-            func_info: None,
-            line_info: None,
-            attach_btf_id: 0,
-            fd_array: &[],
-        };
-        match sys::prog_load(&req, None) {
+        match load_trivial(sys::prog_type::SOCKET_FILTER, 0) {
             Ok(_) => Support::Yes,
             Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
                 Support::No("kernel built without CONFIG_BPF_SYSCALL".into())
