@@ -25,6 +25,9 @@ pub enum MapError {
     /// A value of the wrong size for this map.
     #[error("map `{map}` has {expected}-byte values, the value given is {got} bytes")]
     ValueSize { map: String, expected: u32, got: usize },
+    /// A batch of keys and values of different lengths.
+    #[error("map `{map}`: batch of {keys} keys but {values} values: give one value per key")]
+    BatchLength { map: String, keys: usize, values: usize },
     /// A per-CPU operation on a map that is not per-CPU, or the reverse.
     #[error("map `{map}` is a {map_type:?} map: {hint}")]
     WrongType { map: String, map_type: MapType, hint: &'static str },
@@ -299,8 +302,9 @@ impl Map {
         }
     }
 
-    /// Writes many elements at once: in one system call (kernel 5.6+), or one per element on
-    /// older kernels. `keys` and `values` pair up by position.
+    /// Writes many elements at once: in one system call where the kernel has batch updates
+    /// for this map type (5.6+ for hash maps; later for some types), else one call per
+    /// element. `keys` and `values` pair up by position.
     pub fn update_batch<K: NoUninit, V: NoUninit>(
         &self,
         keys: &[K],
@@ -314,17 +318,31 @@ impl Map {
             return Err(MapError::KeySize { map: m.name.clone(), expected: m.key_size, got: size_of::<K>() });
         }
         if keys.len() != values.len() {
-            let m = &self.inner;
-            return Err(MapError::ValueSize { map: m.name.clone(), expected: keys.len() as u32, got: values.len() });
+            return Err(MapError::BatchLength { map: self.inner.name.clone(), keys: keys.len(), values: values.len() });
         }
+        let count = u32::try_from(keys.len()).unwrap_or(u32::MAX);
         let (kb, vb) = (bytemuck::cast_slice::<K, u8>(keys), bytemuck::cast_slice::<V, u8>(values));
-        match sys::map_update_batch(self.fd(), kb, vb, keys.len() as u32, flags.bits()) {
-            Ok(_) => Ok(()),
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | 524 | libc::EOPNOTSUPP)) => {
-                keys.iter().zip(values).try_for_each(|(k, v)| self.update(k, v, flags))
+        match sys::map_update_batch(self.fd(), kb, vb, count, flags.bits()) {
+            (_, Ok(())) if count as usize == keys.len() => Ok(()),
+            (_, Ok(())) => self.update_each(&keys[count as usize..], &values[count as usize..], flags),
+            // EINVAL: no batch command (or a bad element, which the single update names);
+            // ENOTSUPP (524): none for this map type. Carry on after what was written, so
+            // NoExist does not trip over elements the batch already wrote.
+            (written, Err(e)) if matches!(e.raw_os_error(), Some(libc::EINVAL | 524 | libc::EOPNOTSUPP)) => {
+                let done = if written < count { written as usize } else { 0 };
+                self.update_each(&keys[done..], &values[done..], flags)
             }
-            Err(e) => Err(self.syscall("batch update", e)),
+            (_, Err(e)) => Err(self.syscall("batch update", e)),
         }
+    }
+
+    fn update_each<K: NoUninit, V: NoUninit>(
+        &self,
+        keys: &[K],
+        values: &[V],
+        flags: UpdateFlags,
+    ) -> Result<(), MapError> {
+        keys.iter().zip(values).try_for_each(|(k, v)| self.update(k, v, flags))
     }
 
     /// Iterates over the keys. Keys deleted or added during iteration may be missed or seen

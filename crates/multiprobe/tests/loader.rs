@@ -177,6 +177,31 @@ fn map_misuse_is_an_error() {
     assert!(!counts.delete(&7u32).unwrap());
 }
 
+#[test]
+fn batch_updates_write_every_element_once() {
+    require_root!("creating maps");
+    let pins = BpfDir::new("t");
+    let loaded = loader_object(&pins).load().unwrap_or_else(|e| panic!("{e}"));
+    let counts = loaded.map("counts").unwrap();
+    let keys: Vec<u32> = (0..40).collect();
+    let values: Vec<u64> = keys.iter().map(|&k| u64::from(k) * 10).collect();
+    // On 6.1 and later in one call; NoExist must not trip over elements it wrote itself.
+    counts.update_batch(&keys, &values, UpdateFlags::NoExist).unwrap();
+    for &k in &keys {
+        assert_eq!(counts.get::<u32, u64>(&k).unwrap(), Some(u64::from(k) * 10), "key {k}");
+    }
+    let again = counts.update_batch(&keys[..1], &values[..1], UpdateFlags::NoExist).unwrap_err();
+    assert!(
+        matches!(&again, MapError::Syscall { source, .. } if source.raw_os_error() == Some(libc::EEXIST)),
+        "{again}"
+    );
+    let mismatch = counts.update_batch(&keys, &values[..3], UpdateFlags::Any).unwrap_err();
+    assert!(matches!(mismatch, MapError::BatchLength { keys: 40, values: 3, .. }), "{mismatch}");
+    let full: Vec<u32> = (100..130).collect();
+    let err = counts.update_batch(&full, &vec![0u64; full.len()], UpdateFlags::Any).unwrap_err();
+    assert!(matches!(&err, MapError::Syscall { source, .. } if source.raw_os_error() == Some(libc::E2BIG)), "{err}");
+}
+
 fn load_error(program: &str) -> LoadError {
     let mut obj = Object::parse("test_errors", ERRORS_OBJ).unwrap();
     obj.program_mut(program).unwrap().set_autoload(true);

@@ -235,16 +235,24 @@ pub fn map_lookup_batch(
     }
 }
 
-/// Writes `count` elements (`keys` and `values` back to back) in one call; returns how many
-/// the kernel wrote before any error.
-pub fn map_update_batch(fd: BorrowedFd<'_>, keys: &[u8], values: &[u8], count: u32, flags: u64) -> io::Result<u32> {
+/// Writes `count` elements (`keys` and `values` back to back) in one call. Returns how many
+/// the kernel reports written, and the result; a kernel or map type without batch updates
+/// fails before writing and leaves the count as given.
+pub fn map_update_batch(
+    fd: BorrowedFd<'_>,
+    keys: &[u8],
+    values: &[u8],
+    count: u32,
+    flags: u64,
+) -> (u32, io::Result<()>) {
     let mut a = MapBatchAttr::zeroed();
     a.map_fd = fd_u32(fd);
     a.keys = ptr(keys.as_ptr());
     a.values = ptr(values.as_ptr());
     a.count = count;
     a.elem_flags = flags;
-    bpf(Cmd::MapUpdateBatch, &mut a).map(|_| a.count)
+    let result = bpf(Cmd::MapUpdateBatch, &mut a).map(drop);
+    (a.count, result)
 }
 
 /// Makes the map read-only for user space from now on.
