@@ -35,8 +35,8 @@ struct Cli {
     /// More detail on errors: the chain of causes and the verifier's full log.
     #[arg(short, long, global = true)]
     verbose: bool,
-    /// Always read the traceable functions from the kernel, not from the copy kept in
-    /// /run/multiprobe for the current boot and set of loaded modules.
+    /// Always read the traceable functions (and their entry addresses) from the kernel, not
+    /// from the copies kept in /run/multiprobe for the current boot and set of loaded modules.
     #[arg(long, global = true)]
     no_cache: bool,
     #[command(subcommand)]

@@ -5,12 +5,13 @@
 //! the number of functions. Kernel functions are 16-byte aligned, so the 16-byte slot of a
 //! function's entry address (`bpf_get_func_ip`) identifies it: a table from slot to counter
 //! index is two array lookups the verifier inlines. The table spans the functions' addresses
-//! (16 MiB of kernel text take a 4 MiB table), so it is used only when the span is small
-//! enough and no two functions share a slot; otherwise cookies remain.
+//! (16 MiB of kernel text take 1 Mi slots, 8 MiB of map: array values take 8 bytes each), so
+//! it is used only when the span is small enough, no two functions share a slot, and each
+//! function's entry and patch site fall in the same slot; otherwise cookies remain.
 
 use multiprobe::kprobe_multi::Function;
 
-/// Largest table: 4 Mi slots (64 MiB of text, 16 MiB of table). The core kernel fits; a set
+/// Largest table: 4 Mi slots (64 MiB of text, 32 MiB of map). The core kernel fits; a set
 /// mixing vmlinux and modules (gigabytes apart) does not.
 const MAX_SLOTS: u64 = 4 << 20;
 
@@ -39,9 +40,12 @@ impl Slots {
         let mut used = std::collections::HashSet::new();
         let mut keys = Vec::with_capacity(entries.len());
         let mut values = Vec::with_capacity(entries.len());
-        for (i, &entry) in entries.iter().enumerate() {
+        for (i, (f, &entry)) in functions.iter().zip(entries).enumerate() {
             let slot = ((entry - base) / 16) as u32;
-            if !used.insert(slot) {
+            // Whether the kernel reports the entry or the patch site (kernels and
+            // architectures differ), both must find the same counter.
+            let site_slot = f.address.checked_sub(base).map(|d| d / 16);
+            if !used.insert(slot) || site_slot != Some(u64::from(slot)) {
                 return None;
             }
             keys.push(slot);
@@ -55,14 +59,19 @@ impl Slots {
 mod tests {
     use super::*;
 
-    fn f(name: &str) -> Function {
-        Function { name: name.into(), module: None, address: 0 }
+    /// A function patched 4 bytes past its entry (x86 with IBT).
+    fn f(entry: u64) -> Function {
+        Function { name: format!("f{entry:x}"), module: None, address: entry + 4 }
+    }
+
+    fn build(entries: &[u64]) -> Option<Slots> {
+        let fs: Vec<Function> = entries.iter().map(|&e| f(e)).collect();
+        Slots::build(&fs, entries)
     }
 
     #[test]
     fn slots_follow_entry_addresses() {
-        let fs = [f("a"), f("b"), f("c")];
-        let s = Slots::build(&fs, &[0xffffffff81000040, 0xffffffff81000010, 0xffffffff81000100]).unwrap();
+        let s = build(&[0xffffffff81000040, 0xffffffff81000010, 0xffffffff81000100]).unwrap();
         assert_eq!(s.base, 0xffffffff81000010);
         assert_eq!(s.len, 16);
         assert_eq!(s.keys, [3, 0, 15]);
@@ -71,9 +80,9 @@ mod tests {
 
     #[test]
     fn cookies_remain_for_shared_slots_and_wide_spans() {
-        let fs = [f("a"), f("b")];
-        assert_eq!(Slots::build(&fs, &[0x1000, 0x1008]), None, "two functions in one slot");
-        assert_eq!(Slots::build(&fs, &[0xffffffff81000000, 0xffffffffc0000000]), None, "vmlinux and a module");
+        assert_eq!(build(&[0x1000, 0x1008]), None, "two functions in one slot");
+        assert_eq!(build(&[0xffffffff81000000, 0xffffffffc0000000]), None, "vmlinux and a module");
+        assert_eq!(build(&[0x1000, 0x100c]), None, "a patch site in the next slot");
         assert_eq!(Slots::build(&[], &[]), None);
     }
 }
