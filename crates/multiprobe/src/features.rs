@@ -282,15 +282,13 @@ fn load_trivial(prog_type: u32, expected_attach_type: u32) -> std::io::Result<Ow
 /// Whether this process may use BPF at all (loads a trivial socket filter).
 pub fn bpf_syscall() -> Support {
     static S: OnceLock<Support> = OnceLock::new();
-    S.get_or_init(|| {
-        match load_trivial(sys::prog_type::SOCKET_FILTER, 0) {
-            Ok(_) => Support::Yes,
-            Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
-                Support::No("kernel built without CONFIG_BPF_SYSCALL".into())
-            }
-            Err(e) if e.raw_os_error() == Some(libc::EPERM) => Support::No(permission_reason()),
-            Err(e) => Support::No(format!("bpf() failed: {e}")),
+    S.get_or_init(|| match load_trivial(sys::prog_type::SOCKET_FILTER, 0) {
+        Ok(_) => Support::Yes,
+        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
+            Support::No("kernel built without CONFIG_BPF_SYSCALL".into())
         }
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => Support::No(permission_reason()),
+        Err(e) => Support::No(format!("bpf() failed: {e}")),
     })
     .clone()
 }

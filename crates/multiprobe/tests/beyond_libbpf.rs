@@ -253,6 +253,8 @@ fn resolved_functions_carry_their_cookies_by_name_or_by_entry_address() {
     // Without a cache directory the unique names go to the kernel; with one, the entry
     // addresses are computed once from kallsyms and kept: both must deliver the cookies.
     for cache_dir in [None, Some(std::env::temp_dir().join(format!("multiprobe-entries-{}", std::process::id())))] {
+        // What earlier tests left in memory would decide the path: start from nothing.
+        multiprobe::kprobe_multi::forget_listing_cache();
         multiprobe::kprobe_multi::set_listing_cache_dir(cache_dir.clone());
         let t = setup();
         let functions = Selection::new().include(READ).include(WRITE).resolve().unwrap();

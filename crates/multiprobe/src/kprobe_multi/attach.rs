@@ -166,16 +166,21 @@ pub(crate) fn resolve(
             }
             // The kernel finds a function's cookie by its entry address, which is not the
             // listed patch site on kernels with IBT. Entry addresses come from kallsyms
-            // (kept once read); until then, names the kernel resolves itself do, when each
-            // names one function.
+            // (kept once read); until then, or where kallsyms hides addresses, names the
+            // kernel resolves itself do, when each names one function.
             if cookies.is_some() {
-                if !cache::entries_are_cheap()
-                    && let Some(names) = unique_names(functions)
+                let by_name = || unique_names(functions).map(LinkTargets::Names);
+                let targets = if !cache::entries_are_cheap()
+                    && let Some(names) = by_name()
                 {
-                    return Ok(Plan { targets: LinkTargets::Names(names), cookies, functions: functions.clone() });
-                }
-                let addrs = super::entry_addresses(functions)?;
-                return Ok(Plan { targets: LinkTargets::Addresses(addrs), cookies, functions: functions.clone() });
+                    names
+                } else {
+                    match super::entry_addresses(functions) {
+                        Ok(addrs) => LinkTargets::Addresses(addrs),
+                        Err(e) => by_name().ok_or(e)?,
+                    }
+                };
+                return Ok(Plan { targets, cookies, functions: functions.clone() });
             }
             let addrs = functions.iter().map(|f| f.address).collect();
             Ok(Plan { targets: LinkTargets::Addresses(addrs), cookies, functions: functions.clone() })

@@ -10,9 +10,15 @@
 use super::{Function, cache};
 use crate::attach::AttachError;
 
-/// The entry address of each function (what `bpf_get_func_ip` reports when it runs), from
-/// the listed patch sites and `/proc/kallsyms`, read once and kept while the boot and the
-/// modules stay the same (and for the boot, with [`super::set_listing_cache_dir`]).
+/// The entry (symbol) address of each function: what a kprobe_multi link matches cookies
+/// against, and what `bpf_get_func_ip` reports in kprobe_multi programs on x86 kernels.
+/// Computed from the listed patch sites and `/proc/kallsyms`, read once and kept while the
+/// boot and the modules stay the same (and for the boot, with
+/// [`super::set_listing_cache_dir`]). An address that is not a listed patch site comes back
+/// unchanged; so do all of them on kernels before 6.5, whose listing has entry addresses.
+///
+/// Fails when `/proc/kallsyms` hides addresses from this process (not root, or
+/// `kernel.kptr_restrict` = 2).
 pub fn entry_addresses(functions: &[Function]) -> Result<Vec<u64>, AttachError> {
     let entries = cache::entries()?;
     Ok(functions.iter().map(|f| entries.entry(f.address)).collect())
@@ -75,10 +81,14 @@ impl Entries {
         }
         let (mut sites, mut offsets) = (Vec::new(), Vec::new());
         for chunk in bytes.chunks_exact(9) {
-            sites.push(u64::from_le_bytes(chunk[..8].try_into().ok()?));
-            offsets.push(chunk[8]);
+            let (site, offset) = (u64::from_le_bytes(chunk[..8].try_into().ok()?), chunk[8]);
+            if u64::from(offset) > MAX_PATCH_OFFSET || site < u64::from(offset) {
+                return None;
+            }
+            sites.push(site);
+            offsets.push(offset);
         }
-        sites.is_sorted().then_some(Entries { sites, offsets })
+        sites.windows(2).all(|w| w[0] < w[1]).then_some(Entries { sites, offsets })
     }
 }
 
@@ -97,7 +107,10 @@ mod tests {
         assert_eq!(e.entry(0x1034), 0x1030);
         assert_eq!(e.entry(0x9000), 0x9000, "no symbol close enough: unchanged");
         assert_eq!(e.entry(0x1000), 0x1000, "already an entry");
-        assert_eq!(Entries::from_bytes(&e.to_bytes()), Some(e));
+        assert_eq!(Entries::from_bytes(&e.to_bytes()), Some(e.clone()));
         assert_eq!(Entries::from_bytes(&[1, 2, 3]), None);
+        let mut far = e.to_bytes();
+        far[8] = 200;
+        assert_eq!(Entries::from_bytes(&far), None, "an offset no patch site has");
     }
 }

@@ -33,7 +33,7 @@ mod selection;
 mod split;
 mod syscall;
 
-pub use cache::set_listing_cache_dir;
+pub use cache::{forget_listing_cache, set_listing_cache_dir};
 pub use entries::entry_addresses;
 pub use glob::Glob;
 pub use link::{AttachMode, AttachedTarget, KprobeMultiInfo, KprobeMultiLink};

@@ -63,6 +63,9 @@ struct Line<'a> {
     module: Option<&'a [u8]>,
 }
 
+/// Shortest needle worth a substring search.
+const MIN_NEEDLE: usize = 3;
+
 impl TraceableFunctions {
     /// Reads the listing with addresses: `available_filter_functions_addrs` where the kernel
     /// has it, else `available_filter_functions` plus `/proc/kallsyms`.
@@ -136,6 +139,11 @@ impl TraceableFunctions {
         LineIter { rest: &self.data }.filter_map(move |raw| parse_line(raw, with_addr))
     }
 
+    /// The address of every function, in listing order (0 where unknown).
+    pub(crate) fn addresses(&self) -> impl Iterator<Item = u64> + '_ {
+        self.lines().map(|l| parse_hex(l.addr))
+    }
+
     /// Number of traceable functions.
     pub fn len(&self) -> usize {
         self.lines().count()
@@ -169,7 +177,9 @@ impl TraceableFunctions {
         needles: &[&[u8]],
         keep: impl FnMut(&[u8], Option<&[u8]>) -> bool,
     ) -> Vec<Function> {
-        if needles.is_empty() || needles.iter().any(|n| n.is_empty()) {
+        // A needle of one or two bytes (`_` from `*_*`) is in most lines: finding and
+        // sorting every hit would cost more than the plain walk.
+        if needles.is_empty() || needles.iter().any(|n| n.len() < MIN_NEEDLE) {
             return self.filter(keep);
         }
         // Start offsets of the lines holding a needle, in listing order.

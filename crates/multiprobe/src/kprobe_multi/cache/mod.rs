@@ -5,50 +5,36 @@
 //! the functions' entry addresses (for cookies) takes a read of `/proc/kallsyms` on top. Both
 //! only change with the boot (KASLR moves vmlinux) and with the loaded modules (their
 //! functions come and go, at new addresses), so they are kept, in memory for the process
-//! and, when asked, in files for the boot, with that identity as the key: they are reused
-//! only while the boot id, the kernel release and every loaded module's name, size and
-//! address are the same, so stale data is never used.
+//! and, when asked, in files for the boot, with that identity as the [`key::Key`]. Data is
+//! kept only when the key was the same before and after reading it, and reused only while
+//! the key stays the same, so stale data is never used.
+
+mod file;
+mod key;
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use self::key::Key;
 use super::entries::Entries;
 use super::kallsyms::Kallsyms;
 use super::resolve::{ListingSource, TraceableFunctions};
 use crate::attach::AttachError;
 
-/// What cached data is valid for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Key(String);
-
-/// The current boot, release and module table, as one comparable text.
-fn current_key() -> Result<Key, AttachError> {
-    let read =
-        |path: &str| std::fs::read_to_string(path).map_err(|source| AttachError::Read { path: path.into(), source });
-    let boot_id = read("/proc/sys/kernel/random/boot_id")?;
-    let release = read("/proc/sys/kernel/osrelease")?;
-    // Name, size and load address identify a module load; the reference count and state
-    // columns change under tracing itself (a link holds its modules) and are left out.
-    let modules = match std::fs::read_to_string("/proc/modules") {
-        Ok(text) => text
-            .lines()
-            .map(|l| {
-                let f: Vec<&str> = l.split_whitespace().collect();
-                format!("{} {} {}\n", f.first().unwrap_or(&""), f.get(1).unwrap_or(&""), f.last().unwrap_or(&""))
-            })
-            .collect(),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
-        Err(source) => return Err(AttachError::Read { path: "/proc/modules".into(), source }),
-    };
-    Ok(Key(format!("boot {boot_id}release {release}{modules}")))
-}
-
 /// What this process knows, for one key.
 struct Memory {
     key: Key,
     listing: TraceableFunctions,
-    entries: Option<Arc<Entries>>,
+    entries: EntriesState,
+}
+
+/// Entry addresses, as far as this process has looked.
+enum EntriesState {
+    NotYet,
+    Known(Arc<Entries>),
+    /// `/proc/kallsyms` shows no addresses to this process.
+    Hidden,
 }
 
 static MEMORY: Mutex<Option<Memory>> = Mutex::new(None);
@@ -58,12 +44,26 @@ static DISK: Mutex<Option<PathBuf>> = Mutex::new(None);
 /// such as `/run/multiprobe`), so later processes skip the kernel's formatting; `None` turns
 /// it off. Off by default: a library should not write files unasked. The `multiprobe`
 /// command turns it on.
+///
+/// The directory is created private to this user (mode 0700); an existing one that is not
+/// this user's, is open to writes by others, or is a symlink is not used.
 pub fn set_listing_cache_dir(dir: Option<PathBuf>) {
     *DISK.lock().unwrap_or_else(|e| e.into_inner()) = dir;
 }
 
+/// Drops what this process keeps in memory (the listing, a few MiB, and the entry
+/// addresses), for a long-running process that is done attaching; cache files stay. The
+/// next read asks the kernel or the cache directory again.
+pub fn forget_listing_cache() {
+    *memory() = None;
+}
+
 fn disk_dir() -> Option<PathBuf> {
     DISK.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+fn memory() -> std::sync::MutexGuard<'static, Option<Memory>> {
+    MEMORY.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 const LISTING_FILE: &str = "functions-v1";
@@ -71,125 +71,113 @@ const ENTRIES_FILE: &str = "entries-v1";
 
 /// The listing with addresses, from memory or the cache file when still valid, else read.
 pub(crate) fn read() -> Result<TraceableFunctions, AttachError> {
-    let key = current_key()?;
-    let mut memory = MEMORY.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(m) = memory.as_ref().filter(|m| m.key == key) {
-        return Ok(m.listing.clone());
-    }
-    let dir = disk_dir();
-    let cached = dir.as_deref().and_then(|d| load(d, LISTING_FILE, &key));
-    let listing = match cached {
-        Some(text) => TraceableFunctions::from_text(text, ListingSource::FilterFunctionsAddrs),
-        None => {
-            let listing = TraceableFunctions::read_uncached()?;
-            // Only the 6.5+ listing is self-contained (older ones are joined with kallsyms);
-            // a cache that cannot be written is only a missed speed-up.
-            if let Some(d) = &dir
-                && listing.source() == ListingSource::FilterFunctionsAddrs
-            {
-                let _ = store(d, LISTING_FILE, &key, listing.text());
-            }
-            listing
-        }
-    };
-    *memory = Some(Memory { key, listing: listing.clone(), entries: None });
-    Ok(listing)
+    Ok(read_keyed()?.1)
 }
 
-/// Whether entry addresses are at hand without reading `/proc/kallsyms` now: kept in memory,
-/// or in a cache file, or about to be kept there (a cache directory is set: the read is
-/// paid once per boot).
+/// The listing and the key it is valid for (`None`: valid for this moment only).
+fn read_keyed() -> Result<(Option<Key>, TraceableFunctions), AttachError> {
+    let Some(key) = Key::current()? else { return Ok((None, TraceableFunctions::read_uncached()?)) };
+    // Held while reading: a second thread waits for the first one's listing.
+    let mut memory = memory();
+    if let Some(m) = memory.as_ref().filter(|m| m.key == key) {
+        return Ok((Some(key), m.listing.clone()));
+    }
+    let dir = disk_dir();
+    if let Some(text) = dir.as_deref().and_then(|d| file::load(d, LISTING_FILE, &key)) {
+        let listing = TraceableFunctions::from_text(text, ListingSource::FilterFunctionsAddrs);
+        *memory = Some(Memory { key: key.clone(), listing: listing.clone(), entries: EntriesState::NotYet });
+        return Ok((Some(key), listing));
+    }
+    let listing = TraceableFunctions::read_uncached()?;
+    if Key::current()?.as_ref() != Some(&key) {
+        // A module came or went while the kernel wrote the listing: use it, keep nothing.
+        return Ok((None, listing));
+    }
+    // Only the 6.5+ listing is self-contained (older ones are joined with kallsyms); a cache
+    // that cannot be written is only a missed speed-up.
+    if let Some(d) = &dir
+        && listing.source() == ListingSource::FilterFunctionsAddrs
+    {
+        let _ = file::store(d, LISTING_FILE, &key, listing.text());
+    }
+    *memory = Some(Memory { key: key.clone(), listing: listing.clone(), entries: EntriesState::NotYet });
+    Ok((Some(key), listing))
+}
+
+/// Whether entry addresses are at hand without reading `/proc/kallsyms` now: kept in memory
+/// for the current key, or about to be kept on disk (a cache directory is set, so the read
+/// is paid once per boot). False once kallsyms turned out to hide addresses.
 pub(crate) fn entries_are_cheap() -> bool {
-    let have = MEMORY.lock().unwrap_or_else(|e| e.into_inner()).as_ref().is_some_and(|m| m.entries.is_some());
-    have || disk_dir().is_some()
+    let Ok(Some(key)) = Key::current() else { return false };
+    match memory().as_ref().filter(|m| m.key == key).map(|m| &m.entries) {
+        Some(EntriesState::Known(_)) => true,
+        Some(EntriesState::Hidden) => false,
+        Some(EntriesState::NotYet) | None => disk_dir().is_some(),
+    }
 }
 
 /// Entry addresses of every listed function: kept, or computed from `/proc/kallsyms` and
-/// kept.
+/// kept. Fails when kallsyms hides addresses from this process.
 pub(crate) fn entries() -> Result<Arc<Entries>, AttachError> {
-    let listing = read()?;
-    let key = current_key()?;
-    if let Some(e) = MEMORY
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .as_ref()
-        .filter(|m| m.key == key)
-        .and_then(|m| m.entries.clone())
-    {
-        return Ok(e);
+    let (key, listing) = read_keyed()?;
+    if listing.source() != ListingSource::FilterFunctionsAddrs {
+        // Older listings take their addresses from kallsyms: they are entries already.
+        return Ok(Arc::new(Entries::default()));
+    }
+    if let Some(key) = &key {
+        match memory().as_ref().filter(|m| m.key == *key).map(|m| &m.entries) {
+            Some(EntriesState::Known(e)) => return Ok(Arc::clone(e)),
+            Some(EntriesState::Hidden) => return Err(hidden_addresses()),
+            Some(EntriesState::NotYet) | None => {}
+        }
     }
     let dir = disk_dir();
-    let entries = match dir.as_deref().and_then(|d| load(d, ENTRIES_FILE, &key)).and_then(|b| Entries::from_bytes(&b)) {
-        Some(e) => e,
+    let cached = match (&dir, &key) {
+        (Some(d), Some(k)) => file::load(d, ENTRIES_FILE, k).and_then(|b| Entries::from_bytes(&b)),
+        _ => None,
+    };
+    let (entries, fresh) = match cached {
+        Some(e) => (e, false),
         None => {
             let kallsyms =
                 Kallsyms::read().map_err(|source| AttachError::Read { path: "/proc/kallsyms".into(), source })?;
-            let sites = listing.filter(|_, _| true).into_iter().map(|f| f.address);
-            let e = Entries::compute(sites, kallsyms.text_symbols().map(|s| s.addr).collect());
-            if let Some(d) = &dir {
-                let _ = store(d, ENTRIES_FILE, &key, &e.to_bytes());
+            let symbols: Vec<u64> = kallsyms.text_symbols().map(|s| s.addr).filter(|&a| a != 0).collect();
+            if symbols.is_empty() {
+                remember(key.as_ref(), EntriesState::Hidden);
+                return Err(hidden_addresses());
             }
-            e
+            (Entries::compute(listing.addresses(), symbols), true)
         }
     };
+    // Kept only if no module came or went since the listing was read.
+    let key = match key {
+        Some(k) if fresh && Key::current()?.as_ref() != Some(&k) => None,
+        k => k,
+    };
     let entries = Arc::new(entries);
-    if let Some(m) = MEMORY.lock().unwrap_or_else(|e| e.into_inner()).as_mut().filter(|m| m.key == key) {
-        m.entries = Some(Arc::clone(&entries));
+    if let (Some(d), Some(k)) = (&dir, &key)
+        && fresh
+    {
+        let _ = file::store(d, ENTRIES_FILE, k, &entries.to_bytes());
     }
+    remember(key.as_ref(), EntriesState::Known(Arc::clone(&entries)));
     Ok(entries)
 }
 
-const MAGIC: &str = "multiprobe cache v1\n";
-
-/// The bytes cached in `dir/name` for `key`, if any.
-fn load(dir: &Path, name: &str, key: &Key) -> Option<Vec<u8>> {
-    use std::os::unix::fs::MetadataExt;
-    let path = dir.join(name);
-    // Only a file this user wrote and nobody else can change: addresses from anywhere else
-    // would decide where the kernel attaches.
-    let meta = std::fs::metadata(&path).ok()?;
-    if meta.uid() != crate::sys::geteuid() || meta.mode() & 0o022 != 0 {
-        return None;
+/// Records what was found about entries, if the memory is still about `key`.
+fn remember(key: Option<&Key>, state: EntriesState) {
+    if let Some(m) = memory().as_mut().filter(|m| Some(&m.key) == key) {
+        m.entries = state;
     }
-    let bytes = std::fs::read(&path).ok()?;
-    let rest = bytes.strip_prefix(MAGIC.as_bytes())?;
-    let header_len = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?) as usize;
-    let header = rest.get(4..4 + header_len)?;
-    (header == key.0.as_bytes()).then(|| rest[4 + header_len..].to_vec())
 }
 
-/// Writes `data` for `key` to `dir/name`, readable by this user only.
-fn store(dir: &Path, name: &str, key: &Key, data: &[u8]) -> io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::create_dir_all(dir)?;
-    let mut out = Vec::with_capacity(data.len() + key.0.len() + 64);
-    out.extend_from_slice(MAGIC.as_bytes());
-    out.extend_from_slice(&(key.0.len() as u32).to_le_bytes());
-    out.extend_from_slice(key.0.as_bytes());
-    out.extend_from_slice(data);
-    // Write then rename: a reader sees the old file or the new one, never half of one.
-    let tmp = dir.join(format!("{name}.{}", std::process::id()));
-    std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?.write_all(&out)?;
-    std::fs::rename(&tmp, dir.join(name))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_cache_file_is_used_only_for_its_key() {
-        let dir = std::env::temp_dir().join(format!("multiprobe-cache-test-{}", std::process::id()));
-        let text = b"ffffffff81000010 vfs_read\nffffffff81000020 vfs_write\n".to_vec();
-        let key = Key("boot a\nrelease 6.12\n".into());
-        store(&dir, LISTING_FILE, &key, &text).unwrap();
-        assert_eq!(load(&dir, LISTING_FILE, &key).as_deref(), Some(&text[..]), "same key");
-        assert!(load(&dir, LISTING_FILE, &Key("boot b\nrelease 6.12\n".into())).is_none(), "another boot");
-        assert!(load(&dir, LISTING_FILE, &Key("boot a\nrelease 6.12\nmod 1 2\n".into())).is_none(), "other modules");
-        assert!(load(&dir, ENTRIES_FILE, &key).is_none(), "another file");
-        std::fs::write(dir.join(LISTING_FILE), b"garbage").unwrap();
-        assert!(load(&dir, LISTING_FILE, &key).is_none());
-        std::fs::remove_dir_all(&dir).unwrap();
+fn hidden_addresses() -> AttachError {
+    AttachError::Read {
+        path: "/proc/kallsyms".into(),
+        source: io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "function addresses are hidden from this process: run as root, or lower the \
+             kernel.kptr_restrict sysctl (2 hides them from root too)",
+        ),
     }
 }
