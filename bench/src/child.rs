@@ -1,7 +1,6 @@
 //! Measurements that need a fresh process: a cold attach (the library's in-memory listing
-//! is empty), a cold load (no kernel BTF read yet), and the peak memory of a count-style
-//! attach to every function. The parent re-executes itself (`child ...`) and reads one JSON
-//! line from the child's stdout; spawning is not timed.
+//! is empty) and a cold load (no kernel BTF read yet). The parent re-executes itself
+//! (`child ...`) and reads one JSON line from the child's stdout; spawning is not timed.
 
 use std::process::Command;
 
@@ -9,7 +8,6 @@ use multiprobe::Object;
 use multiprobe::kprobe_multi::{KprobeMulti, Selection, set_listing_cache_dir};
 use serde_json::{Value, json};
 
-use crate::report::{self, Series};
 use crate::{ALL, BENCH_OBJ, load, timed};
 
 /// Runs `multiprobe-bench child ARGS` and returns its JSON answer.
@@ -58,30 +56,6 @@ pub fn cold_libbpf_load(name: &str) -> Result<u64, String> {
     field(&spawn(&["libbpf-load", name])?, "load_ns")
 }
 
-/// The count program on every function, in a fresh process; emits its peak RSS.
-pub fn rss_from_parent() {
-    report::progress("peak RSS of count on every function");
-    match spawn(&["rss"]) {
-        Ok(v) => {
-            let matches = v["matches"].as_u64().map(|m| m as usize);
-            for (metric, unit) in [("vm_hwm_kb", "kB"), ("vm_hwm_before_attach_kb", "kB"), ("attach_ns", "ns")] {
-                if let Some(x) = v[metric].as_u64() {
-                    report::emit(&Series {
-                        group: "rss",
-                        case: metric,
-                        imp: "multiprobe",
-                        matches,
-                        unit,
-                        samples: vec![x],
-                    });
-                }
-            }
-            report::emit_value(&json!({"group": "info", "case": "rss", "impl": "multiprobe", "detail": v}));
-        }
-        Err(e) => report::emit_error("rss", ALL, "multiprobe", &e),
-    }
-}
-
 /// `child ...`: prints one JSON line and returns the exit code.
 pub fn run(args: &[String]) -> i32 {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -91,7 +65,6 @@ pub fn run(args: &[String]) -> i32 {
         ["load", name] => load_one(name, false),
         ["libbpf-load", name] => load_one(name, true),
         ["libbpf-attach", pattern] => libbpf_attach(pattern),
-        ["rss"] => rss(),
         _ => Err(format!("bad child arguments {args:?}")),
     };
     match result {
@@ -139,49 +112,4 @@ fn libbpf_attach(pattern: &str) -> Result<Value, String> {
     let link = link.map_err(|e| e.to_string())?;
     let ((), detach_ns) = timed(|| link.destroy());
     Ok(json!({"attach_ns": attach_ns, "detach_ns": detach_ns}))
-}
-
-/// `VmHWM` and `VmRSS` of this process, in kB.
-fn memory() -> (u64, u64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let get = |key: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(key))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (get("VmHWM:"), get("VmRSS:"))
-}
-
-/// What `multiprobe count '*'` does, without the CLI (not in this tree): resolve every
-/// function with the deny list, size the counters, load, attach with one cookie per
-/// function (its counter's index), read the counters once, detach.
-fn rss() -> Result<Value, String> {
-    let functions = Selection::new().include(ALL).resolve().map_err(|e| e.to_string())?;
-    let n = functions.len();
-    let mut obj = Object::parse("bench.bpf.o", BENCH_OBJ).map_err(|e| e.to_string())?;
-    obj.map_mut("counts").ok_or("no map `counts`")?.set_max_entries(n as u32);
-    let loaded = obj.load().map_err(|e| e.to_string())?;
-    let prog = loaded.program("count_calls").ok_or("no program `count_calls`")?;
-    let counts = loaded.map("counts").ok_or("no map `counts`")?;
-    let (hwm_before, _) = memory();
-    let spec = KprobeMulti::functions_with_cookies(functions.into_iter().enumerate().map(|(i, f)| (f, i as u64)));
-    let (link, attach_ns) = timed(|| prog.attach_kprobe_multi(&spec));
-    let link = link.map_err(|e| e.to_string())?;
-    drop(spec);
-    // Nothing between attach and detach reads a file: every vfs_read is probed.
-    let dump = counts.dump_per_cpu::<u32, u64>();
-    let attached = link.functions().len();
-    let ((), detach_ns) = timed(|| drop(link));
-    let dump = dump.map_err(|e| e.to_string())?;
-    let calls: u64 = dump.iter().map(|(_, per_cpu)| per_cpu.iter().sum::<u64>()).sum();
-    let called = dump.iter().filter(|(_, per_cpu)| per_cpu.iter().any(|&c| c > 0)).count();
-    let (hwm, rss) = memory();
-    Ok(json!({
-        "matches": attached, "attach_ns": attach_ns, "detach_ns": detach_ns,
-        "vm_hwm_kb": hwm, "vm_rss_kb": rss, "vm_hwm_before_attach_kb": hwm_before,
-        "calls_counted": calls, "functions_called": called,
-    }))
 }

@@ -6,7 +6,6 @@
 //! multiprobe-bench [--reps N] [--all-reps N] [--calls N] [--no-all] [--quick]
 //! multiprobe-bench child attach PATTERN [--disk-cache DIR]     (one cold attach, internal)
 //! multiprobe-bench child load OBJECT                            (one cold load, internal)
-//! multiprobe-bench child rss                                    (count on everything, internal)
 //! ```
 
 mod alt;
@@ -21,8 +20,10 @@ use std::time::Instant;
 
 use serde_json::json;
 
-/// The benchmark's object: `empty` and `count_calls` (bpf/bench.bpf.c).
+/// The benchmark's object: `empty` and the reference programs (bpf/bench.bpf.c).
 pub const BENCH_OBJ: &[u8] = include_bytes!("../../bpf/bench.bpf.o");
+/// The CLI's `count` program, the very object `multiprobe count` loads.
+pub const COUNT_OBJ: &[u8] = include_bytes!("../../bpf/count.bpf.o");
 /// Richer objects for load times.
 pub const LOADER_OBJ: &[u8] = include_bytes!("../../bpf/test_loader.bpf.o");
 pub const KPROBE_MULTI_OBJ: &[u8] = include_bytes!("../../bpf/test_kprobe_multi.bpf.o");
@@ -120,7 +121,6 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
     overhead::run(config);
     if !config.no_all {
         attach::all(config, &listing)?;
-        child::rss_from_parent();
     }
     Ok(())
 }
