@@ -3,14 +3,18 @@
 //! lines between `MPBENCH-BEGIN` and `MPBENCH-END`.
 //!
 //! ```text
-//! multiprobe-bench [--reps N] [--all-reps N] [--calls N] [--no-all] [--quick]
+//! multiprobe-bench [--reps N] [--all-reps N] [--calls N] [--no-all] [--quick] [--only PART]
 //! multiprobe-bench child attach PATTERN [--disk-cache DIR]     (one cold attach, internal)
 //! multiprobe-bench child load OBJECT                            (one cold load, internal)
 //! ```
+//!
+//! The VM also carries the static CLI (`/bin/multiprobe`): its `count '*'` and `latency '*'`
+//! are run as they are shipped, for their own attach times and peak memory (cli.rs).
 
 mod alt;
 mod attach;
 mod child;
+mod cli;
 mod libbpf;
 mod load;
 mod overhead;
@@ -45,6 +49,15 @@ pub struct Config {
     pub calls: u64,
     /// Skip the "all functions" cases.
     pub no_all: bool,
+    /// Run one part only: `load`, `attach` (listing breakdown, patterns, prototypes),
+    /// `per-call`, `all` (every function) or `cli`.
+    pub only: Option<String>,
+}
+
+impl Config {
+    fn runs(&self, part: &str) -> bool {
+        self.only.as_deref().is_none_or(|p| p == part)
+    }
 }
 
 /// Runs `f` and returns its result and the wall time in nanoseconds.
@@ -65,7 +78,7 @@ pub fn rotated<T: Copy>(items: &[T], rep: usize) -> Vec<T> {
 }
 
 fn parse_args(args: &[String]) -> Result<Config, String> {
-    let mut c = Config { reps: 9, all_reps: 3, calls: 300_000, no_all: false };
+    let mut c = Config { reps: 9, all_reps: 3, calls: 300_000, no_all: false, only: None };
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut num = |name: &str| -> Result<u64, String> {
@@ -76,6 +89,10 @@ fn parse_args(args: &[String]) -> Result<Config, String> {
             "--all-reps" => c.all_reps = num("--all-reps")? as usize,
             "--calls" => c.calls = num("--calls")?,
             "--no-all" => c.no_all = true,
+            "--only" => match it.next().map(String::as_str) {
+                Some(p @ ("load" | "attach" | "per-call" | "all" | "cli")) => c.only = Some(p.to_string()),
+                _ => return Err("--only takes load, attach, per-call, all or cli".into()),
+            },
             "--quick" => {
                 c.reps = 2;
                 c.all_reps = 1;
@@ -114,13 +131,26 @@ fn main() {
 
 fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
     info()?;
-    load::run(config);
-    let listing = alt::listing_breakdown(config)?;
-    attach::patterns(config, &listing)?;
-    alt::run(config, &listing);
-    overhead::run(config);
-    if !config.no_all {
-        attach::all(config, &listing)?;
+    if config.runs("load") {
+        load::run(config);
+    }
+    if config.runs("attach") || config.runs("all") {
+        let listing = alt::listing_breakdown(config)?;
+        if config.runs("attach") {
+            attach::patterns(config, &listing)?;
+            alt::run(config, &listing);
+        }
+        if config.runs("per-call") {
+            overhead::run(config);
+        }
+        if !config.no_all && config.runs("all") {
+            attach::all(config, &listing)?;
+        }
+    } else if config.runs("per-call") {
+        overhead::run(config);
+    }
+    if !config.no_all && config.runs("cli") {
+        cli::run(config);
     }
     Ok(())
 }

@@ -1,0 +1,145 @@
+//! The shipped CLI, run as a user runs it: `/bin/multiprobe count '*' --duration 0s --json`
+//! (and `latency '*'`), the static binary `cargo xtask bench` puts in the VM. Reported:
+//! what the command says about itself (resolve, load, attach and detach times, the counter
+//! lookup it chose, `peak_rss_kib` from its summary) and what the kernel says about it
+//! (`ru_maxrss` from `wait4`, and the wall time from spawn to exit).
+//!
+//! The CLI keeps the listing and the entry addresses in `/run/multiprobe` for the rest of
+//! the boot: the first command of a boot reads the kernel's listing and `/proc/kallsyms`
+//! and writes the files, later ones read the files. Both are measured: the directory is
+//! removed before each "first of the boot" run.
+
+use std::io::Read;
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use serde_json::{Value, json};
+
+use crate::Config;
+use crate::report::{self, Series};
+
+const CLI: &str = "/bin/multiprobe";
+const CACHE_DIR: &str = "/run/multiprobe";
+
+/// What one run of the CLI reported.
+struct Run {
+    wall_ns: u64,
+    maxrss_kib: u64,
+    attached: Value,
+    summary: Value,
+}
+
+/// Runs the CLI with `args`, its output read from a pipe (the summary lists every function:
+/// megabytes, which the serial console would take minutes to print).
+fn run_cli(args: &[&str]) -> Result<Run, String> {
+    let start = Instant::now();
+    let mut child = Command::new(CLI)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("spawning {CLI}: {e}"))?;
+    let mut stderr = child.stderr.take().unwrap();
+    let errors = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let mut stdout = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut stdout).map_err(|e| format!("reading the output: {e}"))?;
+    // wait4, not Child::wait: it also returns the child's resource usage.
+    let mut status = 0;
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = child.id() as libc::pid_t;
+    if unsafe { libc::wait4(pid, &mut status, 0, &mut usage) } != pid {
+        return Err(format!("wait4: {}", std::io::Error::last_os_error()));
+    }
+    let wall_ns = start.elapsed().as_nanos() as u64;
+    let errors = errors.join().unwrap_or_default();
+    let status = std::process::ExitStatus::from_raw(status);
+    if !status.success() {
+        return Err(format!("multiprobe {} failed ({status}): {}", args.join(" "), errors.trim()));
+    }
+    let event = |name: &str| {
+        stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|v| v["event"] == name)
+            .ok_or_else(|| format!("multiprobe {} printed no {name} event; stderr: {}", args.join(" "), errors.trim()))
+    };
+    // ru_maxrss is in KiB on Linux.
+    Ok(Run { wall_ns, maxrss_kib: usage.ru_maxrss as u64, attached: event("attached")?, summary: event("summary")? })
+}
+
+pub fn run(config: &Config) {
+    if !Path::new(CLI).exists() {
+        report::emit_error("cli", "", "", &format!("{CLI} is not in this VM"));
+        return;
+    }
+    // (case, arguments, first of the boot, repeated). latency '*' runs once: under
+    // emulation it takes minutes.
+    let cases: [(&str, &[&str], bool, bool); 3] = [
+        ("count * (first of the boot)", &["count", "*", "--duration", "0s", "--json"], true, true),
+        ("count * (per-boot file)", &["count", "*", "--duration", "0s", "--json"], false, true),
+        ("latency * (per-boot file)", &["latency", "*", "--duration", "0s", "--json"], false, false),
+    ];
+    let metrics = ["wall", "resolve", "load", "attach", "run", "detach", "peak_rss_kib", "maxrss_kib"];
+    let mut samples: Vec<Vec<Vec<u64>>> = vec![vec![Vec::new(); metrics.len()]; cases.len()];
+    let mut functions = vec![0usize; cases.len()];
+    let mut failed = vec![false; cases.len()];
+    for rep in 0..config.all_reps {
+        for (c, (case, args, first, repeated)) in cases.iter().enumerate() {
+            if failed[c] || (rep > 0 && !repeated) {
+                continue;
+            }
+            report::progress(&format!("the CLI: {case}, run {}", rep + 1));
+            if *first {
+                let _ = std::fs::remove_dir_all(CACHE_DIR);
+            }
+            let r = match run_cli(args) {
+                Ok(r) => r,
+                Err(e) => {
+                    failed[c] = true;
+                    report::emit_error("cli", case, "multiprobe", &e);
+                    continue;
+                }
+            };
+            let ms = |v: &Value| v.as_f64().map(|ms| (ms * 1e6) as u64);
+            let values = [
+                Some(r.wall_ns),
+                ms(&r.attached["resolve_ms"]),
+                ms(&r.attached["load_ms"]),
+                ms(&r.attached["attach_ms"]),
+                ms(&r.summary["run_ms"]),
+                ms(&r.summary["detach_ms"]),
+                r.summary["peak_rss_kib"].as_u64(),
+                Some(r.maxrss_kib),
+            ];
+            for (m, v) in values.into_iter().enumerate() {
+                if let Some(v) = v {
+                    samples[c][m].push(v);
+                }
+            }
+            functions[c] = r.attached["functions"].as_u64().unwrap_or(0) as usize;
+            report::emit_value(&json!({
+                "group": "info", "case": format!("cli {case}"), "impl": "multiprobe", "rep": rep,
+                "mode": r.attached["mode"], "lookup": r.attached["lookup"],
+                "called": r.summary["called"], "total_calls": r.summary["total_calls"],
+                "missed": r.summary["missed"],
+            }));
+        }
+    }
+    for (c, (case, ..)) in cases.iter().enumerate() {
+        for (m, metric) in metrics.iter().enumerate() {
+            let s = std::mem::take(&mut samples[c][m]);
+            if s.is_empty() {
+                continue;
+            }
+            let unit = if metric.ends_with("kib") { "KiB" } else { "ns" };
+            report::emit(&Series { group: "cli", case, imp: metric, matches: Some(functions[c]), unit, samples: s });
+        }
+    }
+}
