@@ -65,6 +65,7 @@ pub fn run(args: &[String]) -> i32 {
         ["load", name] => load_one(name, false),
         ["libbpf-load", name] => load_one(name, true),
         ["libbpf-attach", pattern] => libbpf_attach(pattern),
+        ["link-info-memory"] => link_info_memory(),
         _ => Err(format!("bad child arguments {args:?}")),
     };
     match result {
@@ -112,4 +113,39 @@ fn libbpf_attach(pattern: &str) -> Result<Value, String> {
     let link = link.map_err(|e| e.to_string())?;
     let ((), detach_ns) = timed(|| link.destroy());
     Ok(json!({"attach_ns": attach_ns, "detach_ns": detach_ns}))
+}
+
+/// What the feature check `count` makes before attaching (`kprobe_multi_link_info`: the
+/// kernel's BTF parsed and searched) adds to a fresh process's peak memory, and its time.
+pub fn link_info_memory_from_parent() {
+    match spawn(&["link-info-memory"]) {
+        Ok(v) => {
+            for (metric, unit) in [("hwm_before_kib", "KiB"), ("hwm_after_kib", "KiB"), ("ns", "ns")] {
+                if let Some(x) = v[metric].as_u64() {
+                    crate::report::emit(&crate::report::Series {
+                        group: "memory",
+                        case: "kprobe_multi_link_info",
+                        imp: metric,
+                        matches: None,
+                        unit,
+                        samples: vec![x],
+                    });
+                }
+            }
+        }
+        Err(e) => crate::report::emit_error("memory", "kprobe_multi_link_info", "", &e),
+    }
+}
+
+/// `VmHWM` of this process, in KiB.
+fn vm_hwm_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status.lines().find_map(|l| l.strip_prefix("VmHWM:")?.trim().strip_suffix("kB")?.trim().parse().ok()).unwrap_or(0)
+}
+
+fn link_info_memory() -> Result<Value, String> {
+    let before = vm_hwm_kib();
+    let (level, ns) = timed(multiprobe::features::kprobe_multi_link_info);
+    let after = vm_hwm_kib();
+    Ok(json!({"hwm_before_kib": before, "hwm_after_kib": after, "ns": ns, "level": format!("{level:?}")}))
 }

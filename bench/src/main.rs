@@ -3,7 +3,7 @@
 //! lines between `MPBENCH-BEGIN` and `MPBENCH-END`.
 //!
 //! ```text
-//! multiprobe-bench [--reps N] [--all-reps N] [--calls N] [--no-all] [--quick] [--only PART]
+//! multiprobe-bench [--reps N] [--all-reps N] [--calls N] [--no-all] [--quick] [--only PART,...]
 //! multiprobe-bench child attach PATTERN [--disk-cache DIR]     (one cold attach, internal)
 //! multiprobe-bench child load OBJECT                            (one cold load, internal)
 //! ```
@@ -49,14 +49,14 @@ pub struct Config {
     pub calls: u64,
     /// Skip the "all functions" cases.
     pub no_all: bool,
-    /// Run one part only: `load`, `attach` (listing breakdown, patterns, prototypes),
-    /// `per-call`, `all` (every function) or `cli`.
-    pub only: Option<String>,
+    /// Run only these parts: `load`, `attach` (listing breakdown, patterns, prototypes),
+    /// `per-call`, `all` (every function), `cli`.
+    pub only: Option<Vec<String>>,
 }
 
 impl Config {
     fn runs(&self, part: &str) -> bool {
-        self.only.as_deref().is_none_or(|p| p == part)
+        self.only.as_ref().is_none_or(|parts| parts.iter().any(|p| p == part))
     }
 }
 
@@ -89,10 +89,13 @@ fn parse_args(args: &[String]) -> Result<Config, String> {
             "--all-reps" => c.all_reps = num("--all-reps")? as usize,
             "--calls" => c.calls = num("--calls")?,
             "--no-all" => c.no_all = true,
-            "--only" => match it.next().map(String::as_str) {
-                Some(p @ ("load" | "attach" | "per-call" | "all" | "cli")) => c.only = Some(p.to_string()),
-                _ => return Err("--only takes load, attach, per-call, all or cli".into()),
-            },
+            "--only" => {
+                let parts: Vec<String> = it.next().map_or("", String::as_str).split(',').map(String::from).collect();
+                if !parts.iter().all(|p| ["load", "attach", "per-call", "all", "cli"].contains(&p.as_str())) {
+                    return Err("--only takes a list of load, attach, per-call, all, cli".into());
+                }
+                c.only = Some(parts);
+            }
             "--quick" => {
                 c.reps = 2;
                 c.all_reps = 1;
