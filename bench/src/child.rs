@@ -66,6 +66,7 @@ pub fn run(args: &[String]) -> i32 {
         ["libbpf-load", name] => load_one(name, true),
         ["libbpf-attach", pattern] => libbpf_attach(pattern),
         ["link-info-memory"] => link_info_memory(),
+        ["exec-measured", command, rest @ ..] => exec_measured(command, rest),
         _ => Err(format!("bad child arguments {args:?}")),
     };
     match result {
@@ -148,4 +149,31 @@ fn link_info_memory() -> Result<Value, String> {
     let (level, ns) = timed(multiprobe::features::kprobe_multi_link_info);
     let after = vm_hwm_kib();
     Ok(json!({"hwm_before_kib": before, "hwm_after_kib": after, "ns": ns, "level": format!("{level:?}")}))
+}
+
+/// Runs `command` with this process's stdin, stdout and stderr and answers with its exit
+/// status, wall time and peak memory (`ru_maxrss` from `wait4`).
+///
+/// Why a child of a child: `ru_maxrss` includes the peak of the memory map a process had
+/// before its last exec, and `Command` starts programs sharing the parent's map until they
+/// exec (vfork): run from the benchmark, whose peak is tens of MiB, the CLI would report at
+/// least the benchmark's peak. This small fresh process is the one whose map it shares.
+fn exec_measured(command: &str, args: &[&str]) -> Result<Value, String> {
+    use std::os::unix::process::ExitStatusExt;
+    let start = std::time::Instant::now();
+    let child = Command::new(command).args(args).spawn().map_err(|e| format!("spawning {command}: {e}"))?;
+    let mut status = 0;
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = child.id() as libc::pid_t;
+    if unsafe { libc::wait4(pid, &mut status, 0, &mut usage) } != pid {
+        return Err(format!("wait4: {}", std::io::Error::last_os_error()));
+    }
+    let wall_ns = start.elapsed().as_nanos() as u64;
+    let status = std::process::ExitStatus::from_raw(status);
+    // ru_maxrss is in KiB on Linux.
+    Ok(json!({
+        "exec_status": status.to_string(), "success": status.success(),
+        "wall_ns": wall_ns, "maxrss_kib": usage.ru_maxrss,
+        "own_hwm_kib": vm_hwm_kib(),
+    }))
 }

@@ -2,7 +2,8 @@
 //! (and `latency '*'`), the static binary `cargo xtask bench` puts in the VM. Reported:
 //! what the command says about itself (resolve, load, attach and detach times, the counter
 //! lookup it chose, `peak_rss_kib` from its summary) and what the kernel says about it
-//! (`ru_maxrss` from `wait4`, and the wall time from spawn to exit).
+//! (`ru_maxrss` from `wait4`, and the wall time from spawn to exit), both taken by a small
+//! child of the benchmark that runs the CLI (`child exec-measured`).
 //!
 //! The CLI keeps the listing and the entry addresses in `/run/multiprobe` for the rest of
 //! the boot: the first command of a boot reads the kernel's listing and `/proc/kallsyms`
@@ -10,10 +11,8 @@
 //! removed before each "first of the boot" run.
 
 use std::io::Read;
-use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Instant;
 
 use serde_json::{Value, json};
 
@@ -27,15 +26,19 @@ const CACHE_DIR: &str = "/run/multiprobe";
 struct Run {
     wall_ns: u64,
     maxrss_kib: u64,
+    /// The measuring child's own peak: the least `maxrss_kib` can be.
+    measuring_kib: u64,
     attached: Value,
     summary: Value,
 }
 
-/// Runs the CLI with `args`, its output read from a pipe (the summary lists every function:
-/// megabytes, which the serial console would take minutes to print).
+/// Runs the CLI with `args` through `multiprobe-bench child exec-measured` (which reports
+/// its peak memory; see there why), its output read from a pipe: the summary lists every
+/// function, megabytes the serial console would take minutes to print.
 fn run_cli(args: &[&str]) -> Result<Run, String> {
-    let start = Instant::now();
-    let mut child = Command::new(CLI)
+    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+    let mut child = Command::new(exe)
+        .args(["child", "exec-measured", CLI])
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -50,28 +53,31 @@ fn run_cli(args: &[&str]) -> Result<Run, String> {
     });
     let mut stdout = String::new();
     child.stdout.take().unwrap().read_to_string(&mut stdout).map_err(|e| format!("reading the output: {e}"))?;
-    // wait4, not Child::wait: it also returns the child's resource usage.
-    let mut status = 0;
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let pid = child.id() as libc::pid_t;
-    if unsafe { libc::wait4(pid, &mut status, 0, &mut usage) } != pid {
-        return Err(format!("wait4: {}", std::io::Error::last_os_error()));
-    }
-    let wall_ns = start.elapsed().as_nanos() as u64;
+    let _ = child.wait();
     let errors = errors.join().unwrap_or_default();
-    let status = std::process::ExitStatus::from_raw(status);
-    if !status.success() {
-        return Err(format!("multiprobe {} failed ({status}): {}", args.join(" "), errors.trim()));
+    // The CLI's JSON lines, then the measuring child's answer.
+    let lines: Vec<Value> = stdout.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).collect();
+    let measured = lines.last().filter(|v| v.get("maxrss_kib").is_some() || v.get("error").is_some());
+    let measured = measured.ok_or_else(|| format!("no answer from the measuring child; stderr: {}", errors.trim()))?;
+    if let Some(e) = measured.get("error") {
+        return Err(format!("{e}; stderr: {}", errors.trim()));
     }
-    let event = |name: &str| {
-        stdout
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .find(|v| v["event"] == name)
-            .ok_or_else(|| format!("multiprobe {} printed no {name} event; stderr: {}", args.join(" "), errors.trim()))
-    };
-    // ru_maxrss is in KiB on Linux.
-    Ok(Run { wall_ns, maxrss_kib: usage.ru_maxrss as u64, attached: event("attached")?, summary: event("summary")? })
+    if measured["success"] != true {
+        return Err(format!("multiprobe {} failed ({}): {}", args.join(" "), measured["exec_status"], errors.trim()));
+    }
+    let event =
+        |name: &str| {
+            lines.iter().find(|v| v["event"] == name).cloned().ok_or_else(|| {
+                format!("multiprobe {} printed no {name} event; stderr: {}", args.join(" "), errors.trim())
+            })
+        };
+    Ok(Run {
+        wall_ns: measured["wall_ns"].as_u64().unwrap_or(0),
+        maxrss_kib: measured["maxrss_kib"].as_u64().unwrap_or(0),
+        measuring_kib: measured["own_hwm_kib"].as_u64().unwrap_or(0),
+        attached: event("attached")?,
+        summary: event("summary")?,
+    })
 }
 
 pub fn run(config: &Config) {
@@ -130,7 +136,7 @@ pub fn run(config: &Config) {
                 "group": "info", "case": format!("cli {case}"), "impl": "multiprobe", "rep": rep,
                 "mode": r.attached["mode"], "lookup": r.attached["lookup"],
                 "called": r.summary["called"], "total_calls": r.summary["total_calls"],
-                "missed": r.summary["missed"],
+                "missed": r.summary["missed"], "measuring_child_hwm_kib": r.measuring_kib,
             }));
         }
     }
