@@ -24,7 +24,7 @@ use std::ffi::{CStr, CString};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use multiprobe::kprobe_multi::{Glob, Selection, TraceableFunctions};
+use multiprobe::kprobe_multi::{Glob, Selection, TraceableFunctions, entry_addresses};
 use multiprobe::sys;
 
 use crate::attach::{Loaded, Sample, measure};
@@ -63,6 +63,37 @@ pub fn listing_breakdown(config: &Config) -> Result<TraceableFunctions, Box<dyn 
         "traceable": listing.len(),
         "all_selected": Selection::new().include(ALL).select(&listing).len(),
     }));
+
+    // Entry addresses (for cookies and count's slot table): computed from /proc/kallsyms
+    // on first use in a process (no per-boot file here), then kept with the listing.
+    report::progress("entry addresses");
+    let all_functions = Selection::new().include(ALL).select(&listing);
+    let (first, compute_ns) = timed(|| entry_addresses(&all_functions).map(|e| e.len()));
+    first?;
+    let mut kept = Vec::new();
+    for _ in 0..config.reps {
+        let (r, ns) = timed(|| entry_addresses(&all_functions).map(|e| e.len()));
+        r?;
+        kept.push(ns);
+    }
+    let n = Some(all_functions.len());
+    report::emit(&Series {
+        group: "listing",
+        case: "entries compute",
+        imp: "multiprobe",
+        matches: n,
+        unit: "ns",
+        samples: vec![compute_ns],
+    });
+    report::emit(&Series {
+        group: "listing",
+        case: "entries kept",
+        imp: "multiprobe",
+        matches: n,
+        unit: "ns",
+        samples: kept,
+    });
+    drop(all_functions);
 
     report::progress("matching");
     let (index, build) = timed(|| Index::new(&listing));

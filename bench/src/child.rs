@@ -1,7 +1,6 @@
 //! Measurements that need a fresh process: a cold attach (the library's in-memory listing
-//! is empty), a cold load (no kernel BTF read yet), and the peak memory of a count-style
-//! attach to every function. The parent re-executes itself (`child ...`) and reads one JSON
-//! line from the child's stdout; spawning is not timed.
+//! is empty) and a cold load (no kernel BTF read yet). The parent re-executes itself
+//! (`child ...`) and reads one JSON line from the child's stdout; spawning is not timed.
 
 use std::process::Command;
 
@@ -9,7 +8,6 @@ use multiprobe::Object;
 use multiprobe::kprobe_multi::{KprobeMulti, Selection, set_listing_cache_dir};
 use serde_json::{Value, json};
 
-use crate::report::{self, Series};
 use crate::{ALL, BENCH_OBJ, load, timed};
 
 /// Runs `multiprobe-bench child ARGS` and returns its JSON answer.
@@ -58,30 +56,6 @@ pub fn cold_libbpf_load(name: &str) -> Result<u64, String> {
     field(&spawn(&["libbpf-load", name])?, "load_ns")
 }
 
-/// The count program on every function, in a fresh process; emits its peak RSS.
-pub fn rss_from_parent() {
-    report::progress("peak RSS of count on every function");
-    match spawn(&["rss"]) {
-        Ok(v) => {
-            let matches = v["matches"].as_u64().map(|m| m as usize);
-            for (metric, unit) in [("vm_hwm_kb", "kB"), ("vm_hwm_before_attach_kb", "kB"), ("attach_ns", "ns")] {
-                if let Some(x) = v[metric].as_u64() {
-                    report::emit(&Series {
-                        group: "rss",
-                        case: metric,
-                        imp: "multiprobe",
-                        matches,
-                        unit,
-                        samples: vec![x],
-                    });
-                }
-            }
-            report::emit_value(&json!({"group": "info", "case": "rss", "impl": "multiprobe", "detail": v}));
-        }
-        Err(e) => report::emit_error("rss", ALL, "multiprobe", &e),
-    }
-}
-
 /// `child ...`: prints one JSON line and returns the exit code.
 pub fn run(args: &[String]) -> i32 {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -91,7 +65,8 @@ pub fn run(args: &[String]) -> i32 {
         ["load", name] => load_one(name, false),
         ["libbpf-load", name] => load_one(name, true),
         ["libbpf-attach", pattern] => libbpf_attach(pattern),
-        ["rss"] => rss(),
+        ["link-info-memory"] => link_info_memory(),
+        ["exec-measured", command, rest @ ..] => exec_measured(command, rest),
         _ => Err(format!("bad child arguments {args:?}")),
     };
     match result {
@@ -141,47 +116,64 @@ fn libbpf_attach(pattern: &str) -> Result<Value, String> {
     Ok(json!({"attach_ns": attach_ns, "detach_ns": detach_ns}))
 }
 
-/// `VmHWM` and `VmRSS` of this process, in kB.
-fn memory() -> (u64, u64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let get = |key: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(key))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (get("VmHWM:"), get("VmRSS:"))
+/// What the feature check `count` makes before attaching (`kprobe_multi_link_info`: the
+/// kernel's BTF parsed and searched) adds to a fresh process's peak memory, and its time.
+pub fn link_info_memory_from_parent() {
+    match spawn(&["link-info-memory"]) {
+        Ok(v) => {
+            for (metric, unit) in [("hwm_before_kib", "KiB"), ("hwm_after_kib", "KiB"), ("ns", "ns")] {
+                if let Some(x) = v[metric].as_u64() {
+                    crate::report::emit(&crate::report::Series {
+                        group: "memory",
+                        case: "kprobe_multi_link_info",
+                        imp: metric,
+                        matches: None,
+                        unit,
+                        samples: vec![x],
+                    });
+                }
+            }
+        }
+        Err(e) => crate::report::emit_error("memory", "kprobe_multi_link_info", "", &e),
+    }
 }
 
-/// What `multiprobe count '*'` does, without the CLI (not in this tree): resolve every
-/// function with the deny list, size the counters, load, attach with one cookie per
-/// function (its counter's index), read the counters once, detach.
-fn rss() -> Result<Value, String> {
-    let functions = Selection::new().include(ALL).resolve().map_err(|e| e.to_string())?;
-    let n = functions.len();
-    let mut obj = Object::parse("bench.bpf.o", BENCH_OBJ).map_err(|e| e.to_string())?;
-    obj.map_mut("counts").ok_or("no map `counts`")?.set_max_entries(n as u32);
-    let loaded = obj.load().map_err(|e| e.to_string())?;
-    let prog = loaded.program("count_calls").ok_or("no program `count_calls`")?;
-    let counts = loaded.map("counts").ok_or("no map `counts`")?;
-    let (hwm_before, _) = memory();
-    let spec = KprobeMulti::functions_with_cookies(functions.into_iter().enumerate().map(|(i, f)| (f, i as u64)));
-    let (link, attach_ns) = timed(|| prog.attach_kprobe_multi(&spec));
-    let link = link.map_err(|e| e.to_string())?;
-    drop(spec);
-    // Nothing between attach and detach reads a file: every vfs_read is probed.
-    let dump = counts.dump_per_cpu::<u32, u64>();
-    let attached = link.functions().len();
-    let ((), detach_ns) = timed(|| drop(link));
-    let dump = dump.map_err(|e| e.to_string())?;
-    let calls: u64 = dump.iter().map(|(_, per_cpu)| per_cpu.iter().sum::<u64>()).sum();
-    let called = dump.iter().filter(|(_, per_cpu)| per_cpu.iter().any(|&c| c > 0)).count();
-    let (hwm, rss) = memory();
+/// `VmHWM` of this process, in KiB.
+fn vm_hwm_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status.lines().find_map(|l| l.strip_prefix("VmHWM:")?.trim().strip_suffix("kB")?.trim().parse().ok()).unwrap_or(0)
+}
+
+fn link_info_memory() -> Result<Value, String> {
+    let before = vm_hwm_kib();
+    let (level, ns) = timed(multiprobe::features::kprobe_multi_link_info);
+    let after = vm_hwm_kib();
+    Ok(json!({"hwm_before_kib": before, "hwm_after_kib": after, "ns": ns, "level": format!("{level:?}")}))
+}
+
+/// Runs `command` with this process's stdin, stdout and stderr and answers with its exit
+/// status, wall time and peak memory (`ru_maxrss` from `wait4`).
+///
+/// Why a child of a child: `ru_maxrss` includes the peak of the memory map a process had
+/// before its last exec, and `Command` starts programs sharing the parent's map until they
+/// exec (vfork): run from the benchmark, whose peak is tens of MiB, the CLI would report at
+/// least the benchmark's peak. This small fresh process is the one whose map it shares.
+fn exec_measured(command: &str, args: &[&str]) -> Result<Value, String> {
+    use std::os::unix::process::ExitStatusExt;
+    let start = std::time::Instant::now();
+    let child = Command::new(command).args(args).spawn().map_err(|e| format!("spawning {command}: {e}"))?;
+    let mut status = 0;
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = child.id() as libc::pid_t;
+    if unsafe { libc::wait4(pid, &mut status, 0, &mut usage) } != pid {
+        return Err(format!("wait4: {}", std::io::Error::last_os_error()));
+    }
+    let wall_ns = start.elapsed().as_nanos() as u64;
+    let status = std::process::ExitStatus::from_raw(status);
+    // ru_maxrss is in KiB on Linux.
     Ok(json!({
-        "matches": attached, "attach_ns": attach_ns, "detach_ns": detach_ns,
-        "vm_hwm_kb": hwm, "vm_rss_kb": rss, "vm_hwm_before_attach_kb": hwm_before,
-        "calls_counted": calls, "functions_called": called,
+        "exec_status": status.to_string(), "success": status.success(),
+        "wall_ns": wall_ns, "maxrss_kib": usage.ru_maxrss,
+        "own_hwm_kib": vm_hwm_kib(),
     }))
 }

@@ -15,7 +15,7 @@ use crate::{Config, child, libbpf, rotated, timed};
 
 /// The objects measured: name, bytes.
 pub const OBJECTS: &[(&str, &[u8])] = &[
-    ("bench.bpf.o", crate::BENCH_OBJ),
+    ("count.bpf.o", crate::COUNT_OBJ),
     ("test_kprobe_multi.bpf.o", crate::KPROBE_MULTI_OBJ),
     ("test_loader.bpf.o", crate::LOADER_OBJ),
 ];

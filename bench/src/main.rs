@@ -3,15 +3,18 @@
 //! lines between `MPBENCH-BEGIN` and `MPBENCH-END`.
 //!
 //! ```text
-//! multiprobe-bench [--reps N] [--all-reps N] [--calls N] [--no-all] [--quick]
+//! multiprobe-bench [--reps N] [--all-reps N] [--calls N] [--no-all] [--quick] [--only PART,...]
 //! multiprobe-bench child attach PATTERN [--disk-cache DIR]     (one cold attach, internal)
 //! multiprobe-bench child load OBJECT                            (one cold load, internal)
-//! multiprobe-bench child rss                                    (count on everything, internal)
 //! ```
+//!
+//! The VM also carries the static CLI (`/bin/multiprobe`): its `count '*'` and `latency '*'`
+//! are run as they are shipped, for their own attach times and peak memory (cli.rs).
 
 mod alt;
 mod attach;
 mod child;
+mod cli;
 mod libbpf;
 mod load;
 mod overhead;
@@ -21,8 +24,10 @@ use std::time::Instant;
 
 use serde_json::json;
 
-/// The benchmark's object: `empty` and `count_calls` (bpf/bench.bpf.c).
+/// The benchmark's object: `empty` and the reference programs (bpf/bench.bpf.c).
 pub const BENCH_OBJ: &[u8] = include_bytes!("../../bpf/bench.bpf.o");
+/// The CLI's `count` program, the very object `multiprobe count` loads.
+pub const COUNT_OBJ: &[u8] = include_bytes!("../../bpf/count.bpf.o");
 /// Richer objects for load times.
 pub const LOADER_OBJ: &[u8] = include_bytes!("../../bpf/test_loader.bpf.o");
 pub const KPROBE_MULTI_OBJ: &[u8] = include_bytes!("../../bpf/test_kprobe_multi.bpf.o");
@@ -44,6 +49,15 @@ pub struct Config {
     pub calls: u64,
     /// Skip the "all functions" cases.
     pub no_all: bool,
+    /// Run only these parts: `load`, `attach` (listing breakdown, patterns, prototypes),
+    /// `per-call`, `all` (every function), `cli`.
+    pub only: Option<Vec<String>>,
+}
+
+impl Config {
+    fn runs(&self, part: &str) -> bool {
+        self.only.as_ref().is_none_or(|parts| parts.iter().any(|p| p == part))
+    }
 }
 
 /// Runs `f` and returns its result and the wall time in nanoseconds.
@@ -64,7 +78,7 @@ pub fn rotated<T: Copy>(items: &[T], rep: usize) -> Vec<T> {
 }
 
 fn parse_args(args: &[String]) -> Result<Config, String> {
-    let mut c = Config { reps: 9, all_reps: 3, calls: 300_000, no_all: false };
+    let mut c = Config { reps: 9, all_reps: 3, calls: 300_000, no_all: false, only: None };
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut num = |name: &str| -> Result<u64, String> {
@@ -75,6 +89,13 @@ fn parse_args(args: &[String]) -> Result<Config, String> {
             "--all-reps" => c.all_reps = num("--all-reps")? as usize,
             "--calls" => c.calls = num("--calls")?,
             "--no-all" => c.no_all = true,
+            "--only" => {
+                let parts: Vec<String> = it.next().map_or("", String::as_str).split(',').map(String::from).collect();
+                if !parts.iter().all(|p| ["load", "attach", "per-call", "all", "cli"].contains(&p.as_str())) {
+                    return Err("--only takes a list of load, attach, per-call, all, cli".into());
+                }
+                c.only = Some(parts);
+            }
             "--quick" => {
                 c.reps = 2;
                 c.all_reps = 1;
@@ -113,14 +134,26 @@ fn main() {
 
 fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
     info()?;
-    load::run(config);
-    let listing = alt::listing_breakdown(config)?;
-    attach::patterns(config, &listing)?;
-    alt::run(config, &listing);
-    overhead::run(config);
-    if !config.no_all {
-        attach::all(config, &listing)?;
-        child::rss_from_parent();
+    if config.runs("load") {
+        load::run(config);
+    }
+    if config.runs("attach") || config.runs("all") {
+        let listing = alt::listing_breakdown(config)?;
+        if config.runs("attach") {
+            attach::patterns(config, &listing)?;
+            alt::run(config, &listing);
+        }
+        if config.runs("per-call") {
+            overhead::run(config);
+        }
+        if !config.no_all && config.runs("all") {
+            attach::all(config, &listing)?;
+        }
+    } else if config.runs("per-call") {
+        overhead::run(config);
+    }
+    if !config.no_all && config.runs("cli") {
+        cli::run(config);
     }
     Ok(())
 }

@@ -1,35 +1,45 @@
-//! Per-call overhead: a tight loop of a cheap syscall, with no probe, with the empty
-//! program and with the count program attached (one kprobe_multi link, by name) to the
-//! kernel function every call goes through.
+//! Per-call overhead: a tight loop of a cheap syscall, with no probe, with the empty program
+//! and with the CLI's count program (bpf/count.bpf.o, the very object `multiprobe count`
+//! loads) attached by one kprobe_multi link to the kernel functions every call goes through.
 //!
-//! - `getppid`: the cheapest syscall; its kernel entry `__x64_sys_getppid`.
+//! - `getppid`: the cheapest syscall; its kernel entry `__x64_sys_getppid` (listed as
+//!   `__do_sys_getppid`, its alias, on 6.12 and 7.2).
 //! - `pread`: a 1-byte `pread64` of a tmpfs file; every call goes through `vfs_read`.
-//! - `getppid` with the programs on every `*sys_*` function (one link, ~1,300 functions, a
-//!   cookie each): the kernel's cookie lookup is a binary search over the link's addresses,
-//!   so a wide link costs more per call than a one-function one. `x64_sys_call` matches
+//! - `getppid` with the programs on every `*sys_*` function (one link, ~1,300 functions): the
+//!   kernel finds an attach cookie by binary search over the link's addresses, so a wide
+//!   link costs cookie users more per call than a one-function one. `x64_sys_call` matches
 //!   too: two probe hits per call.
 //!
-//! The count program is this benchmark's copy of the CLI's (cookie -> per-CPU slot ->
-//! increment, bpf/bench.bpf.c); the cookie is 0, slot 0. Its two halves are measured too:
-//! `cookie` (only `bpf_get_attach_cookie`) and `increment` (only the slot increment). And a
-//! cookie-free alternatives: `ip-hash` (`bpf_get_func_ip` -> per-CPU hash slot) and `slot`
-//! (`bpf_get_func_ip` -> 16-byte slot -> array of counter indices -> per-CPU counter).
+//! count runs in both of its modes, set up as the CLI sets them up (crates/multiprobe-cli/
+//! src/count.rs):
+//! - `count-address` (what the CLI uses with a kprobe_multi link): `slot_base` set, the
+//!   `slots` table (16-byte slot of each function's entry address -> counter index + 1)
+//!   filled with `Map::update_batch`, attached without cookies;
+//! - `count-cookie` (what it falls back to): `slot_base` 0, attached with cookie = counter
+//!   index.
+//!
+//! References from bpf/bench.bpf.c: `empty` (the kprobe_multi machinery alone), `cookie`
+//! (`bpf_get_attach_cookie` alone: what cookie mode pays to find a counter) and `increment`
+//! (one per-CPU counter incremented, no lookup: the least a counter costs).
+//!
+//! Every count program counts into its own counters; after the repetitions the probed
+//! function's counter must equal the calls the loop made while that program was attached.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
-use multiprobe::kprobe_multi::{Function, Glob, KprobeMulti, TraceableFunctions, syscall_function};
-use multiprobe::{LoadedObject, Object, Program, UpdateFlags};
+use multiprobe::kprobe_multi::{Function, Glob, KprobeMulti, TraceableFunctions, entry_addresses, syscall_function};
+use multiprobe::{LoadedObject, Map, Object, UpdateFlags};
 use serde_json::json;
 
 use crate::report::{self, Series};
-use crate::{BENCH_OBJ, Config, rotated, timed};
+use crate::{BENCH_OBJ, COUNT_OBJ, Config, rotated, timed};
 
 /// The syscall loop of a case, `n` calls.
-fn run_loop(case: &str, file: &File, n: u64) {
+fn run_loop(syscall: &str, file: &File, n: u64) {
     let mut buf = [0u8; 1];
     for _ in 0..n {
-        if case == "getppid" {
+        if syscall == "getppid" {
             std::hint::black_box(std::os::unix::process::parent_id());
         } else {
             let _ = std::hint::black_box(file.read_at(&mut buf, 0));
@@ -43,139 +53,162 @@ pub fn run(config: &Config) {
     }
 }
 
-/// What the programs are attached to in a case.
-enum Probe {
-    /// One function, by name.
-    One(String),
-    /// Many functions (resolved), one cookie each for the programs that read cookies.
-    Many(Vec<Function>),
+/// The slot table of the CLI (a copy of `Slots::build` in crates/multiprobe-cli/src/slots.rs,
+/// which is a private module of the binary crate; keep the two in step): slot 0 at the lowest
+/// entry address rounded down to 16, one slot per 16 bytes, counter index + 1 in each
+/// function's slot; `None` (cookies must do) past 4 Mi slots or when two functions share a
+/// slot.
+struct Slots {
+    base: u64,
+    len: u32,
+    keys: Vec<u32>,
+    values: Vec<u32>,
 }
 
-impl Probe {
-    fn spec(&self, with_cookies: bool) -> KprobeMulti {
-        match (self, with_cookies) {
-            (Probe::One(f), false) => KprobeMulti::symbols([f.as_str()]),
-            (Probe::One(f), true) => KprobeMulti::symbols_with_cookies([(f.as_str(), 0)]),
-            (Probe::Many(fs), false) => KprobeMulti::functions(fs.iter().cloned()),
-            (Probe::Many(fs), true) => KprobeMulti::functions_with_cookies(fs.iter().cloned().zip(0..)),
+const MAX_SLOTS: u64 = 4 << 20;
+
+impl Slots {
+    fn build(functions: &[Function], entries: &[u64]) -> Option<Slots> {
+        let base = entries.iter().min()? & !15;
+        let top = *entries.iter().max()?;
+        let len = (top - base) / 16 + 1;
+        if len > MAX_SLOTS || functions.len() != entries.len() {
+            return None;
         }
+        let mut used = std::collections::HashSet::new();
+        let mut keys = Vec::with_capacity(entries.len());
+        let mut values = Vec::with_capacity(entries.len());
+        for (i, &entry) in entries.iter().enumerate() {
+            let slot = ((entry - base) / 16) as u32;
+            if !used.insert(slot) {
+                return None;
+            }
+            keys.push(slot);
+            values.push(i as u32 + 1);
+        }
+        Some(Slots { base, len: len as u32, keys, values })
     }
+}
+
+/// count.bpf.o loaded as the CLI loads it for `n` functions (no pid filter): with a slot
+/// table (address mode) or without (cookie mode).
+fn load_count(n: usize, slots: Option<&Slots>) -> Result<LoadedObject, Box<dyn std::error::Error>> {
+    let mut obj = Object::parse("count", COUNT_OBJ)?;
+    obj.map_mut("counts").ok_or("no map `counts`")?.set_max_entries(n as u32);
+    obj.set_global("target_tgid", &0u32)?;
+    if let Some(s) = slots {
+        obj.map_mut("slots").ok_or("no map `slots`")?.set_max_entries(s.len);
+        obj.set_global("slot_base", &s.base)?;
+    }
+    let loaded = obj.load()?;
+    if let Some(s) = slots {
+        loaded.map("slots").ok_or("no map `slots`")?.update_batch(&s.keys, &s.values, UpdateFlags::Any)?;
+    }
+    Ok(loaded)
+}
+
+/// Calls counted for counter `index`, summed over the CPUs.
+fn counted(map: &Map, index: usize) -> Result<u64, multiprobe::MapError> {
+    Ok(map.get_per_cpu::<u32, u64>(&(index as u32))?.map_or(0, |v| v.iter().sum()))
 }
 
 fn run_inner(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
     let mut obj = Object::parse("bench.bpf.o", BENCH_OBJ)?;
-    // Room for one counter per function of the wide case.
-    obj.map_mut("counts").ok_or("no map `counts`")?.set_max_entries(1 << 16);
-    let loaded = obj.load()?;
-    let empty = loaded.program("empty").ok_or("no program `empty`")?;
-    let count = loaded.program("count_calls").ok_or("no program `count_calls`")?;
-    let cookie = loaded.program("cookie_only").ok_or("no program `cookie_only`")?;
-    let increment = loaded.program("increment_only").ok_or("no program `increment_only`")?;
-    let by_ip = loaded.program("count_by_ip").ok_or("no program `count_by_ip`")?;
-    let counts = loaded.map("counts").ok_or("no map `counts`")?;
+    obj.map_mut("counts").ok_or("no map `counts`")?.set_max_entries(1);
+    let refs = obj.load()?;
+    let empty = refs.program("empty").ok_or("no program `empty`")?;
+    let cookie = refs.program("cookie_only").ok_or("no program `cookie_only`")?;
+    let increment = refs.program("increment_only").ok_or("no program `increment_only`")?;
     let path = "/tmp/mpbench-pread";
     std::fs::write(path, vec![7u8; 4096])?;
     let file = File::open(path)?;
-    let getppid = syscall_function("getppid").unwrap_or_else(|_| "__x64_sys_getppid".into());
-    let wide = TraceableFunctions::read()?.matching(&Glob::new("*sys_*"));
+    let listing = TraceableFunctions::read()?;
+    // The first traceable function of the first of `names` that has one, as an exact
+    // pattern attaches it.
+    let one = |names: &[&str]| -> Result<Vec<Function>, String> {
+        let f = names.iter().find_map(|n| listing.matching(&Glob::new(n)).into_iter().next());
+        f.map(|f| vec![f]).ok_or_else(|| format!("none of {names:?} is traceable"))
+    };
+    // getppid's entry: on 6.12 and 7.2 `__x64_sys_getppid` is an alias of `__do_sys_getppid`
+    // (one body, one patch site), and the listing names it `__do_sys_getppid`.
+    let wrapper = syscall_function("getppid").unwrap_or_else(|_| "__x64_sys_getppid".into());
+    let getppid = one(&[&wrapper, "__do_sys_getppid"])?;
+    let getppid_name = getppid[0].name.clone();
     let cases = [
-        ("getppid", "getppid", Probe::One(getppid.clone())),
-        ("pread", "pread", Probe::One("vfs_read".into())),
-        ("getppid, *sys_* link", "getppid", Probe::Many(wide)),
+        ("getppid", "getppid", getppid, getppid_name.clone()),
+        ("pread", "pread", one(&["vfs_read"])?, "vfs_read".to_string()),
+        ("getppid, *sys_* link", "getppid", listing.matching(&Glob::new("*sys_*")), getppid_name),
     ];
-    for (case, syscall, probe) in &cases {
-        let function = match probe {
-            Probe::One(f) => f.clone(),
-            Probe::Many(fs) => format!("*sys_* ({} functions)", fs.len()),
-        };
-        report::progress(&format!("per-call overhead: {case} ({function})"));
+    for (case, syscall, functions, counted_fn) in &cases {
+        let n = functions.len();
+        let label = if n == 1 { functions[0].name.clone() } else { format!("*sys_* ({n} functions)") };
+        report::progress(&format!("per-call overhead: {case} ({label})"));
+        let index = functions.iter().position(|f| f.name == *counted_fn).ok_or("the counted function is not probed")?;
         run_loop(syscall, &file, config.calls / 10);
-        let slot_obj = match slot_counter(count, probe) {
-            Ok(o) => Some(o),
+
+        // Address mode, as the CLI: entry addresses (kept per boot by the library), the slot
+        // table, no cookies.
+        let address = entry_addresses(functions)
+            .map_err(|e| e.to_string())
+            .and_then(|e| Slots::build(functions, &e).ok_or_else(|| "no slot table (span or shared slot)".into()))
+            .and_then(|s| load_count(n, Some(&s)).map(|o| (o, s.len)).map_err(|e| e.to_string()));
+        let address = match address {
+            Ok(a) => Some(a),
             Err(e) => {
-                report::emit_error("per_call", case, "slot", &e);
+                report::emit_error("per_call", case, "count-address", &e);
                 None
             }
         };
-        let slot_prog = slot_obj.as_ref().and_then(|o| o.program("count_by_slot"));
-        let mut imps = vec!["none", "empty", "cookie", "increment", "count", "ip-hash"];
-        if slot_prog.is_some() {
-            imps.push("slot");
+        let cookie_mode = load_count(n, None)?;
+
+        let plain = KprobeMulti::functions(functions.iter().cloned());
+        let with_cookies = KprobeMulti::functions_with_cookies(functions.iter().cloned().zip(0..));
+        let mut imps = vec!["none", "empty", "cookie", "increment", "count-cookie"];
+        if address.is_some() {
+            imps.push("count-address");
         }
         let mut samples: Vec<Vec<u64>> = vec![Vec::new(); imps.len()];
-        let total = |c: &multiprobe::Map| -> Result<u64, multiprobe::MapError> {
-            Ok(c.dump_per_cpu::<u32, u64>()?.iter().map(|(_, v)| v.iter().sum::<u64>()).sum())
-        };
-        let counted_before = total(counts)?;
-        let mut count_loops = 0u64;
         for rep in 0..config.reps {
             for imp in rotated(&imps, rep) {
                 let i = imps.iter().position(|x| *x == imp).unwrap();
                 let link = match imp {
-                    "empty" => Some(empty.attach_kprobe_multi(&probe.spec(false))?),
-                    "cookie" => Some(cookie.attach_kprobe_multi(&probe.spec(true))?),
-                    "increment" => Some(increment.attach_kprobe_multi(&probe.spec(false))?),
-                    "count" => Some(count.attach_kprobe_multi(&probe.spec(true))?),
-                    "ip-hash" => Some(by_ip.attach_kprobe_multi(&probe.spec(false))?),
-                    "slot" => Some(slot_prog.unwrap().attach_kprobe_multi(&probe.spec(false))?),
+                    "empty" => Some(empty.attach_kprobe_multi(&plain)?),
+                    "cookie" => Some(cookie.attach_kprobe_multi(&with_cookies)?),
+                    "increment" => Some(increment.attach_kprobe_multi(&plain)?),
+                    "count-cookie" => {
+                        let prog = cookie_mode.program("count_calls").ok_or("no program `count_calls`")?;
+                        Some(prog.attach_kprobe_multi(&with_cookies)?)
+                    }
+                    "count-address" => {
+                        let obj = &address.as_ref().unwrap().0;
+                        let prog = obj.program("count_calls").ok_or("no program `count_calls`")?;
+                        Some(prog.attach_kprobe_multi(&plain)?)
+                    }
                     _ => None,
                 };
-                if matches!(imp, "count" | "increment") {
-                    count_loops += config.calls;
-                }
                 let ((), ns) = timed(|| run_loop(syscall, &file, config.calls));
                 drop(link);
                 // Picoseconds per call: keeps sub-nanosecond resolution in integers.
                 samples[i].push(ns * 1000 / config.calls);
             }
         }
-        let counted = total(counts)? - counted_before;
-        // The slot prototype counts into its own object's counters.
-        let slot_counted = match slot_obj.as_ref().and_then(|o| o.map("counts")) {
-            Some(c) => total(c)?,
-            None => 0,
-        };
         for (imp, s) in imps.iter().zip(samples) {
-            report::emit(&Series { group: "per_call", case, imp, matches: None, unit: "ps", samples: s });
+            report::emit(&Series { group: "per_call", case, imp, matches: Some(n), unit: "ps", samples: s });
         }
-        // The counting programs must have seen at least every call of their own loops.
+        // Every count object counted the probed function's calls while it was attached:
+        // reps x calls, nothing lost (the VM runs nothing else that calls it).
+        let made = config.calls * config.reps as u64;
+        let counts = |o: &LoadedObject| -> Result<u64, String> {
+            counted(o.map("counts").ok_or("no map `counts`")?, index).map_err(|e| e.to_string())
+        };
+        let address_counted = address.as_ref().map(|(o, _)| counts(o)).transpose()?;
         report::emit_value(&json!({
             "group": "info", "case": format!("per_call {case}"), "impl": "count",
-            "function": function, "calls_made": count_loops, "calls_counted": counted,
-            "slot_calls_made": if slot_prog.is_some() { config.calls * config.reps as u64 } else { 0 },
-            "slot_calls_counted": slot_counted,
+            "function": label, "counted_function": counted_fn, "calls_made": made,
+            "counted_cookie": counts(&cookie_mode)?, "counted_address": address_counted,
+            "slots": address.as_ref().map(|(_, len)| *len),
         }));
     }
     let _ = std::fs::remove_file(path);
     Ok(())
-}
-
-/// The `count_by_slot` prototype for a probe: its own object, whose slot table maps each
-/// probed function's entry address (as the kernel reports it for a cookie attach of the
-/// same functions) to its counter.
-fn slot_counter(count: &Program, probe: &Probe) -> Result<LoadedObject, Box<dyn std::error::Error>> {
-    let targets: Vec<(u64, u64)> = {
-        let link = count.attach_kprobe_multi(&probe.spec(true))?;
-        link.info()?.targets.iter().map(|t| (t.address, t.cookie.unwrap_or(0))).collect()
-    };
-    let base = targets.iter().map(|t| t.0).min().ok_or("no targets")? & !15;
-    let top = targets.iter().map(|t| t.0).max().ok_or("no targets")?;
-    let slots = ((top - base) >> 4) + 1;
-    if slots > 1 << 24 {
-        return Err(format!("the functions span {slots} slots: too many for one array").into());
-    }
-    let mut obj = Object::parse("bench.bpf.o", BENCH_OBJ)?;
-    obj.set_global("slot_base", &base)?;
-    obj.map_mut("slot_index").ok_or("no map `slot_index`")?.set_max_entries(slots as u32);
-    obj.map_mut("counts").ok_or("no map `counts`")?.set_max_entries(1 << 16);
-    let loaded = obj.load()?;
-    let table = loaded.map("slot_index").ok_or("no map `slot_index`")?;
-    for (address, cookie) in targets {
-        let slot = ((address - base) >> 4) as u32;
-        if table.get::<u32, u32>(&slot)?.unwrap_or(0) != 0 {
-            return Err(format!("two functions share the 16-byte slot of {address:#x}").into());
-        }
-        table.update(&slot, &(cookie as u32 + 1), UpdateFlags::Any)?;
-    }
-    Ok(loaded)
 }
