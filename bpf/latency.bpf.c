@@ -21,27 +21,22 @@ char LICENSE[] SEC("license") = "Dual MIT/GPL";
 /* Only calls made by this process (tgid) count; 0 counts every process. */
 const volatile u32 target_tgid = 0;
 
-/* Calls per (function, bucket) and CPU, at index cookie * BUCKETS + bucket. Sized to
- * functions * BUCKETS before load. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, BUCKETS);
-	__type(key, u32);
-	__type(value, u64);
-} hist SEC(".maps");
-
-struct latency_stats {
+/* One function's latencies on one CPU: total and largest, and calls per bucket. */
+struct latency {
 	u64 sum_ns;
 	u64 max_ns;
+	u64 buckets[BUCKETS];
 };
 
-/* Total and largest latency per function and CPU, indexed by cookie. */
+/* Per function and CPU, indexed by cookie; sized to the number of functions before load.
+ * One value per function (not one per bucket) keeps the per-call work to one lookup and
+ * the kernel's per-CPU allocations to one per function. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, u32);
-	__type(value, struct latency_stats);
-} stats SEC(".maps");
+	__type(value, struct latency);
+} latencies SEC(".maps");
 
 /* Entry times of calls in progress, for the kprobe + kretprobe pair: key (tid << 32 | cookie). */
 struct {
@@ -89,19 +84,16 @@ static __always_inline u32 bucket_of(u64 ns)
 
 static __always_inline void record(u64 cookie, u64 ns)
 {
-	u32 index = cookie, key = index * BUCKETS + bucket_of(ns);
-	struct latency_stats *s;
-	u64 *calls;
+	u32 index = cookie;
+	struct latency *l;
 
-	calls = bpf_map_lookup_elem(&hist, &key);
-	if (calls)
-		*calls += 1;
-	s = bpf_map_lookup_elem(&stats, &index);
-	if (s) {
-		s->sum_ns += ns;
-		if (ns > s->max_ns)
-			s->max_ns = ns;
-	}
+	l = bpf_map_lookup_elem(&latencies, &index);
+	if (!l)
+		return;
+	l->buckets[bucket_of(ns)] += 1;
+	l->sum_ns += ns;
+	if (ns > l->max_ns)
+		l->max_ns = ns;
 }
 
 static __always_inline u64 start_key(void *ctx)

@@ -130,12 +130,13 @@ pub fn run(args: &LatencyArgs, out: &mut Output) -> Result<(), CliError> {
 
     let started = Instant::now();
     let end = run::run_until(&stop, started, args.run.duration, None, || Ok(()))?;
-    // Read before detaching, as count does: the report covers the run.
-    let hist = loaded.map("hist").expect("the object has the map");
-    let stats = loaded.map("stats").expect("the object has the map");
-    let mut rows = probe::masked(&read(&functions, hist, stats)?, &mask);
     let ran = started.elapsed();
+    // Detach first, then read: the values stay in the map, and a read made while every
+    // probed function still runs the program pays for its own page faults and syscalls
+    // through those probes (minutes for `latency '*'` under emulation).
     let detach_time = probe::detach(links);
+    let latencies = loaded.map("latencies").expect("the object has the map");
+    let mut rows = probe::masked(&read(&functions, latencies)?, &mask);
     sort(&mut rows, args.sort);
     let report = Report { rows: &rows, mode: mode_text, end, attach: attach_time, ran, detach: detach_time };
     if args.run.json {
@@ -156,13 +157,24 @@ fn mode(method: Method, links: &[KprobeMultiLink]) -> (&'static str, &'static st
     }
 }
 
+/// Kernel memory the per-CPU table may take before we refuse: it grows with functions times
+/// CPUs, and `latency '*'` on a large machine would otherwise pin gigabytes.
+const TABLE_LIMIT: u64 = 1 << 30;
+
 /// The object for this method, sized for `functions`.
 fn load(method: Method, functions: usize, pid: Option<u32>) -> Result<multiprobe::LoadedObject, CliError> {
-    let too_many = || CliError::new(format!("{functions} functions are too many for one histogram table"));
-    let buckets = functions.checked_mul(BUCKETS).and_then(|b| u32::try_from(b).ok()).ok_or_else(too_many)?;
+    let cpus = multiprobe::map::possible_cpus();
+    let table = functions as u64 * size_of::<PerCpu>() as u64 * cpus as u64;
+    if table > TABLE_LIMIT {
+        return Err(CliError::new(format!(
+            "{functions} functions on {cpus} CPUs need {} MiB of per-CPU histograms (the limit is {} MiB)",
+            table >> 20,
+            TABLE_LIMIT >> 20
+        ))
+        .hint("select fewer functions: a narrower pattern, --exclude, or MODULE:PATTERN"));
+    }
     let mut obj = Object::parse("latency", OBJECT)?;
-    obj.map_mut("hist").expect("the object has the map").set_max_entries(buckets);
-    obj.map_mut("stats").expect("the object has the map").set_max_entries(functions as u32);
+    obj.map_mut("latencies").expect("the object has the map").set_max_entries(functions as u32);
     obj.set_global("target_tgid", &pid.unwrap_or(0))?;
     let mut set = |name: &str, load: bool, kind: Option<ProgramKind>| {
         let p = obj.program_mut(name).expect("the object has the program");
@@ -205,22 +217,29 @@ impl Row {
     }
 }
 
-/// Sums every CPU's buckets and stats into one row per function.
-fn read(functions: &[Function], hist: &Map, stats: &Map) -> Result<Vec<Row>, CliError> {
+/// One function's latencies on one CPU, as `struct latency` in bpf/latency.bpf.c.
+#[derive(Debug, Clone, Copy, bytemuck::Zeroable, bytemuck::Pod)]
+#[repr(C)]
+struct PerCpu {
+    sum_ns: u64,
+    max_ns: u64,
+    buckets: [u64; BUCKETS],
+}
+
+/// Sums every CPU's values into one row per function.
+fn read(functions: &[Function], latencies: &Map) -> Result<Vec<Row>, CliError> {
     let mut rows: Vec<Row> = functions
         .iter()
         .map(|f| Row { function: f.clone(), hist: Histogram::default(), sum_ns: 0, max_ns: 0 })
         .collect();
-    for (key, cpus) in hist.dump_per_cpu::<u32, u64>()? {
-        let (index, bucket) = (key as usize / BUCKETS, key as usize % BUCKETS);
-        if let Some(row) = rows.get_mut(index) {
-            row.hist.buckets[bucket] += cpus.iter().sum::<u64>();
-        }
-    }
-    for (index, cpus) in stats.dump_per_cpu::<u32, [u64; 2]>()? {
-        if let Some(row) = rows.get_mut(index as usize) {
-            row.sum_ns = cpus.iter().map(|s| s[0]).sum();
-            row.max_ns = cpus.iter().map(|s| s[1]).max().unwrap_or(0);
+    for (index, cpus) in latencies.dump_per_cpu::<u32, PerCpu>()? {
+        let Some(row) = rows.get_mut(index as usize) else { continue };
+        for cpu in &cpus {
+            for (total, n) in row.hist.buckets.iter_mut().zip(cpu.buckets) {
+                *total += n;
+            }
+            row.sum_ns += cpu.sum_ns;
+            row.max_ns = row.max_ns.max(cpu.max_ns);
         }
     }
     Ok(rows)
