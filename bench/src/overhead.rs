@@ -11,7 +11,7 @@
 //!   too: two probe hits per call.
 //!
 //! count runs in both of its modes, set up as the CLI sets them up (crates/multiprobe-cli/
-//! src/count.rs):
+//! src/count/mod.rs):
 //! - `count-address` (what the CLI uses with a kprobe_multi link): `slot_base` set, the
 //!   `slots` table (16-byte slot of each function's entry address -> counter index + 1)
 //!   filled with `Map::update_batch`, attached without cookies;

