@@ -788,7 +788,7 @@ impl Report {
                 let _ = writeln!(
                     md,
                     "\nThe link-info feature check `count` makes before attaching (`features::kprobe_multi_link_info`, \
-                     which parses and searches the kernel's BTF), alone in a fresh process: {} ms, peak memory \
+                     which reads the kernel's BTF and finds one struct in it), alone in a fresh process: {} ms, peak memory \
                      {:.1} -> {:.1} MiB.",
                     self.median("memory", "kprobe_multi_link_info", "ns").map_or("-".into(), ms),
                     before / 1024.0,

@@ -8,6 +8,7 @@
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::OnceLock;
 
+use crate::btf::raw::RawBtf;
 use crate::btf::{self, Btf, TypeKind};
 use crate::insn::Insn;
 use crate::sys;
@@ -181,7 +182,10 @@ pub enum LinkInfoLevel {
 pub fn kprobe_multi_link_info() -> LinkInfoLevel {
     static L: OnceLock<LinkInfoLevel> = OnceLock::new();
     *L.get_or_init(|| {
-        let from_btf = btf::kernel::vmlinux().ok().and_then(|k| link_info_level_from_btf(&k));
+        // The raw bytes, not the parsed BTF: `count` asks this before every attach, and one
+        // struct is all it needs (a walk of the type headers, not 100,000 decoded types).
+        let data = std::fs::read(btf::kernel::VMLINUX_BTF).ok();
+        let from_btf = data.as_deref().and_then(|d| RawBtf::new(d).ok()).and_then(|k| link_info_level_from_btf(&k));
         from_btf.unwrap_or_else(|| match kernel_version() {
             Some(v) if v >= (6, 9) => LinkInfoLevel::Cookies,
             Some(v) if v >= (6, 7) => LinkInfoLevel::Missed,
@@ -191,8 +195,8 @@ pub fn kprobe_multi_link_info() -> LinkInfoLevel {
     })
 }
 
-fn link_info_level_from_btf(k: &Btf) -> Option<LinkInfoLevel> {
-    let info = k.find_by_name_kind("bpf_link_info", btf::kind::STRUCT)?;
+fn link_info_level_from_btf(k: &RawBtf<'_>) -> Option<LinkInfoLevel> {
+    let info = k.find("bpf_link_info", btf::kind::STRUCT)?;
     let names = member_names(k, info, "kprobe_multi");
     Some(if names.is_empty() {
         LinkInfoLevel::Basic
@@ -207,22 +211,15 @@ fn link_info_level_from_btf(k: &Btf) -> Option<LinkInfoLevel> {
 
 /// Member names of the struct reached through member `field` of `id`, looking inside
 /// anonymous unions and structs.
-fn member_names<'a>(k: &'a Btf, id: u32, field: &str) -> Vec<&'a str> {
-    let Ok(t) = k.type_by_id(id) else {
-        return Vec::new();
-    };
-    for m in t.kind.members() {
-        let name = k.string_at(m.name_off).unwrap_or("");
-        let Ok(mid) = k.skip_modifiers(m.type_id) else {
+fn member_names<'a>(k: &RawBtf<'a>, id: u32, field: &str) -> Vec<&'a str> {
+    for m in k.members(id) {
+        let Some(mid) = k.skip_modifiers(m.type_id) else {
             continue;
         };
-        if name == field {
-            let Ok(mt) = k.type_by_id(mid) else {
-                return Vec::new();
-            };
-            return mt.kind.members().iter().filter_map(|m| k.string_at(m.name_off).ok()).collect();
+        if m.name == field {
+            return k.members(mid).map(|m| m.name).collect();
         }
-        if name.is_empty() {
+        if m.name.is_empty() {
             let found = member_names(k, mid, field);
             if !found.is_empty() {
                 return found;

@@ -10,6 +10,7 @@ mod ext;
 mod fixup;
 pub mod kernel;
 mod parse;
+pub(crate) mod raw;
 #[allow(missing_docs)] // kinds and fields as in include/uapi/linux/btf.h
 mod types;
 

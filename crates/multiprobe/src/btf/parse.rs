@@ -25,36 +25,8 @@ fn read_u32(data: &[u8], off: usize, what: &'static str) -> Result<u32, BtfError
 
 /// Splits raw BTF into its types (index = id, `void` first) and its string section.
 pub(super) fn parse(data: &[u8]) -> Result<(Vec<Type>, Vec<u8>), BtfError> {
-    if data.len() < 8 {
-        return Err(BtfError::Truncated { what: "header" });
-    }
-    let magic = u16::from_le_bytes([data[0], data[1]]);
-    if magic != MAGIC {
-        return Err(BtfError::BadMagic { magic });
-    }
-    if data[2] != 1 {
-        return Err(BtfError::UnsupportedVersion(data[2]));
-    }
-    let hdr_len = read_u32(data, 4, "header")? as usize;
-    if hdr_len < HEADER_LEN {
-        return Err(BtfError::Truncated { what: "header" });
-    }
-    let type_off = read_u32(data, 8, "header")? as usize;
-    let type_len = read_u32(data, 12, "header")? as usize;
-    let str_off = read_u32(data, 16, "header")? as usize;
-    let str_len = read_u32(data, 20, "header")? as usize;
-    let section = |off: usize, len: usize, what| {
-        hdr_len
-            .checked_add(off)
-            .and_then(|start| Some(start..start.checked_add(len)?))
-            .and_then(|r| data.get(r))
-            .ok_or(BtfError::Truncated { what })
-    };
-    let type_data = section(type_off, type_len, "type section")?;
-    let strings = section(str_off, str_len, "string section")?.to_vec();
-    if strings.last().is_some_and(|&b| b != 0) {
-        return Err(BtfError::Truncated { what: "string section" });
-    }
+    let (type_data, strings) = sections(data)?;
+    let strings = strings.to_vec();
 
     let mut types = vec![Type { name_off: 0, kind_flag: false, kind: TypeKind::Void }];
     let mut r = Reader { data: type_data, pos: 0 };
@@ -158,6 +130,41 @@ fn parse_type(r: &mut Reader<'_>, id: u32) -> Result<Type, BtfError> {
         other => return Err(BtfError::UnknownKind { id, kind: other }),
     };
     Ok(Type { name_off, kind_flag, kind })
+}
+
+/// The type section and the string section of raw BTF, after checking the header.
+pub(super) fn sections(data: &[u8]) -> Result<(&[u8], &[u8]), BtfError> {
+    if data.len() < 8 {
+        return Err(BtfError::Truncated { what: "header" });
+    }
+    let magic = u16::from_le_bytes([data[0], data[1]]);
+    if magic != MAGIC {
+        return Err(BtfError::BadMagic { magic });
+    }
+    if data[2] != 1 {
+        return Err(BtfError::UnsupportedVersion(data[2]));
+    }
+    let hdr_len = read_u32(data, 4, "header")? as usize;
+    if hdr_len < HEADER_LEN {
+        return Err(BtfError::Truncated { what: "header" });
+    }
+    let type_off = read_u32(data, 8, "header")? as usize;
+    let type_len = read_u32(data, 12, "header")? as usize;
+    let str_off = read_u32(data, 16, "header")? as usize;
+    let str_len = read_u32(data, 20, "header")? as usize;
+    let section = |off: usize, len: usize, what| {
+        hdr_len
+            .checked_add(off)
+            .and_then(|start| Some(start..start.checked_add(len)?))
+            .and_then(|r| data.get(r))
+            .ok_or(BtfError::Truncated { what })
+    };
+    let type_data = section(type_off, type_len, "type section")?;
+    let strings = section(str_off, str_len, "string section")?;
+    if strings.last().is_some_and(|&b| b != 0) {
+        return Err(BtfError::Truncated { what: "string section" });
+    }
+    Ok((type_data, strings))
 }
 
 /// Encodes types (index = id, `void` first, not encoded) and strings as raw BTF.
