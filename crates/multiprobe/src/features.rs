@@ -9,7 +9,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::OnceLock;
 
 use crate::btf::raw::RawBtf;
-use crate::btf::{self, Btf, TypeKind};
+use crate::btf::{self, TypeKind};
 use crate::insn::Insn;
 use crate::sys;
 
@@ -82,7 +82,7 @@ pub fn kprobe_session() -> Support {
 /// not know the attach type says EINVAL too, so EINVAL counts only where the kernel's BTF
 /// lists the attach type (`enum bpf_attach_type`), or, without BTF, from version `since`.
 fn probe_multi_link(attach_type: u32, enum_name: &str, what: &str, since: (u32, u32)) -> Support {
-    let known = match btf::kernel::vmlinux() {
+    let known = match btf::kernel::vmlinux_raw() {
         Ok(k) => enum_has(&k, "bpf_attach_type", enum_name),
         Err(_) => kernel_version().is_some_and(|v| v >= since),
     };
@@ -116,11 +116,11 @@ fn probe_multi_link(attach_type: u32, enum_name: &str, what: &str, since: (u32, 
 }
 
 /// Whether the kernel's enum `enum_type` has an enumerator `value`.
-fn enum_has(k: &Btf, enum_type: &str, value: &str) -> bool {
-    k.ids_by_name(enum_type).iter().any(|&id| match k.type_by_id(id).map(|t| &t.kind) {
-        Ok(TypeKind::Enum { values, .. }) => values.iter().any(|v| k.string_at(v.name_off).ok() == Some(value)),
-        _ => false,
-    })
+fn enum_has(k: &RawBtf, enum_type: &str, value: &str) -> bool {
+    [btf::kind::ENUM, btf::kind::ENUM64]
+        .into_iter()
+        .filter_map(|kind| k.find(enum_type, kind))
+        .any(|id| k.enumerators(id).any(|v| v == value))
 }
 
 fn permission_reason() -> String {
@@ -182,10 +182,9 @@ pub enum LinkInfoLevel {
 pub fn kprobe_multi_link_info() -> LinkInfoLevel {
     static L: OnceLock<LinkInfoLevel> = OnceLock::new();
     *L.get_or_init(|| {
-        // The raw bytes, not the parsed BTF: `count` asks this before every attach, and one
+        // The raw BTF, not the parsed one: `count` asks this before every attach, and one
         // struct is all it needs (a walk of the type headers, not 100,000 decoded types).
-        let data = std::fs::read(btf::kernel::VMLINUX_BTF).ok();
-        let from_btf = data.as_deref().and_then(|d| RawBtf::new(d).ok()).and_then(|k| link_info_level_from_btf(&k));
+        let from_btf = btf::kernel::vmlinux_raw().ok().and_then(|k| link_info_level_from_btf(&k));
         from_btf.unwrap_or_else(|| match kernel_version() {
             Some(v) if v >= (6, 9) => LinkInfoLevel::Cookies,
             Some(v) if v >= (6, 7) => LinkInfoLevel::Missed,
@@ -195,7 +194,7 @@ pub fn kprobe_multi_link_info() -> LinkInfoLevel {
     })
 }
 
-fn link_info_level_from_btf(k: &RawBtf<'_>) -> Option<LinkInfoLevel> {
+fn link_info_level_from_btf(k: &RawBtf) -> Option<LinkInfoLevel> {
     let info = k.find("bpf_link_info", btf::kind::STRUCT)?;
     let names = member_names(k, info, "kprobe_multi");
     Some(if names.is_empty() {
@@ -211,7 +210,7 @@ fn link_info_level_from_btf(k: &RawBtf<'_>) -> Option<LinkInfoLevel> {
 
 /// Member names of the struct reached through member `field` of `id`, looking inside
 /// anonymous unions and structs.
-fn member_names<'a>(k: &RawBtf<'a>, id: u32, field: &str) -> Vec<&'a str> {
+fn member_names<'a>(k: &'a RawBtf, id: u32, field: &str) -> Vec<&'a str> {
     for m in k.members(id) {
         let Some(mid) = k.skip_modifiers(m.type_id) else {
             continue;
@@ -292,7 +291,7 @@ pub fn bpf_syscall() -> Support {
 
 /// Kernel BTF (`/sys/kernel/btf/vmlinux`): needed for CO-RE, kfuncs and some probes.
 pub fn kernel_btf() -> Support {
-    match btf::kernel::vmlinux() {
+    match btf::kernel::vmlinux_raw() {
         Ok(_) => Support::Yes,
         Err(e) => Support::No(format!("{e} (kernel built without CONFIG_DEBUG_INFO_BTF?)")),
     }

@@ -2,6 +2,7 @@
 
 use std::sync::{Arc, OnceLock};
 
+use super::raw::RawBtf;
 use super::{Btf, BtfError};
 
 /// Where the kernel publishes its own BTF.
@@ -11,10 +12,27 @@ pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 /// tens of milliseconds (hundreds under emulation), so only CO-RE relocations, kfunc calls and
 /// feature probes that need it call this.
 pub fn vmlinux() -> Result<Arc<Btf>, BtfError> {
-    static CACHE: OnceLock<Result<Arc<Btf>, (String, i32)>> = OnceLock::new();
-    let cached = CACHE.get_or_init(|| {
+    static CACHE: OnceLock<Cached<Btf>> = OnceLock::new();
+    read_once(&CACHE, |data| Btf::parse(&data))
+}
+
+/// The kernel's BTF as read, not decoded, for questions about a type or two (feature probes):
+/// a walk of the type headers instead of a parse of 100,000+ types.
+pub(crate) fn vmlinux_raw() -> Result<Arc<RawBtf>, BtfError> {
+    static CACHE: OnceLock<Cached<RawBtf>> = OnceLock::new();
+    read_once(&CACHE, RawBtf::new)
+}
+
+/// A kernel BTF read once, or why it could not be (message, errno) to rebuild the error from.
+type Cached<T> = Result<Arc<T>, (String, i32)>;
+
+fn read_once<T>(
+    cache: &OnceLock<Cached<T>>,
+    decode: impl FnOnce(Vec<u8>) -> Result<T, BtfError>,
+) -> Result<Arc<T>, BtfError> {
+    let cached = cache.get_or_init(|| {
         let data = std::fs::read(VMLINUX_BTF).map_err(|e| (e.to_string(), e.raw_os_error().unwrap_or(0)))?;
-        Btf::parse(&data).map(Arc::new).map_err(|e| (e.to_string(), 0))
+        decode(data).map(Arc::new).map_err(|e| (e.to_string(), 0))
     });
     match cached {
         Ok(btf) => Ok(Arc::clone(btf)),

@@ -1,5 +1,7 @@
 //! Decoding raw BTF into [`Type`]s and encoding them back.
 
+use std::ops::Range;
+
 use super::{BtfError, EnumValue, FuncLinkage, Member, Param, Type, TypeKind, VarLinkage, VarSecinfo, kind};
 
 const MAGIC: u16 = 0xeb9f;
@@ -25,8 +27,8 @@ fn read_u32(data: &[u8], off: usize, what: &'static str) -> Result<u32, BtfError
 
 /// Splits raw BTF into its types (index = id, `void` first) and its string section.
 pub(super) fn parse(data: &[u8]) -> Result<(Vec<Type>, Vec<u8>), BtfError> {
-    let (type_data, strings) = sections(data)?;
-    let strings = strings.to_vec();
+    let (types, strings) = sections(data)?;
+    let (type_data, strings) = (&data[types], data[strings].to_vec());
 
     let mut types = vec![Type { name_off: 0, kind_flag: false, kind: TypeKind::Void }];
     let mut r = Reader { data: type_data, pos: 0 };
@@ -132,8 +134,8 @@ fn parse_type(r: &mut Reader<'_>, id: u32) -> Result<Type, BtfError> {
     Ok(Type { name_off, kind_flag, kind })
 }
 
-/// The type section and the string section of raw BTF, after checking the header.
-pub(super) fn sections(data: &[u8]) -> Result<(&[u8], &[u8]), BtfError> {
+/// Where the type section and the string section of raw BTF are, after checking the header.
+pub(super) fn sections(data: &[u8]) -> Result<(Range<usize>, Range<usize>), BtfError> {
     if data.len() < 8 {
         return Err(BtfError::Truncated { what: "header" });
     }
@@ -156,15 +158,15 @@ pub(super) fn sections(data: &[u8]) -> Result<(&[u8], &[u8]), BtfError> {
         hdr_len
             .checked_add(off)
             .and_then(|start| Some(start..start.checked_add(len)?))
-            .and_then(|r| data.get(r))
+            .filter(|r| r.end <= data.len())
             .ok_or(BtfError::Truncated { what })
     };
-    let type_data = section(type_off, type_len, "type section")?;
+    let types = section(type_off, type_len, "type section")?;
     let strings = section(str_off, str_len, "string section")?;
-    if strings.last().is_some_and(|&b| b != 0) {
+    if data[strings.clone()].last().is_some_and(|&b| b != 0) {
         return Err(BtfError::Truncated { what: "string section" });
     }
-    Ok((type_data, strings))
+    Ok((types, strings))
 }
 
 /// Encodes types (index = id, `void` first, not encoded) and strings as raw BTF.

@@ -3,14 +3,17 @@
 //! type of the kernel's 100,000+ (tens of milliseconds and megabytes, more under emulation).
 //! The feature probes that run before every `multiprobe count` use this.
 
+use std::ops::Range;
+
 use super::{BtfError, kind, parse};
 
 /// Raw BTF with the offset of every type, nothing decoded.
 #[derive(Debug)]
-pub struct RawBtf<'a> {
-    types: &'a [u8],
-    strings: &'a [u8],
-    /// Offset in `types` of type id `i + 1`'s header (id 0, `void`, has none).
+pub struct RawBtf {
+    data: Vec<u8>,
+    types: Range<usize>,
+    strings: Range<usize>,
+    /// Offset in the type section of type id `i + 1`'s header (id 0, `void`, has none).
     offsets: Vec<u32>,
 }
 
@@ -25,10 +28,11 @@ pub struct RawMember<'a> {
 
 const HEADER: usize = 12;
 
-impl<'a> RawBtf<'a> {
+impl RawBtf {
     /// Checks the header and finds where each type starts.
-    pub fn new(data: &'a [u8]) -> Result<RawBtf<'a>, BtfError> {
-        let (types, strings) = parse::sections(data)?;
+    pub fn new(data: Vec<u8>) -> Result<RawBtf, BtfError> {
+        let (type_range, strings) = parse::sections(&data)?;
+        let types = &data[type_range.clone()];
         let mut offsets = Vec::new();
         let mut pos = 0usize;
         while pos < types.len() {
@@ -57,7 +61,7 @@ impl<'a> RawBtf<'a> {
                 return Err(BtfError::Truncated { what: "type data" });
             }
         }
-        Ok(RawBtf { types, strings, offsets })
+        Ok(RawBtf { types: type_range, strings, offsets, data })
     }
 
     /// The first type named `name` of the given `BTF_KIND_*`.
@@ -84,34 +88,53 @@ impl<'a> RawBtf<'a> {
     }
 
     /// The members of struct or union `id` (none for other kinds).
-    pub fn members(&self, id: u32) -> impl Iterator<Item = RawMember<'a>> + '_ {
-        let (start, count) = match self.kind(id) {
-            Some(kind::STRUCT | kind::UNION) => {
-                let start = self.offsets[id as usize - 1] as usize + HEADER;
-                (start, self.word_of(id, 4).map_or(0, |info| (info & 0xffff) as usize))
-            }
-            _ => (0, 0),
-        };
+    pub fn members(&self, id: u32) -> impl Iterator<Item = RawMember<'_>> {
+        let count = self.vlen_of(id, &[kind::STRUCT, kind::UNION]);
+        let start = self.trailing(id);
         (0..count).filter_map(move |i| {
             let at = start + 12 * i;
-            Some(RawMember { name: self.string(word(self.types, at)?)?, type_id: word(self.types, at + 4)? })
+            Some(RawMember { name: self.string(word(self.types(), at)?)?, type_id: word(self.types(), at + 4)? })
         })
+    }
+
+    /// The names of the enumerators of enum `id` (none for other kinds).
+    pub fn enumerators(&self, id: u32) -> impl Iterator<Item = &str> {
+        let count = self.vlen_of(id, &[kind::ENUM, kind::ENUM64]);
+        let (start, size) = (self.trailing(id), if self.kind(id) == Some(kind::ENUM64) { 12 } else { 8 });
+        (0..count).filter_map(move |i| self.string(word(self.types(), start + size * i)?))
+    }
+
+    fn types(&self) -> &[u8] {
+        &self.data[self.types.clone()]
+    }
+
+    /// Where type `id`'s data after the header starts.
+    fn trailing(&self, id: u32) -> usize {
+        id.checked_sub(1).and_then(|i| self.offsets.get(i as usize)).map_or(0, |&off| off as usize + HEADER)
+    }
+
+    /// The vlen of type `id` if it is one of `kinds`, else 0.
+    fn vlen_of(&self, id: u32, kinds: &[u32]) -> usize {
+        match self.kind(id) {
+            Some(k) if kinds.contains(&k) => self.word_of(id, 4).map_or(0, |info| (info & 0xffff) as usize),
+            _ => 0,
+        }
     }
 
     fn word_of(&self, id: u32, field: usize) -> Option<u32> {
         let off = *self.offsets.get((id as usize).checked_sub(1)?)? as usize;
-        word(self.types, off + field)
+        word(self.types(), off + field)
     }
 
     fn name_is(&self, id: u32, name: &str) -> bool {
         let Some(off) = self.word_of(id, 0) else { return false };
-        let n = name.len();
-        self.strings.get(off as usize..off as usize + n) == Some(name.as_bytes())
-            && self.strings.get(off as usize + n) == Some(&0)
+        let (strings, n) = (&self.data[self.strings.clone()], name.len());
+        strings.get(off as usize..off as usize + n) == Some(name.as_bytes())
+            && strings.get(off as usize + n) == Some(&0)
     }
 
-    fn string(&self, off: u32) -> Option<&'a str> {
-        let rest = self.strings.get(off as usize..)?;
+    fn string(&self, off: u32) -> Option<&str> {
+        let rest = self.data[self.strings.clone()].get(off as usize..)?;
         std::str::from_utf8(&rest[..memchr::memchr(0, rest)?]).ok()
     }
 }

@@ -129,7 +129,7 @@ fn names_look_up_every_type_of_that_name_in_id_order() {
 fn raw_reading_agrees_with_parsing() {
     let (b, pair_id, _) = sample();
     let bytes = b.to_bytes();
-    let raw = raw::RawBtf::new(&bytes).unwrap();
+    let raw = raw::RawBtf::new(bytes).unwrap();
     assert_eq!(raw.find("pair", kind::STRUCT), Some(pair_id));
     assert_eq!(raw.find("pair", kind::UNION), None);
     assert_eq!(raw.find("pai", kind::STRUCT), None, "a prefix is not the name");
@@ -146,6 +146,9 @@ fn raw_reading_agrees_with_parsing() {
         .collect();
     assert_eq!(members, parsed);
     assert_eq!(raw.members(td).count(), 0, "only structs and unions have members");
+    let color = raw.find("color", kind::ENUM).unwrap();
+    assert_eq!(raw.enumerators(color).collect::<Vec<_>>(), ["RED"]);
+    assert_eq!(raw.enumerators(pair_id).count(), 0, "only enums have enumerators");
     assert_eq!(raw.kind(0), None);
     assert_eq!(raw.kind(b.len()), None, "ids past the end have no kind");
 }
@@ -155,13 +158,13 @@ fn raw_reading_rejects_what_parsing_rejects() {
     let (b, _, _) = sample();
     let bytes = b.to_bytes();
     for cut in [4, 20, bytes.len() - 1] {
-        assert!(raw::RawBtf::new(&bytes[..cut]).is_err(), "cut at {cut}");
+        assert!(raw::RawBtf::new(bytes[..cut].to_vec()).is_err(), "cut at {cut}");
     }
     // A type whose kind number no BTF has.
     let mut bad = bytes.clone();
     let type_off = 24 + u32::from_le_bytes(bad[8..12].try_into().unwrap()) as usize;
     bad[type_off + 7] = 0x1f;
-    assert!(matches!(raw::RawBtf::new(&bad), Err(BtfError::UnknownKind { .. })));
+    assert!(matches!(raw::RawBtf::new(bad.clone()), Err(BtfError::UnknownKind { .. })));
     assert!(matches!(Btf::parse(&bad), Err(BtfError::UnknownKind { .. })));
 }
 
@@ -170,12 +173,17 @@ fn raw_reading_rejects_what_parsing_rejects() {
 fn raw_reading_of_the_kernel_btf_agrees_with_parsing() {
     testkit::require_config!("CONFIG_DEBUG_INFO_BTF", "kernel BTF");
     let data = std::fs::read(kernel::VMLINUX_BTF).unwrap();
-    let (b, raw) = (Btf::parse(&data).unwrap(), raw::RawBtf::new(&data).unwrap());
+    let (b, raw) = (Btf::parse(&data).unwrap(), raw::RawBtf::new(data).unwrap());
     for (id, t) in b.types() {
         assert_eq!(raw.kind(id), Some(t.kind.number()), "kind of {id}");
         let members: Vec<_> = raw.members(id).map(|m| (m.name, m.type_id)).collect();
         let parsed: Vec<_> = t.kind.members().iter().map(|m| (b.string_at(m.name_off).unwrap(), m.type_id)).collect();
         assert_eq!(members, parsed, "members of {id}");
+        let values: Vec<_> = match &t.kind {
+            TypeKind::Enum { values, .. } => values.iter().map(|v| b.string_at(v.name_off).unwrap()).collect(),
+            _ => Vec::new(),
+        };
+        assert_eq!(raw.enumerators(id).collect::<Vec<_>>(), values, "enumerators of {id}");
     }
     let info = b.find_by_name_kind("bpf_link_info", kind::STRUCT);
     assert_eq!(raw.find("bpf_link_info", kind::STRUCT), info);
