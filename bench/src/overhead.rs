@@ -33,6 +33,7 @@ use multiprobe::{LoadedObject, Map, Object, UpdateFlags};
 use serde_json::json;
 
 use crate::report::{self, Series};
+use crate::slots::Slots;
 use crate::{BENCH_OBJ, COUNT_OBJ, Config, rotated, timed};
 
 /// The syscall loop of a case, `n` calls.
@@ -50,43 +51,6 @@ fn run_loop(syscall: &str, file: &File, n: u64) {
 pub fn run(config: &Config) {
     if let Err(e) = run_inner(config) {
         report::emit_error("per_call", "", "", &e);
-    }
-}
-
-/// The slot table of the CLI (a copy of `Slots::build` in crates/multiprobe-cli/src/slots.rs,
-/// which is a private module of the binary crate; keep the two in step): slot 0 at the lowest
-/// entry address rounded down to 16, one slot per 16 bytes, counter index + 1 in each
-/// function's slot; `None` (cookies must do) past 4 Mi slots or when two functions share a
-/// slot.
-struct Slots {
-    base: u64,
-    len: u32,
-    keys: Vec<u32>,
-    values: Vec<u32>,
-}
-
-const MAX_SLOTS: u64 = 4 << 20;
-
-impl Slots {
-    fn build(functions: &[Function], entries: &[u64]) -> Option<Slots> {
-        let base = entries.iter().min()? & !15;
-        let top = *entries.iter().max()?;
-        let len = (top - base) / 16 + 1;
-        if len > MAX_SLOTS || functions.len() != entries.len() {
-            return None;
-        }
-        let mut used = std::collections::HashSet::new();
-        let mut keys = Vec::with_capacity(entries.len());
-        let mut values = Vec::with_capacity(entries.len());
-        for (i, &entry) in entries.iter().enumerate() {
-            let slot = ((entry - base) / 16) as u32;
-            if !used.insert(slot) {
-                return None;
-            }
-            keys.push(slot);
-            values.push(i as u32 + 1);
-        }
-        Some(Slots { base, len: len as u32, keys, values })
     }
 }
 
