@@ -9,8 +9,9 @@ use super::{Btf, BtfError};
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 
 /// The kernel's BTF, parsed on first call and shared afterwards. Reading and parsing it costs
-/// tens of milliseconds (hundreds under emulation), so only CO-RE relocations, kfunc calls and
-/// feature probes that need it call this.
+/// tens of milliseconds (hundreds under emulation), so only CO-RE relocations, kfunc and
+/// `__ksym` externs and the session kfunc signature probe call this; the other feature probes
+/// read the raw bytes in place.
 pub fn vmlinux() -> Result<Arc<Btf>, BtfError> {
     static CACHE: OnceLock<Cached<Btf>> = OnceLock::new();
     read_once(&CACHE, |data| Btf::parse(&data))

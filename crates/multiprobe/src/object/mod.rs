@@ -2,7 +2,7 @@
 //!
 //! [`Object::open`] reads programs (one per function in an executable section, typed by the
 //! section name), BTF-defined maps, global data and relocations. Before [`Object::load`]
-//! (in [`crate::loader`]) a caller may set `.rodata` constants, resize maps, pick which
+//! a caller may set `.rodata` constants, resize maps, pick which
 //! programs load and change how a program is loaded.
 
 mod elf;

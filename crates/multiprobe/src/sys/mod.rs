@@ -1,7 +1,7 @@
 //! The raw kernel interface: `bpf(2)`, `perf_event_open(2)`, `mmap(2)` and `mount(2)`.
 //!
 //! Thin and typed, in the spirit of rustix: one function per command, borrowed slices in,
-//! [`OwnedFd`] out, errors as [`io::Error`] carrying the errno. Nothing here decides policy
+//! [`OwnedFd`](std::os::fd::OwnedFd) out, errors as [`io::Error`] carrying the errno. Nothing here decides policy
 //! (retries on a full verifier log, fallbacks, error wording); the layers above do. Every
 //! `unsafe` block of the crate lives in this module, each with its SAFETY argument.
 
