@@ -19,7 +19,7 @@ use crate::hist::{BUCKETS, BucketJson, Histogram};
 use crate::output::{self, Output, hex_address};
 use crate::probe::{self, Strategy};
 use crate::run::{self, RunArgs};
-use crate::select::{self, SelectArgs, module_name};
+use crate::select::{TargetArgs, module_name};
 use crate::signals::{self, End, Stop};
 
 /// The BPF object, built from bpf/latency.bpf.c by `cargo xtask bpf`.
@@ -30,11 +30,8 @@ const RETURN: &str = "latency_return";
 
 #[derive(Debug, Args)]
 pub struct LatencyArgs {
-    /// Function patterns: NAME_GLOB, MODULE_GLOB:NAME_GLOB or vmlinux:NAME_GLOB.
-    #[arg(required = true, value_name = "PATTERN")]
-    pub patterns: Vec<String>,
     #[command(flatten)]
-    pub select: SelectArgs,
+    pub targets: TargetArgs,
     #[command(flatten)]
     pub run: RunArgs,
     /// Order of the functions in the report.
@@ -83,7 +80,7 @@ fn choose(args: &LatencyArgs) -> Result<Method, CliError> {
 pub fn run(args: &LatencyArgs, out: &mut Output) -> Result<(), CliError> {
     let stop = Stop::install()?;
     let method = choose(args)?;
-    let resolved = select::resolve(&select::selection(&args.patterns, &args.select))?;
+    let resolved = args.targets.resolve()?;
     let functions = resolved.functions;
     let n = functions.len();
 

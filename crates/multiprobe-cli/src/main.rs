@@ -116,7 +116,8 @@ mod tests {
         let cli = parse(&["count", "vfs_*", "-x", "vfs_read", "--duration", "0s", "--json", "-v"]).unwrap();
         assert!(cli.verbose);
         let Command::Count(c) = cli.command else { panic!() };
-        assert_eq!(c.select.exclude, ["vfs_read"]);
+        assert_eq!(c.targets.select.exclude, ["vfs_read"]);
+        assert_eq!(c.targets.patterns, ["vfs_*"]);
         assert_eq!(c.run.duration, Some(std::time::Duration::ZERO));
     }
 }

@@ -19,6 +19,23 @@ pub struct SelectArgs {
     pub no_deny_list: bool,
 }
 
+/// What `count` and `latency` work on: one pattern at least, and the shared options.
+#[derive(Debug, Clone, Args)]
+pub struct TargetArgs {
+    /// Function patterns: NAME_GLOB, MODULE_GLOB:NAME_GLOB or vmlinux:NAME_GLOB.
+    #[arg(required = true, value_name = "PATTERN")]
+    pub patterns: Vec<String>,
+    #[command(flatten)]
+    pub select: SelectArgs,
+}
+
+impl TargetArgs {
+    /// The functions these arguments select.
+    pub fn resolve(&self) -> Result<Resolved, CliError> {
+        resolve(&selection(&self.patterns, &self.select))
+    }
+}
+
 /// The library selection for `patterns` and `args`.
 pub fn selection(patterns: &[String], args: &SelectArgs) -> Selection {
     let mut s = Selection::new();

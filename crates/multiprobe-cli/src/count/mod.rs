@@ -18,7 +18,7 @@ use crate::error::CliError;
 use crate::output::{self, Output};
 use crate::probe::{self, Strategy};
 use crate::run::{self, RunArgs};
-use crate::select::{self, SelectArgs};
+use crate::select::TargetArgs;
 use crate::signals::Stop;
 use crate::slots::Slots;
 
@@ -33,11 +33,8 @@ const LIVE_ROWS: usize = 20;
 
 #[derive(Debug, Args)]
 pub struct CountArgs {
-    /// Function patterns: NAME_GLOB, MODULE_GLOB:NAME_GLOB or vmlinux:NAME_GLOB.
-    #[arg(required = true, value_name = "PATTERN")]
-    pub patterns: Vec<String>,
     #[command(flatten)]
-    pub select: SelectArgs,
+    pub targets: TargetArgs,
     #[command(flatten)]
     pub run: RunArgs,
     /// Report every D while running. Default: every second on a terminal (a table redrawn in
@@ -52,7 +49,7 @@ pub struct CountArgs {
 pub fn run(args: &CountArgs, out: &mut Output) -> Result<(), CliError> {
     let stop = Stop::install()?;
     let strategy = probe::choose(args.run.no_fallback)?;
-    let resolved = select::resolve(&select::selection(&args.patterns, &args.select))?;
+    let resolved = args.targets.resolve()?;
     let functions = resolved.functions;
     let n = functions.len();
 
