@@ -4,7 +4,7 @@
 use std::error::Error;
 use std::io;
 
-use multiprobe::{AttachError, LoadError, MapError, ObjectError};
+use multiprobe::{AttachError, ListingError, LoadError, MapError, ObjectError};
 
 /// A failure of a command, ready to print.
 #[derive(Debug, Default)]
@@ -75,11 +75,12 @@ impl CliError {
     }
 }
 
-/// Hints for the errors of reading tracefs, which `list`, `count` and `latency` all do.
+/// Hints for the errors of reading tracefs, which `list`, `count` and `latency` all do, and of
+/// naming functions the kernel cannot trace.
 fn read_hints(e: &AttachError) -> Vec<String> {
     match e {
         AttachError::Read { source, .. } if source.kind() == io::ErrorKind::PermissionDenied => {
-            vec![if multiprobe::sys::geteuid() == 0 {
+            vec![if multiprobe::raw::geteuid() == 0 {
                 "the kernel refuses even root here: a sandbox or security policy (seccomp, LSM, lockdown) blocks tracefs; `multiprobe features` shows what works".into()
             } else {
                 "reading the kernel's list of traceable functions needs root".into()
@@ -90,6 +91,7 @@ fn read_hints(e: &AttachError) -> Vec<String> {
             "see what is traceable with `multiprobe list PATTERN`".into(),
         ],
         AttachError::NotSupported { .. } => vec!["`multiprobe features` shows what this kernel supports, and why".into()],
+        AttachError::UntraceableSymbol { symbol, .. } => vec![format!("check `multiprobe list '{symbol}'`")],
         _ => Vec::new(),
     }
 }
@@ -102,6 +104,13 @@ impl From<AttachError> for CliError {
             add_verifier_log(&mut out, source);
         }
         out
+    }
+}
+
+impl From<ListingError> for CliError {
+    /// The listing's failures read as they do on the attach path, with the same hints.
+    fn from(e: ListingError) -> CliError {
+        CliError::from(AttachError::from(e))
     }
 }
 

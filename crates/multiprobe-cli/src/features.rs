@@ -69,7 +69,7 @@ pub fn run(args: &FeaturesArgs, out: &mut Output) -> Result<(), CliError> {
 
 /// Probes everything (a few cheap system calls, one read of the kernel's BTF).
 pub fn probe() -> Report {
-    let root = multiprobe::sys::geteuid() == 0;
+    let root = multiprobe::raw::geteuid() == 0;
     let session_kfuncs = match features::session_kfuncs() {
         Ok(SessionKfuncs::NoArgs) => Support::Yes,
         Ok(SessionKfuncs::TakeCtx) => Support::Yes,
@@ -154,7 +154,7 @@ fn effective_caps() -> Option<u64> {
 
 /// Whether `available_filter_functions` can be read (a few bytes are enough to know).
 fn tracefs_readable(root: bool) -> Support {
-    let dir = match multiprobe::tracefs::root() {
+    let dir = match multiprobe::symbols::tracefs_root() {
         Ok(dir) => dir,
         Err(e) => return Support::No(e.to_string()),
     };

@@ -9,7 +9,8 @@
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
-use multiprobe::kprobe_multi::{AttachMode, Function, KprobeMulti, KprobeMultiLink};
+use multiprobe::kprobe_multi::{AttachMode, KprobeMulti, KprobeMultiLink};
+use multiprobe::symbols::{Function, Listing};
 use multiprobe::{Map, Object, ProgramKind};
 use serde::Serialize;
 
@@ -77,10 +78,10 @@ fn choose(args: &LatencyArgs) -> Result<Method, CliError> {
     Ok(Method::Pair(probe::choose(args.run.no_fallback)?))
 }
 
-pub fn run(args: &LatencyArgs, out: &mut Output) -> Result<(), CliError> {
+pub fn run(args: &LatencyArgs, listing: &Listing, out: &mut Output) -> Result<(), CliError> {
     let stop = Stop::install()?;
     let method = choose(args)?;
-    let resolved = args.targets.resolve()?;
+    let resolved = args.targets.resolve(listing)?;
     let functions = resolved.functions;
     let n = functions.len();
 
@@ -88,15 +89,13 @@ pub fn run(args: &LatencyArgs, out: &mut Output) -> Result<(), CliError> {
     let loaded = load(method, n, args.run.pid)?;
     let load_time = load_start.elapsed();
     let cookies = || functions.iter().cloned().zip(0u64..);
+    let spec = || KprobeMulti::functions_with_cookies(cookies()).listing(listing.clone());
     let program = |name: &str| loaded.program(name).expect("the object has the program").clone();
     let attach = || -> Result<Vec<KprobeMultiLink>, multiprobe::AttachError> {
         match method {
-            Method::Session => Ok(vec![
-                program(SESSION)
-                    .attach_kprobe_multi(&KprobeMulti::functions_with_cookies(cookies()).session().skip_rejected())?,
-            ]),
+            Method::Session => Ok(vec![program(SESSION).attach_kprobe_multi(&spec().session().skip_rejected())?]),
             Method::Pair(strategy) => {
-                let spec = KprobeMulti::functions_with_cookies(cookies()).fallback(strategy.fallback()).skip_rejected();
+                let spec = spec().fallback(strategy.fallback()).skip_rejected();
                 let entry = program(ENTRY).attach_kprobe_multi(&spec)?;
                 let ret = program(RETURN).attach_kprobe_multi(&spec.retprobe())?;
                 Ok(vec![entry, ret])

@@ -2,7 +2,7 @@
 //! address: what `count` and `latency` would attach to.
 
 use clap::Args;
-use multiprobe::kprobe_multi::Function;
+use multiprobe::symbols::{Function, Listing};
 use serde::Serialize;
 
 use crate::error::CliError;
@@ -38,9 +38,9 @@ pub struct ListSummary {
     pub traceable: usize,
 }
 
-pub fn run(args: &ListArgs, out: &mut Output) -> Result<(), CliError> {
+pub fn run(args: &ListArgs, listing: &Listing, out: &mut Output) -> Result<(), CliError> {
     let patterns = if args.patterns.is_empty() { vec!["*".to_string()] } else { args.patterns.clone() };
-    let resolved = select::resolve(&select::selection(&patterns, &args.select))?;
+    let resolved = select::resolve(&select::selection(&patterns, &args.select), listing)?;
     let mut functions = resolved.functions;
     sort(&mut functions);
     if args.json {

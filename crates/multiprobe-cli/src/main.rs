@@ -22,6 +22,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use clap_complete::Shell;
+use multiprobe::symbols::Listing;
 
 use crate::error::CliError;
 use crate::output::Output;
@@ -60,21 +61,17 @@ enum Command {
     },
 }
 
-/// Where the listing of traceable functions is kept between runs (tmpfs: gone at reboot).
-const LISTING_CACHE: &str = "/run/multiprobe";
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The kernel takes a third of a second to format its 40,000-line list of traceable
-    // functions; a copy on tmpfs, valid while boot and modules stay the same, saves it.
-    if !cli.no_cache {
-        multiprobe::kprobe_multi::set_listing_cache_dir(Some(LISTING_CACHE.into()));
-    }
+    // functions; a copy on tmpfs (/run/multiprobe), valid while boot and modules stay the
+    // same, saves it.
+    let listing = if cli.no_cache { Listing::new() } else { Listing::cached() };
     let mut out = Output::stdout();
     let result = match &cli.command {
-        Command::List(args) => list::run(args, &mut out),
-        Command::Count(args) => count::run(args, &mut out),
-        Command::Latency(args) => latency::run(args, &mut out),
+        Command::List(args) => list::run(args, &listing, &mut out),
+        Command::Count(args) => count::run(args, &listing, &mut out),
+        Command::Latency(args) => latency::run(args, &listing, &mut out),
         Command::Features(args) => features::run(args, &mut out),
         Command::Completions { shell } => completions(*shell, &mut out),
     };

@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use multiprobe::features::{self, Support};
-use multiprobe::kprobe_multi::{AttachMode, Fallback, Function, KprobeMultiLink};
+use multiprobe::kprobe_multi::{AttachMode, Fallback, KprobeMultiLink};
+use multiprobe::symbols::Function;
 use multiprobe::{AttachError, ProgramKind};
 
 use crate::duration;

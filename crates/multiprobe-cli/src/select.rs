@@ -2,7 +2,7 @@
 //! the kernel's traceable functions.
 
 use clap::Args;
-use multiprobe::kprobe_multi::{Function, Selection, TraceableFunctions};
+use multiprobe::symbols::{Function, Listing, Selection};
 
 use crate::error::CliError;
 use crate::progress;
@@ -31,8 +31,8 @@ pub struct TargetArgs {
 
 impl TargetArgs {
     /// The functions these arguments select.
-    pub fn resolve(&self) -> Result<Resolved, CliError> {
-        resolve(&selection(&self.patterns, &self.select))
+    pub fn resolve(&self, listing: &Listing) -> Result<Resolved, CliError> {
+        resolve(&selection(&self.patterns, &self.select), listing)
     }
 }
 
@@ -57,8 +57,8 @@ pub struct Resolved {
 
 /// Reads the traceable functions (with a progress line: under emulation this takes a
 /// second) and selects from them; no match is an error naming the patterns.
-pub fn resolve(selection: &Selection) -> Result<Resolved, CliError> {
-    let (listing, took) = progress::run("reading traceable functions", TraceableFunctions::read);
+pub fn resolve(selection: &Selection, listing: &Listing) -> Result<Resolved, CliError> {
+    let (listing, took) = progress::run("reading traceable functions", || listing.read());
     let listing = listing?;
     let functions = selection.select(&listing);
     if functions.is_empty() {

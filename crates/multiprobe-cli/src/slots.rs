@@ -9,7 +9,7 @@
 //! it is used only when the span is small enough, no two functions share a slot, and each
 //! function's entry and patch site fall in the same slot; otherwise cookies remain.
 
-use multiprobe::kprobe_multi::Function;
+use multiprobe::symbols::Function;
 
 /// Largest table: 4 Mi slots (64 MiB of text, 32 MiB of map). The core kernel fits; a set
 /// mixing vmlinux and modules (gigabytes apart) does not.

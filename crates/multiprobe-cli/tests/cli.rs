@@ -417,15 +417,15 @@ fn count_reports_intervals() {
 
 /// Every link of the kernel: id and type.
 fn links() -> BTreeSet<(u32, u32)> {
-    use multiprobe::sys::{self, ObjKind};
+    use multiprobe::raw::{self, ObjKind};
     use std::os::fd::AsFd;
     let mut out = BTreeSet::new();
     let mut id = 0;
-    while let Ok(Some(next)) = sys::get_next_id(ObjKind::Link, id) {
+    while let Ok(Some(next)) = raw::get_next_id(ObjKind::Link, id) {
         id = next;
         // A link can go away between the two calls.
-        if let Ok(fd) = sys::get_fd_by_id(ObjKind::Link, id)
-            && let Ok(info) = sys::link_info(fd.as_fd(), None, None)
+        if let Ok(fd) = raw::get_fd_by_id(ObjKind::Link, id)
+            && let Ok(info) = raw::link_info(fd.as_fd(), None, None)
         {
             out.insert((id, info.link_type));
         }
@@ -457,9 +457,9 @@ fn signals_detach_and_leave_no_link_behind() {
         let during = links();
         let new: Vec<u32> = during.difference(&before).map(|&(_, t)| t).collect();
         let wanted_type = if kprobe_multi_expected() {
-            multiprobe::sys::link_type::KPROBE_MULTI
+            multiprobe::raw::link_type::KPROBE_MULTI
         } else {
-            multiprobe::sys::link_type::PERF_EVENT
+            multiprobe::raw::link_type::PERF_EVENT
         };
         assert!(new.contains(&wanted_type), "no new link of type {wanted_type} while attached: {new:?}");
         cli.signal(sig);

@@ -1,7 +1,7 @@
 //! Attaching programs where their section names say (`SEC("kprobe.multi/vfs_*")`), like
 //! libbpf's auto-attach.
 
-use crate::attach::AttachError;
+use crate::error::AttachError;
 use crate::kprobe_multi::{KprobeMulti, KprobeMultiLink};
 use crate::link::Link;
 use crate::loader::LoadedObject;
@@ -18,52 +18,47 @@ pub enum Attachment {
     KprobeMulti(KprobeMultiLink),
 }
 
-impl Program {
-    /// Attaches the program to the target its section names: `kprobe.multi/PATTERN`,
-    /// `kretprobe.multi/PATTERN`, `kprobe.session/PATTERN`, `kprobe/FUNC[+OFF]`,
-    /// `kretprobe/FUNC`, `tracepoint/CAT/NAME`. `Ok(None)` for sections without a target
-    /// (`kprobe.multi`, `socket`, ...), which libbpf does not auto-attach either.
-    pub fn attach(&self) -> Result<Option<Attachment>, AttachError> {
-        let Some(target) = self.attach_target() else {
-            return Ok(None);
-        };
-        let attachment = match self.kind() {
-            ProgramKind::KprobeMulti | ProgramKind::KretprobeMulti | ProgramKind::KprobeSession => {
-                check_pattern(self, target)?;
-                let spec = KprobeMulti::pattern(target);
-                let spec = match self.kind() {
-                    ProgramKind::KretprobeMulti => spec.retprobe(),
-                    ProgramKind::KprobeSession => spec.session(),
-                    _ => spec,
-                };
-                Attachment::KprobeMulti(self.attach_kprobe_multi(&spec)?)
-            }
-            ProgramKind::Kprobe | ProgramKind::Kretprobe => {
-                let (name, offset) = match target.split_once('+') {
-                    Some((n, off)) => (
-                        n,
-                        parse_offset(off).ok_or_else(|| AttachError::InvalidSectionPattern {
-                            program: self.name().to_string(),
-                            section: target.to_string(),
-                            bad: '+',
-                        })?,
-                    ),
-                    None => (target, 0),
-                };
-                Attachment::Link(self.attach_kprobe(&KprobeTarget::Symbol { name: name.to_string(), offset }, 0)?)
-            }
-            ProgramKind::Tracepoint => {
-                let (category, name) = target.split_once('/').ok_or_else(|| AttachError::InvalidSectionPattern {
-                    program: self.name().to_string(),
-                    section: target.to_string(),
-                    bad: '/',
-                })?;
-                Attachment::Link(self.attach_tracepoint(category, name)?)
-            }
-            _ => return Ok(None),
-        };
-        Ok(Some(attachment))
-    }
+/// [`Program::attach`]: the target from the section name, attached by its kind.
+pub(crate) fn attach(prog: &Program) -> Result<Option<Attachment>, AttachError> {
+    let Some(target) = prog.attach_target() else {
+        return Ok(None);
+    };
+    let attachment = match prog.kind() {
+        ProgramKind::KprobeMulti | ProgramKind::KretprobeMulti | ProgramKind::KprobeSession => {
+            check_pattern(prog, target)?;
+            let spec = KprobeMulti::pattern(target);
+            let spec = match prog.kind() {
+                ProgramKind::KretprobeMulti => spec.retprobe(),
+                ProgramKind::KprobeSession => spec.session(),
+                _ => spec,
+            };
+            Attachment::KprobeMulti(prog.attach_kprobe_multi(&spec)?)
+        }
+        ProgramKind::Kprobe | ProgramKind::Kretprobe => {
+            let (name, offset) = match target.split_once('+') {
+                Some((n, off)) => (
+                    n,
+                    parse_offset(off).ok_or_else(|| AttachError::InvalidSectionPattern {
+                        program: prog.name().to_string(),
+                        section: target.to_string(),
+                        bad: '+',
+                    })?,
+                ),
+                None => (target, 0),
+            };
+            Attachment::Link(prog.attach_kprobe(&KprobeTarget::Symbol { name: name.to_string(), offset }, 0)?)
+        }
+        ProgramKind::Tracepoint => {
+            let (category, name) = target.split_once('/').ok_or_else(|| AttachError::InvalidSectionPattern {
+                program: prog.name().to_string(),
+                section: target.to_string(),
+                bad: '/',
+            })?;
+            Attachment::Link(prog.attach_tracepoint(category, name)?)
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some(attachment))
 }
 
 fn parse_offset(s: &str) -> Option<u64> {

@@ -154,7 +154,7 @@ fn at_least(v: (u32, u32), what: &str) -> Support {
 
 /// `available_filter_functions_addrs` in tracefs (kernel 6.5+): names with patch addresses.
 pub fn available_filter_functions_addrs() -> Support {
-    match crate::tracefs::root() {
+    match crate::symbols::tracefs_root() {
         Ok(root) if root.join("available_filter_functions_addrs").exists() => Support::Yes,
         Ok(_) => Support::No(format!(
             "kernel {} has no available_filter_functions_addrs (6.5+): addresses come from /proc/kallsyms",

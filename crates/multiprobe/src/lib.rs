@@ -6,7 +6,8 @@
 //! and detach by dropping the link.
 //!
 //! ```no_run
-//! use multiprobe::kprobe_multi::{Fallback, KprobeMulti, Selection};
+//! use multiprobe::kprobe_multi::{Fallback, KprobeMulti};
+//! use multiprobe::symbols::Selection;
 //! use multiprobe::Object;
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -39,14 +40,16 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Layers, from the bottom: [`sys`] (the raw kernel interface, the crate's only `unsafe`),
-//! [`btf`] and [`object`] (parsing, no system calls), [`program`], [`map`], [`link`] and
-//! [`kprobe_multi`] (kernel objects), [`features`] (what the running kernel supports).
+//! Layers, from the bottom: `sys` (the raw kernel interface, private; the crate's only
+//! `unsafe`; [`raw`] re-exports the few calls users need), [`error`] (every error type),
+//! [`btf`] and [`object`] (parsing, no system calls), [`symbols`] (the kernel's traceable
+//! functions, read from files), [`program`], [`map`], [`link`] and [`kprobe_multi`] (kernel
+//! objects), [`features`] (what the running kernel supports).
 #![warn(missing_docs)]
 
-mod attach;
 mod auto_attach;
 pub mod btf;
+pub mod error;
 pub mod features;
 #[allow(missing_docs)] // opcode constants as in include/uapi/linux/bpf.h
 pub mod insn;
@@ -56,17 +59,19 @@ mod loader;
 pub mod map;
 pub mod object;
 mod perf_event;
+mod pin;
 pub mod program;
+pub mod raw;
 pub mod ringbuf;
+pub mod symbols;
 #[allow(missing_docs)] // constants and attr fields as in include/uapi/linux/bpf.h
-pub mod sys;
-pub mod tracefs;
+pub(crate) mod sys;
 
-pub use attach::AttachError;
 pub use auto_attach::Attachment;
+pub use error::{AttachError, Error, ListingError, LoadError, MapError, PinError};
 pub use link::{Link, LinkInfo, LinkType};
-pub use loader::{DEFAULT_PIN_ROOT, LoadError, LoadedObject};
-pub use map::{Map, MapError, UpdateFlags};
+pub use loader::{DEFAULT_PIN_ROOT, LoadedObject};
+pub use map::{Map, UpdateFlags};
 pub use object::{MapSpec, MapType, Object, ObjectError, ProgramKind, ProgramSpec};
 pub use perf_event::KprobeTarget;
 pub use program::{Program, ProgramInfo, TestRun};

@@ -7,7 +7,8 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
-use crate::map::path_cstring;
+use crate::error::PinError;
+use crate::pin;
 use crate::sys;
 
 /// Link types (`enum bpf_link_type`) as link info reports them.
@@ -87,25 +88,14 @@ impl Link {
 
     /// Pins the link at `path` in a bpf file system: the program stays attached after this
     /// process exits, until the pin is removed (`std::fs::remove_file`).
-    pub fn pin(&self, path: impl AsRef<Path>) -> io::Result<()> {
-        let path = path.as_ref();
-        let c = path_cstring(path).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        sys::obj_pin(self.fd(), &c).map_err(|e| pin_error(path, e))
+    pub fn pin(&self, path: impl AsRef<Path>) -> Result<(), PinError> {
+        pin::pin(self.fd(), path.as_ref())
     }
 
     /// Opens a link pinned at `path`. Dropping it does not detach: the pin still holds it.
-    pub fn from_pin(path: impl AsRef<Path>) -> io::Result<Link> {
-        let path = path.as_ref();
-        let c = path_cstring(path).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        sys::obj_get(&c).map(Link::new).map_err(|e| pin_error(path, e))
+    pub fn from_pin(path: impl AsRef<Path>) -> Result<Link, PinError> {
+        pin::open(path.as_ref()).map(Link::new)
     }
-}
-
-fn pin_error(path: &Path, e: io::Error) -> io::Error {
-    io::Error::new(
-        e.kind(),
-        format!("{}: {e} (pins live in a bpf file system: mount -t bpf bpf /sys/fs/bpf)", path.display()),
-    )
 }
 
 impl AsFd for Link {

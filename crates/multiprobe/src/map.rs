@@ -1,6 +1,5 @@
 //! Maps in the kernel: typed reads and writes, per-CPU values, iteration, pinning.
 
-use std::ffi::CString;
 use std::io;
 use std::marker::PhantomData;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -9,32 +8,10 @@ use std::sync::{Arc, OnceLock};
 
 use bytemuck::{AnyBitPattern, NoUninit};
 
+use crate::error::{MapError, PinError};
 use crate::object::MapType;
+use crate::pin;
 use crate::sys;
-
-/// Why a map operation failed.
-#[derive(Debug, thiserror::Error)]
-#[allow(missing_docs)] // variant fields are named in the messages
-pub enum MapError {
-    /// The kernel refused the operation.
-    #[error("map `{map}`: {op} failed: {source}")]
-    Syscall { map: String, op: &'static str, source: io::Error },
-    /// A key of the wrong size for this map.
-    #[error("map `{map}` has {expected}-byte keys, the key given is {got} bytes")]
-    KeySize { map: String, expected: u32, got: usize },
-    /// A value of the wrong size for this map.
-    #[error("map `{map}` has {expected}-byte values, the value given is {got} bytes")]
-    ValueSize { map: String, expected: u32, got: usize },
-    /// A batch of keys and values of different lengths.
-    #[error("map `{map}`: batch of {keys} keys but {values} values: give one value per key")]
-    BatchLength { map: String, keys: usize, values: usize },
-    /// A per-CPU operation on a map that is not per-CPU, or the reverse.
-    #[error("map `{map}` is a {map_type:?} map: {hint}")]
-    WrongType { map: String, map_type: MapType, hint: &'static str },
-    /// Pinning needs a bpf file system.
-    #[error("cannot pin at {path}: {source} (is a bpf file system mounted there? mount -t bpf bpf /sys/fs/bpf)")]
-    Pin { path: String, source: io::Error },
-}
 
 /// Flags of [`Map::update`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -104,16 +81,13 @@ impl Map {
 
     /// Opens a pinned map under the name the object gives it.
     pub(crate) fn open_pinned(path: &Path, name: &str) -> Result<Map, MapError> {
-        let fd = sys::obj_get(&path_cstring(path)?)
-            .map_err(|source| MapError::Pin { path: path.display().to_string(), source })?;
+        let fd = pin::open(path)?;
         Map::from_fd(fd, name)
     }
 
     /// Pins the map at `path`, so it outlives this process.
-    pub fn pin(&self, path: impl AsRef<Path>) -> Result<(), MapError> {
-        let path = path.as_ref();
-        sys::obj_pin(self.fd(), &path_cstring(path)?)
-            .map_err(|source| MapError::Pin { path: path.display().to_string(), source })
+    pub fn pin(&self, path: impl AsRef<Path>) -> Result<(), PinError> {
+        pin::pin(self.fd(), path.as_ref())
     }
 
     /// Name in the object.
@@ -421,13 +395,6 @@ fn parse_cpu_list(s: &str) -> Option<usize> {
         max = max.max(Some(last));
     }
     max.map(|m| m + 1)
-}
-
-pub(crate) fn path_cstring(path: &Path) -> Result<CString, MapError> {
-    CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| MapError::Pin {
-        path: path.display().to_string(),
-        source: io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"),
-    })
 }
 
 #[cfg(test)]

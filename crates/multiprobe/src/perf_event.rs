@@ -6,11 +6,12 @@ use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::OnceLock;
 
-use crate::attach::{AttachError, wrong_kind};
+use crate::error::{AttachError, wrong_kind};
 use crate::link::Link;
 use crate::object::ProgramKind;
 use crate::program::Program;
-use crate::{sys, tracefs};
+use crate::symbols::tracefs_root;
+use crate::sys;
 
 /// Where a single kprobe goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,40 +23,37 @@ pub enum KprobeTarget {
     Address(u64),
 }
 
-impl Program {
-    /// Attaches a tracepoint program to `category/name` (e.g. `syscalls`, `sys_enter_getpid`).
-    pub fn attach_tracepoint(&self, category: &str, name: &str) -> Result<Link, AttachError> {
-        if self.kind() != ProgramKind::Tracepoint {
-            return Err(wrong_kind(self.name(), self.kind(), "a tracepoint", ProgramKind::Tracepoint));
-        }
-        let root = tracefs::root()?;
-        let path = root.join("events").join(category).join(name).join("id");
-        let id = std::fs::read_to_string(&path)
-            .map_err(|source| AttachError::UnknownTracepoint {
-                tracepoint: format!("{category}/{name}"),
-                tracefs: root.display().to_string(),
-                source,
-            })?
-            .trim()
-            .parse::<u64>()
-            .map_err(|e| AttachError::Read { path: path.display().to_string(), source: io::Error::other(e) })?;
-        let event = sys::perf_event_open_tracepoint(id).map_err(|e| kernel_error("opening the tracepoint event", e))?;
-        attach_to_event(self, event, 0)
+/// [`Program::attach_tracepoint`]: the event's id from tracefs, then a perf event.
+pub(crate) fn attach_tracepoint(prog: &Program, category: &str, name: &str) -> Result<Link, AttachError> {
+    if prog.kind() != ProgramKind::Tracepoint {
+        return Err(wrong_kind(prog.name(), prog.kind(), "a tracepoint", ProgramKind::Tracepoint));
     }
+    let root = tracefs_root()?;
+    let path = root.join("events").join(category).join(name).join("id");
+    let id = std::fs::read_to_string(&path)
+        .map_err(|source| AttachError::UnknownTracepoint {
+            tracepoint: format!("{category}/{name}"),
+            tracefs: root.display().to_string(),
+            source,
+        })?
+        .trim()
+        .parse::<u64>()
+        .map_err(|e| AttachError::Read { path: path.display().to_string(), source: io::Error::other(e) })?;
+    let event = sys::perf_event_open_tracepoint(id).map_err(|e| kernel_error("opening the tracepoint event", e))?;
+    attach_to_event(prog, event, 0)
+}
 
-    /// Attaches a `kprobe` or `kretprobe` program to one kernel function through a perf event,
-    /// with `cookie` returned by `bpf_get_attach_cookie` (kernel 5.15+; 0 works everywhere).
-    pub fn attach_kprobe(&self, target: &KprobeTarget, cookie: u64) -> Result<Link, AttachError> {
-        let retprobe = match self.kind() {
-            ProgramKind::Kprobe | ProgramKind::Ksyscall => false,
-            ProgramKind::Kretprobe | ProgramKind::Kretsyscall => true,
-            other => {
-                return Err(wrong_kind(self.name(), other, "a single kprobe", ProgramKind::Kprobe));
-            }
-        };
-        let event = open_kprobe(target, retprobe)?;
-        attach_to_event(self, event, cookie)
-    }
+/// [`Program::attach_kprobe`]: one perf-event kprobe.
+pub(crate) fn attach_kprobe(prog: &Program, target: &KprobeTarget, cookie: u64) -> Result<Link, AttachError> {
+    let retprobe = match prog.kind() {
+        ProgramKind::Kprobe | ProgramKind::Ksyscall => false,
+        ProgramKind::Kretprobe | ProgramKind::Kretsyscall => true,
+        other => {
+            return Err(wrong_kind(prog.name(), other, "a single kprobe", ProgramKind::Kprobe));
+        }
+    };
+    let event = open_kprobe(target, retprobe)?;
+    attach_to_event(prog, event, cookie)
 }
 
 /// Opens a kprobe event through the kprobe PMU.

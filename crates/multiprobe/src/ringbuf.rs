@@ -4,7 +4,8 @@
 //! consumer position, and a read-only area holding the producer position followed by the data
 //! pages, mapped twice in a row so a record that wraps around the end reads as one piece.
 
-use crate::map::{Map, MapError};
+use crate::error::MapError;
+use crate::map::Map;
 use crate::object::MapType;
 use crate::sys::{self, Mmap};
 

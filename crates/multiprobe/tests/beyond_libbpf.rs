@@ -8,10 +8,9 @@ mod common;
 use std::collections::{BTreeMap, HashMap};
 
 use common::probes::*;
-use multiprobe::kprobe_multi::{
-    AttachMode, Fallback, Function, KprobeMulti, Selection, TraceableFunctions, syscall_function,
-};
-use multiprobe::sys::{self, ObjKind};
+use multiprobe::kprobe_multi::{AttachMode, Fallback, KprobeMulti};
+use multiprobe::raw::{self, ObjKind};
+use multiprobe::symbols::{Function, Listing, Selection, TraceableFunctions, syscall_function};
 use multiprobe::{AttachError, features};
 use testkit::{require_config, require_kernel, require_root};
 
@@ -74,11 +73,11 @@ fn kprobes_listed() -> String {
 fn perf_event_links() -> usize {
     let mut n = 0;
     let mut id = 0;
-    while let Ok(Some(next)) = sys::get_next_id(ObjKind::Link, id) {
+    while let Ok(Some(next)) = raw::get_next_id(ObjKind::Link, id) {
         id = next;
-        let Ok(fd) = sys::get_fd_by_id(ObjKind::Link, id) else { continue };
+        let Ok(fd) = raw::get_fd_by_id(ObjKind::Link, id) else { continue };
         use std::os::fd::AsFd;
-        if sys::link_info(fd.as_fd(), None, None).is_ok_and(|i| i.link_type == sys::link_type::PERF_EVENT) {
+        if raw::link_info(fd.as_fd(), None, None).is_ok_and(|i| i.link_type == raw::link_type::PERF_EVENT) {
             n += 1;
         }
     }
@@ -128,7 +127,7 @@ fn excludes_win_and_the_attached_set_is_what_list_shows() {
     let selection = Selection::new().include("vfs_*").exclude("vfs_read").exclude("vfs_write*");
     let listing = TraceableFunctions::read().unwrap();
     let expected: Vec<Function> = listing
-        .matching(&multiprobe::kprobe_multi::Glob::new("vfs_*"))
+        .matching(&multiprobe::symbols::Glob::new("vfs_*"))
         .into_iter()
         .filter(|f| f.name != READ && !f.name.starts_with(WRITE))
         .collect();
@@ -254,10 +253,10 @@ fn resolved_functions_carry_their_cookies_by_name_or_by_entry_address() {
     // addresses are computed once from kallsyms and kept: both must deliver the cookies.
     for cache_dir in [None, Some(std::env::temp_dir().join(format!("multiprobe-entries-{}", std::process::id())))] {
         // What earlier tests left in memory would decide the path: start from nothing.
-        multiprobe::kprobe_multi::forget_listing_cache();
-        multiprobe::kprobe_multi::set_listing_cache_dir(cache_dir.clone());
+        multiprobe::symbols::forget_listing_cache();
+        let listing = cache_dir.as_ref().map_or_else(Listing::new, |d| Listing::new().cache_dir(d));
         let t = setup();
-        let functions = Selection::new().include(READ).include(WRITE).resolve().unwrap();
+        let functions = Selection::new().include(READ).include(WRITE).resolve_with(&listing).unwrap();
         let cookies: Vec<(Function, u64)> = functions
             .into_iter()
             .map(|f| {
@@ -265,7 +264,7 @@ fn resolved_functions_carry_their_cookies_by_name_or_by_entry_address() {
                 (f, c)
             })
             .collect();
-        let link = attach(&t.loaded, "entry", &KprobeMulti::functions_with_cookies(cookies));
+        let link = attach(&t.loaded, "entry", &KprobeMulti::functions_with_cookies(cookies).listing(listing));
         t.run();
         drop(link);
         check_pairs(t.ksyms, pairs(&t.loaded), &[(READ, 41, 3), (WRITE, 42, 5)]);
@@ -274,5 +273,4 @@ fn resolved_functions_carry_their_cookies_by_name_or_by_entry_address() {
             let _ = std::fs::remove_dir_all(dir);
         }
     }
-    multiprobe::kprobe_multi::set_listing_cache_dir(None);
 }

@@ -418,7 +418,7 @@ fn a_pinned_link_outlives_its_fd_and_detaches_when_unpinned() {
 fn link_ids() -> Vec<u32> {
     let mut ids = Vec::new();
     let mut id = 0;
-    while let Ok(Some(next)) = multiprobe::sys::get_next_id(multiprobe::sys::ObjKind::Link, id) {
+    while let Ok(Some(next)) = multiprobe::raw::get_next_id(multiprobe::raw::ObjKind::Link, id) {
         ids.push(next);
         id = next;
     }

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::io::Read;
 
-use multiprobe::kprobe_multi::{Function, Glob, ListingSource, Selection, TraceableFunctions};
+use multiprobe::symbols::{Function, Glob, ListingSource, Selection, TraceableFunctions};
 
 fn gunzip(bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();

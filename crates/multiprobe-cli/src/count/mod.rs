@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use multiprobe::kprobe_multi::{KprobeMulti, KprobeMultiLink};
+use multiprobe::symbols::Listing;
 use multiprobe::{Map, Object, Program};
 
 use self::report::{AttachedEvent, Interval, Summary};
@@ -46,18 +47,16 @@ pub struct CountArgs {
     pub top: Option<usize>,
 }
 
-pub fn run(args: &CountArgs, out: &mut Output) -> Result<(), CliError> {
+pub fn run(args: &CountArgs, listing: &Listing, out: &mut Output) -> Result<(), CliError> {
     let stop = Stop::install()?;
     let strategy = probe::choose(args.run.no_fallback)?;
-    let resolved = args.targets.resolve()?;
+    let resolved = args.targets.resolve(listing)?;
     let functions = resolved.functions;
     let n = functions.len();
 
     // A kprobe_multi link finds counters by entry address when the functions allow it.
     let slots = match strategy {
-        Strategy::KprobeMulti => {
-            multiprobe::kprobe_multi::entry_addresses(&functions).ok().and_then(|e| Slots::build(&functions, &e))
-        }
+        Strategy::KprobeMulti => listing.entry_addresses(&functions).ok().and_then(|e| Slots::build(&functions, &e)),
         Strategy::PerFunction => None,
     };
 
@@ -85,7 +84,7 @@ pub fn run(args: &CountArgs, out: &mut Output) -> Result<(), CliError> {
         Some(_) => KprobeMulti::functions(functions.iter().cloned()),
         None => KprobeMulti::functions_with_cookies(functions.iter().cloned().zip(0u64..)),
     };
-    let spec = spec.fallback(strategy.fallback()).skip_rejected();
+    let spec = spec.fallback(strategy.fallback()).skip_rejected().listing(listing.clone());
     let (link, attach_time) =
         probe::attach(n, || prog.attach_kprobe_multi(&spec), |l| probe::mode_text(l.attach_mode()).into())?;
     let mode = link.attach_mode();

@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use multiprobe::kprobe_multi::{AttachMode, Function};
+use multiprobe::kprobe_multi::AttachMode;
+use multiprobe::symbols::Function;
 use serde::Serialize;
 
 use crate::duration;

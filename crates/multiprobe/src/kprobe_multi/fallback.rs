@@ -7,9 +7,9 @@
 //! made so far, which detaches them.
 
 use super::Mode;
-use super::attach::Plan;
 use super::link::KprobeMultiLink;
-use crate::attach::AttachError;
+use super::plan::Plan;
+use crate::error::AttachError;
 use crate::object::ProgramKind;
 use crate::perf_event::{KprobeTarget, attach_to_event, open_kprobe};
 use crate::program::Program;

@@ -5,11 +5,11 @@ use std::io;
 use std::path::Path;
 
 use super::Mode;
-use super::attach::Plan;
-use super::kallsyms::Kallsyms;
-use super::resolve::Function;
+use super::plan::Plan;
+use crate::error::PinError;
 use crate::features::{self, LinkInfoLevel};
 use crate::link::{Link, LinkType};
+use crate::symbols::{Function, Kallsyms};
 use crate::sys;
 
 /// How a set of functions was attached.
@@ -149,10 +149,13 @@ impl KprobeMultiLink {
 
     /// Pins the kprobe_multi link at `path`, so it stays attached after the process exits.
     /// Per-function kprobes cannot be pinned as one.
-    pub fn pin(&self, path: impl AsRef<Path>) -> io::Result<()> {
+    pub fn pin(&self, path: impl AsRef<Path>) -> Result<(), PinError> {
         match (self.attach_mode, self.links.first()) {
             (AttachMode::KprobeMulti, Some(l)) => l.pin(path),
-            _ => Err(io::Error::new(io::ErrorKind::Unsupported, "per-function kprobes cannot be pinned as one link")),
+            _ => Err(PinError {
+                path: path.as_ref().display().to_string(),
+                source: io::Error::new(io::ErrorKind::Unsupported, "per-function kprobes cannot be pinned as one link"),
+            }),
         }
     }
 

@@ -19,29 +19,24 @@
 //! )?;
 //! # Ok(()) }
 //! ```
+//!
+//! Which functions exist and what patterns select comes from [`crate::symbols`]; this module
+//! holds what to attach (here and `opts.rs`), resolution and checks (`plan.rs`), link
+//! creation and diagnosis (`attach.rs`), splitting and bisection (`split.rs`), the
+//! per-function fallback (`fallback.rs`) and the link (`link.rs`).
 
-mod attach;
-mod cache;
-mod entries;
+pub(crate) mod attach;
 mod fallback;
-mod glob;
-mod kallsyms;
 mod link;
-mod opts;
-mod resolve;
-mod selection;
+pub(crate) mod opts;
+mod plan;
 mod split;
-mod syscall;
 
-pub use cache::{forget_listing_cache, set_listing_cache_dir};
-pub use entries::entry_addresses;
-pub use glob::Glob;
 pub use link::{AttachMode, AttachedTarget, KprobeMultiInfo, KprobeMultiLink};
 pub use opts::KprobeMultiOpts;
-pub use resolve::{Function, ListingSource, TraceableFunctions};
-pub use selection::{DENY_LIST, ModuleFilter, Pattern, Selection};
 pub use split::Rejected;
-pub use syscall::{SYSCALL_PREFIX, syscall_function};
+
+use crate::symbols::{Function, Glob, Listing, Selection};
 
 /// When the program runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -69,7 +64,7 @@ pub enum Targets {
     Addresses(Vec<u64>),
     /// Functions matching several patterns, excludes and module filters.
     Selection(Selection),
-    /// Functions already resolved (from [`TraceableFunctions`] or [`Selection::resolve`]):
+    /// Functions already resolved (from [`crate::symbols::TraceableFunctions`] or [`Selection::resolve`]):
     /// every copy of a duplicated name stays distinct, each with its own cookie.
     Functions(Vec<Function>),
 }
@@ -97,11 +92,20 @@ pub struct KprobeMulti {
     pub(crate) mode: Mode,
     pub(crate) fallback: Fallback,
     pub(crate) rejected: Rejected,
+    /// How the traceable functions are read (and where they are kept for the boot).
+    pub(crate) listing: Listing,
 }
 
 impl KprobeMulti {
     fn new(targets: Targets, cookies: Option<Vec<u64>>) -> KprobeMulti {
-        KprobeMulti { targets, cookies, mode: Mode::Entry, fallback: Fallback::Never, rejected: Rejected::Fail }
+        KprobeMulti {
+            targets,
+            cookies,
+            mode: Mode::Entry,
+            fallback: Fallback::Never,
+            rejected: Rejected::Fail,
+            listing: Listing::new(),
+        }
     }
 
     /// Every traceable function matching a glob (`*` any run, `?` one character).
@@ -166,6 +170,14 @@ impl KprobeMulti {
     /// bisection; listed by [`KprobeMultiLink::skipped`]) instead of failing.
     pub fn skip_rejected(mut self) -> KprobeMulti {
         self.rejected = Rejected::Skip;
+        self
+    }
+
+    /// Reads the traceable functions (for patterns, selections, the checks of names, and
+    /// entry addresses for cookies) as `listing` says, e.g. kept in a cache directory for the
+    /// boot. The default, [`Listing::new`], keeps them in memory only.
+    pub fn listing(mut self, listing: Listing) -> KprobeMulti {
+        self.listing = listing;
         self
     }
 

@@ -1,11 +1,13 @@
 //! libbpf's `struct bpf_kprobe_multi_opts`, field for field, for code ported from C.
 
-use super::attach::{Strictness, check_program, create, resolve};
+use super::attach::create;
 use super::link::KprobeMultiLink;
+use super::plan::{Strictness, check_program, resolve};
 use super::split::Rejected;
-use super::{Glob, Mode, Targets};
-use crate::attach::AttachError;
+use super::{Mode, Targets};
+use crate::error::AttachError;
 use crate::program::Program;
+use crate::symbols::{Glob, Listing};
 
 /// The pattern argument and options of `bpf_program__attach_kprobe_multi_opts`. Every
 /// combination can be written here; [`Program::attach_kprobe_multi_opts`] rejects the ones
@@ -32,51 +34,48 @@ pub struct KprobeMultiOpts {
     pub unique_match: bool,
 }
 
-impl Program {
-    /// Attaches like libbpf's `bpf_program__attach_kprobe_multi_opts`, checks and errors
-    /// included (see the reference table in `docs/kprobe-multi.md`).
-    pub fn attach_kprobe_multi_opts(&self, o: &KprobeMultiOpts) -> Result<KprobeMultiLink, AttachError> {
-        let list_len = o.syms.as_ref().map(Vec::len).or(o.addrs.as_ref().map(Vec::len));
-        let cnt = o.cnt.or(list_len).unwrap_or(0);
-        if o.pattern.is_none() && o.syms.is_none() && o.addrs.is_none() {
-            return Err(AttachError::NoTargets);
-        }
-        if let Some(p) = &o.pattern
-            && (o.syms.is_some() || o.addrs.is_some() || o.cookies.is_some() || o.cnt.is_some_and(|c| c > 0))
-        {
-            return Err(AttachError::PatternWithList { pattern: p.clone() });
-        }
-        if o.pattern.is_none() && cnt == 0 {
-            let what = if o.syms.is_some() { "symbols" } else { "addresses" };
-            return Err(AttachError::EmptyList { what });
-        }
-        if o.pattern.is_none() && o.unique_match {
-            return Err(AttachError::UniqueMatchWithoutPattern);
-        }
-        if o.syms.is_some() && o.addrs.is_some() {
-            return Err(AttachError::SymbolsAndAddresses);
-        }
-        if let Some(len) = list_len
-            && len != cnt
-        {
-            return Err(AttachError::CountMismatch { cnt, len });
-        }
-        let targets = match (&o.pattern, &o.syms, &o.addrs) {
-            (Some(p), _, _) if o.unique_match => Targets::UniquePattern(Glob::new(p)),
-            (Some(p), _, _) => Targets::Pattern(Glob::new(p)),
-            (None, Some(s), _) => Targets::Symbols(s.clone()),
-            (None, None, Some(a)) => Targets::Addresses(a.clone()),
-            (None, None, None) => unreachable!("checked above"),
-        };
-        let plan = resolve(&targets, o.cookies.clone(), Strictness::Libbpf)?;
-        // libbpf checks this only after resolving the targets.
-        let mode = match (o.retprobe, o.session) {
-            (true, true) => return Err(AttachError::RetprobeAndSession),
-            (true, false) => Mode::Return,
-            (false, true) => Mode::Session,
-            (false, false) => Mode::Entry,
-        };
-        check_program(self, mode)?;
-        create(self, plan, mode, Rejected::Fail)
+/// [`Program::attach_kprobe_multi_opts`]: libbpf's checks, in libbpf's order.
+pub(crate) fn attach(prog: &Program, o: &KprobeMultiOpts) -> Result<KprobeMultiLink, AttachError> {
+    let list_len = o.syms.as_ref().map(Vec::len).or(o.addrs.as_ref().map(Vec::len));
+    let cnt = o.cnt.or(list_len).unwrap_or(0);
+    if o.pattern.is_none() && o.syms.is_none() && o.addrs.is_none() {
+        return Err(AttachError::NoTargets);
     }
+    if let Some(p) = &o.pattern
+        && (o.syms.is_some() || o.addrs.is_some() || o.cookies.is_some() || o.cnt.is_some_and(|c| c > 0))
+    {
+        return Err(AttachError::PatternWithList { pattern: p.clone() });
+    }
+    if o.pattern.is_none() && cnt == 0 {
+        let what = if o.syms.is_some() { "symbols" } else { "addresses" };
+        return Err(AttachError::EmptyList { what });
+    }
+    if o.pattern.is_none() && o.unique_match {
+        return Err(AttachError::UniqueMatchWithoutPattern);
+    }
+    if o.syms.is_some() && o.addrs.is_some() {
+        return Err(AttachError::SymbolsAndAddresses);
+    }
+    if let Some(len) = list_len
+        && len != cnt
+    {
+        return Err(AttachError::CountMismatch { cnt, len });
+    }
+    let targets = match (&o.pattern, &o.syms, &o.addrs) {
+        (Some(p), _, _) if o.unique_match => Targets::UniquePattern(Glob::new(p)),
+        (Some(p), _, _) => Targets::Pattern(Glob::new(p)),
+        (None, Some(s), _) => Targets::Symbols(s.clone()),
+        (None, None, Some(a)) => Targets::Addresses(a.clone()),
+        (None, None, None) => unreachable!("checked above"),
+    };
+    let plan = resolve(&targets, o.cookies.clone(), Strictness::Libbpf, &Listing::new())?;
+    // libbpf checks this only after resolving the targets.
+    let mode = match (o.retprobe, o.session) {
+        (true, true) => return Err(AttachError::RetprobeAndSession),
+        (true, false) => Mode::Return,
+        (false, true) => Mode::Session,
+        (false, false) => Mode::Entry,
+    };
+    check_program(prog, mode)?;
+    create(prog, plan, mode, Rejected::Fail, &Listing::new())
 }

@@ -365,8 +365,6 @@ pub struct TestRunOutput {
     pub retval: u32,
     /// Average run time in nanoseconds.
     pub duration_ns: u32,
-    /// Bytes the program left in `data_out`.
-    pub data_size_out: u32,
 }
 
 /// Runs a program in the kernel on `data` (a packet for socket filters, empty for others).
@@ -386,7 +384,7 @@ pub fn prog_test_run(
     }
     a.repeat = repeat;
     bpf(Cmd::ProgTestRun, &mut a)?;
-    Ok(TestRunOutput { retval: a.retval, duration_ns: a.duration, data_size_out: a.data_size_out })
+    Ok(TestRunOutput { retval: a.retval, duration_ns: a.duration })
 }
 
 /// What a kprobe_multi link attaches to.

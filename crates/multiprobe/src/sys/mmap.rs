@@ -34,16 +34,6 @@ impl Mmap {
         Ok(Mmap { ptr, len })
     }
 
-    /// Length of the mapping in bytes.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Whether the mapping is empty (never true for a successful map).
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     fn at<T>(&self, off: usize) -> *mut T {
         let size = std::mem::size_of::<T>();
         assert!(off.checked_add(size).is_some_and(|end| end <= self.len), "mmap access out of bounds");

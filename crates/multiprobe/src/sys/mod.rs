@@ -20,6 +20,7 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
 
 /// Program types (`enum bpf_prog_type`) the crate knows by name.
+#[allow(dead_code)] // the uapi values, listed whole whether or not a section maps to them yet
 pub mod prog_type {
     pub const SOCKET_FILTER: u32 = 1;
     pub const KPROBE: u32 = 2;
@@ -62,8 +63,10 @@ pub const KSYM_NAME_LEN: usize = 512;
 /// `BPF_F_RDONLY_PROG`: programs may only read the map (used for `.rodata`).
 pub const MAP_F_RDONLY_PROG: u32 = 1 << 7;
 /// `BPF_F_MMAPABLE`.
+#[allow(dead_code)] // the uapi flag, kept beside its siblings
 pub const MAP_F_MMAPABLE: u32 = 1 << 10;
 /// `BPF_F_NO_PREALLOC`.
+#[allow(dead_code)] // the uapi flag, kept beside its siblings
 pub const MAP_F_NO_PREALLOC: u32 = 1;
 /// `BPF_ANY`, `BPF_NOEXIST`, `BPF_EXIST` for map updates.
 pub mod update_flags {
@@ -72,31 +75,11 @@ pub mod update_flags {
     pub const EXIST: u64 = 2;
 }
 
-/// `BPF_FS_MAGIC`: the bpf file system's statfs magic.
-pub const BPF_FS_MAGIC: i64 = 0xcafe4a11;
-/// `TRACEFS_MAGIC`.
-pub const TRACEFS_MAGIC: i64 = 0x74726163;
-
 /// Mounts a pseudo file system (`mount -t fstype nodev target`).
 pub fn mount_pseudo(fstype: &CStr, target: &CStr) -> io::Result<()> {
     // SAFETY: every pointer is a valid NUL-terminated string or null (data), alive for the call.
     let ret = unsafe { libc::mount(c"nodev".as_ptr(), target.as_ptr(), fstype.as_ptr(), 0, std::ptr::null()) };
     if ret < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
-}
-
-/// The `f_type` magic of the file system holding `path`.
-pub fn fs_magic(path: &CStr) -> io::Result<i64> {
-    let mut buf = std::mem::MaybeUninit::<libc::statfs>::zeroed();
-    // SAFETY: `path` is NUL-terminated; `buf` is a properly sized statfs the kernel fills.
-    let ret = unsafe { libc::statfs(path.as_ptr(), buf.as_mut_ptr()) };
-    if ret < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: statfs succeeded, so it initialised the whole struct.
-    let magic = unsafe { buf.assume_init() }.f_type;
-    // f_type is i64 on x86_64 but narrower elsewhere.
-    #[allow(clippy::unnecessary_cast)]
-    Ok(magic as i64)
 }
 
 /// Effective user id, for error hints ("needs root or CAP_BPF").

@@ -39,7 +39,6 @@ pub struct PerfEventAttr {
 pub const PERF_TYPE_TRACEPOINT: u32 = 2;
 const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 1 << 3;
 const PERF_EVENT_IOC_ENABLE: libc::c_ulong = 0x2400;
-const PERF_EVENT_IOC_DISABLE: libc::c_ulong = 0x2401;
 const PERF_EVENT_IOC_SET_BPF: libc::c_ulong = 0x4004_2408;
 
 /// Where a kprobe event goes: a symbol plus offset, or an absolute address.
@@ -106,11 +105,6 @@ fn ioctl(fd: BorrowedFd<'_>, request: libc::c_ulong, arg: libc::c_ulong) -> io::
 /// Starts counting (and running attached programs for) a perf event.
 pub fn perf_event_enable(fd: BorrowedFd<'_>) -> io::Result<()> {
     ioctl(fd, PERF_EVENT_IOC_ENABLE, 0)
-}
-
-/// Stops a perf event.
-pub fn perf_event_disable(fd: BorrowedFd<'_>) -> io::Result<()> {
-    ioctl(fd, PERF_EVENT_IOC_DISABLE, 0)
 }
 
 /// Attaches a program to a perf event the pre-link way (kernels before 5.15, no cookie).

@@ -1,10 +1,11 @@
 //! Why attaching a program failed: one error type for every attach path, each variant naming
-//! the input at fault and what to do, with the errno libbpf would report.
+//! the input at fault and what to do, with the errno libbpf would report. The checks of
+//! libbpf's options (`NoTargets` to `RetprobeAndSession`) carry libbpf's errno.
 
 use std::io;
 
+use super::{ListingError, LoadError, TracefsError};
 use crate::object::ProgramKind;
-use crate::tracefs::TracefsError;
 
 /// Why an attach failed.
 #[derive(Debug, thiserror::Error)]
@@ -73,7 +74,7 @@ pub enum AttachError {
     #[error("this kernel cannot do {what}: {reason}")]
     NotSupported { what: &'static str, reason: String, source: io::Error },
     /// A symbol the kernel cannot trace.
-    #[error("`{symbol}` is not a traceable kernel function ({reason}): check `multiprobe list '{symbol}'`")]
+    #[error("`{symbol}` is not a traceable kernel function ({reason})")]
     UntraceableSymbol { symbol: String, reason: String, source: io::Error },
     /// A target given twice.
     #[error("`{target}` is listed twice: give each target once")]
@@ -100,7 +101,7 @@ pub enum AttachError {
     UnknownTracepoint { tracepoint: String, tracefs: String, source: io::Error },
     /// Loading the program again for per-function kprobes failed.
     #[error("program `{program}` could not be loaded again as a plain kprobe for the per-function fallback: {source}")]
-    Reload { program: String, source: Box<crate::LoadError> },
+    Reload { program: String, source: Box<LoadError> },
     /// Any other refusal by the kernel.
     #[error("{op} failed: {source}{}", hint.as_ref().map(|h| format!(" ({h})")).unwrap_or_default())]
     Kernel { op: String, source: io::Error, hint: Option<String> },
@@ -143,6 +144,17 @@ impl AttachError {
             },
             Tracefs(_) => libc::ENOENT,
             Reload { source, .. } => source.errno().unwrap_or(libc::EINVAL),
+        }
+    }
+}
+
+impl From<ListingError> for AttachError {
+    /// The listing's failures keep their meaning (and errno) on the attach path.
+    fn from(e: ListingError) -> AttachError {
+        match e {
+            ListingError::Read { path, source } => AttachError::Read { path, source },
+            ListingError::Tracefs(e) => AttachError::Tracefs(e),
+            ListingError::NoMatch { pattern, hint } => AttachError::NoMatch { pattern, hint },
         }
     }
 }

@@ -4,9 +4,12 @@
 //! A pattern is `NAME_GLOB`, `MODULE_GLOB:NAME_GLOB` (functions of matching modules only) or
 //! `vmlinux:NAME_GLOB` (the core kernel only): `vfs_*`, `ext4:ext4_*`, `*kvm*:*`.
 
+use super::Listing;
 use super::glob::Glob;
-use super::resolve::{Function, TraceableFunctions};
-use crate::attach::AttachError;
+use super::kallsyms::Kallsyms;
+use super::syscall::SYSCALL_PREFIX;
+use super::traceable::{Function, TraceableFunctions};
+use crate::error::ListingError;
 
 /// Functions never probed unless the deny list is turned off: probing them recurses into the
 /// BPF machinery itself (trampolines, program entry and exit, the helpers programs use for
@@ -89,7 +92,7 @@ impl std::fmt::Display for Pattern {
 /// A set of functions described by patterns.
 ///
 /// ```
-/// use multiprobe::kprobe_multi::Selection;
+/// use multiprobe::symbols::Selection;
 /// let s = Selection::new().include("tcp_*").include("udp_*").exclude("*_timer*");
 /// assert!(s.accepts(b"tcp_sendmsg", None));
 /// assert!(!s.accepts(b"tcp_write_timer", None));
@@ -156,10 +159,16 @@ impl Selection {
         listing.filter_with_hint(&needles, |name, module| self.accepts(name, module))
     }
 
-    /// Reads the traceable functions and selects from them; an empty result is an error
-    /// naming the patterns.
-    pub fn resolve(&self) -> Result<Vec<Function>, AttachError> {
-        let listing = TraceableFunctions::read()?;
+    /// Reads the traceable functions (kept in memory only, see [`Listing`]) and selects from
+    /// them; an empty result is an error naming the patterns.
+    pub fn resolve(&self) -> Result<Vec<Function>, ListingError> {
+        self.resolve_with(&Listing::new())
+    }
+
+    /// [`Selection::resolve`], reading the traceable functions as `listing` says (e.g. kept
+    /// in a cache directory for the boot).
+    pub fn resolve_with(&self, listing: &Listing) -> Result<Vec<Function>, ListingError> {
+        let listing = listing.read()?;
         let found = self.select(&listing);
         if found.is_empty() {
             return Err(self.no_match_error());
@@ -169,10 +178,26 @@ impl Selection {
 
     /// The error for a selection that matched nothing, with hints: names that exist but
     /// cannot be traced, syscall wrappers.
-    pub fn no_match_error(&self) -> AttachError {
+    pub fn no_match_error(&self) -> ListingError {
         let globs: Vec<&Glob> = self.include.iter().map(|p| &p.name).collect();
-        AttachError::NoMatch { pattern: self.to_string(), hint: super::attach::no_match_hint(&globs) }
+        ListingError::NoMatch { pattern: self.to_string(), hint: no_match_hint(&globs) }
     }
+}
+
+/// Why patterns may match nothing: names that exist but are not traceable, or syscalls,
+/// whose entry points carry an architecture prefix. Empty, or ` (hint)`.
+pub(crate) fn no_match_hint(globs: &[&Glob]) -> String {
+    let mut hints = Vec::new();
+    if let Ok(kallsyms) = Kallsyms::read() {
+        let n = kallsyms.text_symbols().filter(|s| globs.iter().any(|g| g.matches(s.name))).count();
+        if n > 0 {
+            hints.push(format!("{n} kernel functions match, but none is traceable: notrace or inlined"));
+        }
+    }
+    if let Some(g) = globs.iter().find(|g| g.as_str().starts_with("sys_")) {
+        hints.push(format!("syscall entry points carry an architecture prefix: try `{SYSCALL_PREFIX}{}`", g.as_str()));
+    }
+    if hints.is_empty() { String::new() } else { format!(" ({})", hints.join("; ")) }
 }
 
 impl std::fmt::Display for Selection {
@@ -189,7 +214,7 @@ impl std::fmt::Display for Selection {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kprobe_multi::ListingSource;
+    use crate::symbols::ListingSource;
 
     const LISTING: &str = "ffffffff81000010 vfs_read\n\
         ffffffff81000020 vfs_write\n\

@@ -7,23 +7,6 @@
 //! symbol can sit between a function's start and its patch site (the `__pfx_` padding
 //! symbols sit before the start).
 
-use super::{Function, cache};
-use crate::attach::AttachError;
-
-/// The entry (symbol) address of each function: what a kprobe_multi link matches cookies
-/// against, and what `bpf_get_func_ip` reports in kprobe_multi programs on x86 kernels.
-/// Computed from the listed patch sites and `/proc/kallsyms`, read once and kept while the
-/// boot and the modules stay the same (and for the boot, with
-/// [`super::set_listing_cache_dir`]). An address that is not a listed patch site comes back
-/// unchanged; so do all of them on kernels before 6.5, whose listing has entry addresses.
-///
-/// Fails when `/proc/kallsyms` hides addresses from this process (not root, or
-/// `kernel.kptr_restrict` = 2).
-pub fn entry_addresses(functions: &[Function]) -> Result<Vec<u64>, AttachError> {
-    let entries = cache::entries()?;
-    Ok(functions.iter().map(|f| entries.entry(f.address)).collect())
-}
-
 /// How far past its symbol a function's patch site may sit (x86 IBT: 4 bytes; arm64: 8).
 const MAX_PATCH_OFFSET: u64 = 16;
 

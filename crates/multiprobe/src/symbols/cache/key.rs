@@ -2,7 +2,7 @@
 
 use std::io;
 
-use crate::attach::AttachError;
+use crate::error::ListingError;
 
 /// The boot, the kernel release and the loaded modules, as one comparable text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,16 +13,14 @@ impl Key {
     /// table from another, so nothing may be kept: module addresses hidden (a module unloaded
     /// and loaded again would look unchanged while its functions moved), or a module still
     /// loading or unloading (its init functions are listed now and freed soon).
-    pub(super) fn current() -> Result<Option<Key>, AttachError> {
-        let read = |path: &str| {
-            std::fs::read_to_string(path).map_err(|source| AttachError::Read { path: path.into(), source })
-        };
+    pub(super) fn current() -> Result<Option<Key>, ListingError> {
+        let read = |path: &str| std::fs::read_to_string(path).map_err(|source| ListingError::read(path, source));
         let boot_id = read("/proc/sys/kernel/random/boot_id")?;
         let release = read("/proc/sys/kernel/osrelease")?;
         let modules = match std::fs::read_to_string("/proc/modules") {
             Ok(text) => text,
             Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
-            Err(source) => return Err(AttachError::Read { path: "/proc/modules".into(), source }),
+            Err(source) => return Err(ListingError::read("/proc/modules", source)),
         };
         Ok(modules_key(&modules).map(|m| Key(format!("boot {boot_id}release {release}{m}"))))
     }

@@ -1,23 +1,15 @@
 //! Finding (or mounting) the tracing file system, where the kernel lists traceable functions
-//! and tracepoints.
+//! and tracepoints. Private to the crate but for [`root`], which the crate re-exports as
+//! [`super::tracefs_root`].
 
-use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use crate::error::TracefsError;
 use crate::sys;
 
 /// Where tracefs lives on current systems, and where it lived under debugfs before 4.1.
 const CANDIDATES: &[&str] = &["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
-
-/// Why tracefs is not available.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error(
-    "tracefs is not mounted and could not be mounted at /sys/kernel/tracing ({reason}); mount it with: mount -t tracefs nodev /sys/kernel/tracing"
-)]
-pub struct TracefsError {
-    reason: String,
-}
 
 /// The tracefs mount point, mounting it at `/sys/kernel/tracing` if nothing is mounted (which
 /// needs root). The answer is cached for the process.
@@ -40,10 +32,4 @@ fn find_or_mount() -> Result<PathBuf, TracefsError> {
         Ok(()) => Err(TracefsError { reason: "mounted, but it lists nothing".into() }),
         Err(e) => Err(TracefsError { reason: e.to_string() }),
     }
-}
-
-/// Reads a tracefs file whole.
-pub fn read(relative: &str) -> io::Result<Vec<u8>> {
-    let root = root().map_err(|e| io::Error::new(io::ErrorKind::NotFound, e))?;
-    std::fs::read(root.join(relative))
 }

@@ -1,5 +1,5 @@
 //! Programs in the kernel: load (with the verifier's log on failure), inspect, test-run, pin,
-//! and reload under another kind.
+//! and reload under another kind. Every way to attach one is declared in `attach.rs`.
 
 use std::ffi::CString;
 use std::io;
@@ -7,12 +7,14 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::sync::Arc;
 
+mod attach;
+
 use crate::btf::{FuncInfo, LineInfo, POISON_HELPER_ID};
+use crate::error::{LoadError, PinError};
 use crate::insn::{Insn, POISON_KFUNC_CALL};
-use crate::loader::LoadError;
-use crate::map::{Map, path_cstring};
+use crate::map::Map;
 use crate::object::ProgramKind;
-use crate::sys;
+use crate::{pin, sys};
 
 /// Everything needed to load a program's code again, e.g. as another kind.
 #[derive(Debug)]
@@ -118,8 +120,7 @@ impl Program {
     /// caller says what it was loaded as.
     pub fn from_pin(path: impl AsRef<Path>, kind: ProgramKind) -> Result<Program, LoadError> {
         let path = path.as_ref();
-        let fd = sys::obj_get(&path_cstring(path)?)
-            .map_err(|source| LoadError::Pin { path: path.display().to_string(), source })?;
+        let fd = pin::open(path)?;
         let name = sys::prog_info(fd.as_fd()).map(|i| c_name(&i.name)).unwrap_or_default();
         Ok(Program { inner: Arc::new(ProgramInner { fd, name, kind, target: None, recipe: None }) })
     }
@@ -172,10 +173,8 @@ impl Program {
     }
 
     /// Pins the program at `path` in a bpf file system.
-    pub fn pin(&self, path: impl AsRef<Path>) -> Result<(), LoadError> {
-        let path = path.as_ref();
-        sys::obj_pin(self.fd(), &path_cstring(path)?)
-            .map_err(|source| LoadError::Pin { path: path.display().to_string(), source })
+    pub fn pin(&self, path: impl AsRef<Path>) -> Result<(), PinError> {
+        pin::pin(self.fd(), path.as_ref())
     }
 }
 

@@ -15,8 +15,8 @@ use memchr::memchr;
 
 use super::glob::Glob;
 use super::kallsyms::Kallsyms;
-use crate::attach::AttachError;
-use crate::tracefs;
+use super::tracefs;
+use crate::error::ListingError;
 
 /// A traceable kernel function.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -67,28 +67,17 @@ struct Line<'a> {
 const MIN_NEEDLE: usize = 3;
 
 impl TraceableFunctions {
-    /// Reads the listing with addresses: `available_filter_functions_addrs` where the kernel
-    /// has it, else `available_filter_functions` plus `/proc/kallsyms`.
-    ///
-    /// The listing is kept for as long as the boot and the loaded modules stay the same (see
-    /// [`super::set_listing_cache_dir`]): repeated reads in a process cost a look at
-    /// `/proc/modules`.
-    pub fn read() -> Result<TraceableFunctions, AttachError> {
-        super::cache::read()
-    }
-
     /// [`TraceableFunctions::read`] without the cache: always asks the kernel.
-    pub fn read_uncached() -> Result<TraceableFunctions, AttachError> {
+    pub fn read_uncached() -> Result<TraceableFunctions, ListingError> {
         match read_tracefs("available_filter_functions_addrs") {
             Ok(data) => Ok(TraceableFunctions {
                 data: data.into(),
                 source: ListingSource::FilterFunctionsAddrs,
                 kallsyms: None,
             }),
-            Err(AttachError::Read { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Err(ListingError::Read { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
                 let mut t = TraceableFunctions::read_names()?;
-                let kallsyms =
-                    Kallsyms::read().map_err(|source| AttachError::Read { path: "/proc/kallsyms".into(), source })?;
+                let kallsyms = Kallsyms::read().map_err(|source| ListingError::read("/proc/kallsyms", source))?;
                 t.kallsyms = Some(Arc::new(kallsyms));
                 t.source = ListingSource::FilterFunctionsKallsyms;
                 Ok(t)
@@ -99,7 +88,7 @@ impl TraceableFunctions {
 
     /// Reads names only (`available_filter_functions`): the cheapest listing, enough to
     /// check names or attach by name.
-    pub fn read_names() -> Result<TraceableFunctions, AttachError> {
+    pub fn read_names() -> Result<TraceableFunctions, ListingError> {
         let data = read_tracefs("available_filter_functions")?;
         Ok(TraceableFunctions { data: data.into(), source: ListingSource::FilterFunctions, kallsyms: None })
     }
@@ -282,10 +271,10 @@ fn parse_hex(s: &[u8]) -> u64 {
     super::kallsyms::parse_hex(s).unwrap_or(0)
 }
 
-fn read_tracefs(file: &str) -> Result<Vec<u8>, AttachError> {
+fn read_tracefs(file: &str) -> Result<Vec<u8>, ListingError> {
     let root = tracefs::root()?;
     let path = root.join(file);
-    std::fs::read(&path).map_err(|source| AttachError::Read { path: path.display().to_string(), source })
+    std::fs::read(&path).map_err(|source| ListingError::read(path.display().to_string(), source))
 }
 
 #[cfg(test)]

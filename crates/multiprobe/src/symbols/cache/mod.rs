@@ -13,14 +13,14 @@ mod file;
 mod key;
 
 use std::io;
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use self::key::Key;
 use super::entries::Entries;
 use super::kallsyms::Kallsyms;
-use super::resolve::{ListingSource, TraceableFunctions};
-use crate::attach::AttachError;
+use super::traceable::{ListingSource, TraceableFunctions};
+use crate::error::ListingError;
 
 /// What this process knows, for one key.
 struct Memory {
@@ -38,28 +38,12 @@ enum EntriesState {
 }
 
 static MEMORY: Mutex<Option<Memory>> = Mutex::new(None);
-static DISK: Mutex<Option<PathBuf>> = Mutex::new(None);
-
-/// Keeps the listing and the entry addresses in `dir` for the rest of the boot too (a tmpfs
-/// such as `/run/multiprobe`), so later processes skip the kernel's formatting; `None` turns
-/// it off. Off by default: a library should not write files unasked. The `multiprobe`
-/// command turns it on.
-///
-/// The directory is created private to this user (mode 0700); an existing one that is not
-/// this user's, is open to writes by others, or is a symlink is not used.
-pub fn set_listing_cache_dir(dir: Option<PathBuf>) {
-    *DISK.lock().unwrap_or_else(|e| e.into_inner()) = dir;
-}
 
 /// Drops what this process keeps in memory (the listing, a few MiB, and the entry
 /// addresses), for a long-running process that is done attaching; cache files stay. The
 /// next read asks the kernel or the cache directory again.
 pub fn forget_listing_cache() {
     *memory() = None;
-}
-
-fn disk_dir() -> Option<PathBuf> {
-    DISK.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
 fn memory() -> std::sync::MutexGuard<'static, Option<Memory>> {
@@ -69,21 +53,21 @@ fn memory() -> std::sync::MutexGuard<'static, Option<Memory>> {
 const LISTING_FILE: &str = "functions-v1";
 const ENTRIES_FILE: &str = "entries-v1";
 
-/// The listing with addresses, from memory or the cache file when still valid, else read.
-pub(crate) fn read() -> Result<TraceableFunctions, AttachError> {
-    Ok(read_keyed()?.1)
+/// The listing with addresses, from memory or the cache file in `dir` when still valid,
+/// else read (and kept in `dir`, when given).
+pub(crate) fn read(dir: Option<&Path>) -> Result<TraceableFunctions, ListingError> {
+    Ok(read_keyed(dir)?.1)
 }
 
 /// The listing and the key it is valid for (`None`: valid for this moment only).
-fn read_keyed() -> Result<(Option<Key>, TraceableFunctions), AttachError> {
+fn read_keyed(dir: Option<&Path>) -> Result<(Option<Key>, TraceableFunctions), ListingError> {
     let Some(key) = Key::current()? else { return Ok((None, TraceableFunctions::read_uncached()?)) };
     // Held while reading: a second thread waits for the first one's listing.
     let mut memory = memory();
     if let Some(m) = memory.as_ref().filter(|m| m.key == key) {
         return Ok((Some(key), m.listing.clone()));
     }
-    let dir = disk_dir();
-    if let Some(text) = dir.as_deref().and_then(|d| file::load(d, LISTING_FILE, &key)) {
+    if let Some(text) = dir.and_then(|d| file::load(d, LISTING_FILE, &key)) {
         let listing = TraceableFunctions::from_text(text, ListingSource::FilterFunctionsAddrs);
         *memory = Some(Memory { key: key.clone(), listing: listing.clone(), entries: EntriesState::NotYet });
         return Ok((Some(key), listing));
@@ -95,7 +79,7 @@ fn read_keyed() -> Result<(Option<Key>, TraceableFunctions), AttachError> {
     }
     // Only the 6.5+ listing is self-contained (older ones are joined with kallsyms); a cache
     // that cannot be written is only a missed speed-up.
-    if let Some(d) = &dir
+    if let Some(d) = dir
         && listing.source() == ListingSource::FilterFunctionsAddrs
     {
         let _ = file::store(d, LISTING_FILE, &key, listing.text());
@@ -105,21 +89,21 @@ fn read_keyed() -> Result<(Option<Key>, TraceableFunctions), AttachError> {
 }
 
 /// Whether entry addresses are at hand without reading `/proc/kallsyms` now: kept in memory
-/// for the current key, or about to be kept on disk (a cache directory is set, so the read
-/// is paid once per boot). False once kallsyms turned out to hide addresses.
-pub(crate) fn entries_are_cheap() -> bool {
+/// for the current key, or about to be kept on disk (a cache directory `dir` is given, so
+/// the read is paid once per boot). False once kallsyms turned out to hide addresses.
+pub(crate) fn entries_are_cheap(dir: Option<&Path>) -> bool {
     let Ok(Some(key)) = Key::current() else { return false };
     match memory().as_ref().filter(|m| m.key == key).map(|m| &m.entries) {
         Some(EntriesState::Known(_)) => true,
         Some(EntriesState::Hidden) => false,
-        Some(EntriesState::NotYet) | None => disk_dir().is_some(),
+        Some(EntriesState::NotYet) | None => dir.is_some(),
     }
 }
 
 /// Entry addresses of every listed function: kept, or computed from `/proc/kallsyms` and
-/// kept. Fails when kallsyms hides addresses from this process.
-pub(crate) fn entries() -> Result<Arc<Entries>, AttachError> {
-    let (key, listing) = read_keyed()?;
+/// kept (in `dir` too, when given). Fails when kallsyms hides addresses from this process.
+pub(crate) fn entries(dir: Option<&Path>) -> Result<Arc<Entries>, ListingError> {
+    let (key, listing) = read_keyed(dir)?;
     if listing.source() != ListingSource::FilterFunctionsAddrs {
         // Older listings take their addresses from kallsyms: they are entries already.
         return Ok(Arc::new(Entries::default()));
@@ -131,16 +115,14 @@ pub(crate) fn entries() -> Result<Arc<Entries>, AttachError> {
             Some(EntriesState::NotYet) | None => {}
         }
     }
-    let dir = disk_dir();
-    let cached = match (&dir, &key) {
+    let cached = match (dir, &key) {
         (Some(d), Some(k)) => file::load(d, ENTRIES_FILE, k).and_then(|b| Entries::from_bytes(&b)),
         _ => None,
     };
     let (entries, fresh) = match cached {
         Some(e) => (e, false),
         None => {
-            let kallsyms =
-                Kallsyms::read().map_err(|source| AttachError::Read { path: "/proc/kallsyms".into(), source })?;
+            let kallsyms = Kallsyms::read().map_err(|source| ListingError::read("/proc/kallsyms", source))?;
             let symbols: Vec<u64> = kallsyms.text_symbols().map(|s| s.addr).filter(|&a| a != 0).collect();
             if symbols.is_empty() {
                 remember(key.as_ref(), EntriesState::Hidden);
@@ -155,7 +137,7 @@ pub(crate) fn entries() -> Result<Arc<Entries>, AttachError> {
         k => k,
     };
     let entries = Arc::new(entries);
-    if let (Some(d), Some(k)) = (&dir, &key)
+    if let (Some(d), Some(k)) = (dir, &key)
         && fresh
     {
         let _ = file::store(d, ENTRIES_FILE, k, &entries.to_bytes());
@@ -171,8 +153,8 @@ fn remember(key: Option<&Key>, state: EntriesState) {
     }
 }
 
-fn hidden_addresses() -> AttachError {
-    AttachError::Read {
+fn hidden_addresses() -> ListingError {
+    ListingError::Read {
         path: "/proc/kallsyms".into(),
         source: io::Error::new(
             io::ErrorKind::PermissionDenied,

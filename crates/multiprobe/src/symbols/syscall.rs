@@ -7,7 +7,7 @@
 //! `available_filter_functions` lists under an alias (`__do_sys_getpid`).
 
 use super::kallsyms::Kallsyms;
-use crate::attach::AttachError;
+use crate::error::ListingError;
 
 /// The syscall wrapper prefix of the architecture this crate is built for.
 pub const SYSCALL_PREFIX: &str = if cfg!(target_arch = "x86_64") {
@@ -27,11 +27,11 @@ pub const SYSCALL_PREFIX: &str = if cfg!(target_arch = "x86_64") {
 /// The kernel function that enters syscall `name` (`getpid`, or `sys_getpid`): the
 /// architecture's wrapper when the running kernel has it, else `sys_NAME`. Fails, naming
 /// both candidates, when the kernel has neither.
-pub fn syscall_function(name: &str) -> Result<String, AttachError> {
+pub fn syscall_function(name: &str) -> Result<String, ListingError> {
     let base = name.strip_prefix("sys_").unwrap_or(name);
     let wrapper = format!("{SYSCALL_PREFIX}sys_{base}");
     let plain = format!("sys_{base}");
-    let kallsyms = Kallsyms::read().map_err(|source| AttachError::Read { path: "/proc/kallsyms".into(), source })?;
+    let kallsyms = Kallsyms::read().map_err(|source| ListingError::read("/proc/kallsyms", source))?;
     let mut has_plain = false;
     for s in kallsyms.text_symbols() {
         if s.name == wrapper.as_bytes() && !SYSCALL_PREFIX.is_empty() {
@@ -42,7 +42,7 @@ pub fn syscall_function(name: &str) -> Result<String, AttachError> {
     if has_plain {
         return Ok(plain);
     }
-    Err(AttachError::NoMatch {
+    Err(ListingError::NoMatch {
         pattern: name.to_string(),
         hint: format!(" (the kernel has neither {wrapper} nor {plain}: is `{base}` a syscall of this architecture?)"),
     })
