@@ -2,8 +2,8 @@
 //! the local spec (what clang wrote, to check the instruction against) and once from the
 //! target spec (what the kernel needs).
 
+use super::relo::{CoreReloKind, Problem};
 use super::spec::Spec;
-use super::{CoreReloKind, Problem};
 use crate::btf::{Btf, TypeKind, int_encoding};
 
 /// The result of resolving one relocation (`struct bpf_core_relo_res`).

@@ -6,11 +6,26 @@
 //! Callers have already matched the root names (flavor suffixes ignored): below the root
 //! only the first two relations ignore names.
 
-use super::spec::essential_name;
 use crate::btf::{Btf, BtfError, TypeKind, int_encoding};
 
 /// libbpf gives up after this many levels (`depth` and `level` in `relo_core.c`).
 const MAX_DEPTH: u32 = 32;
+
+/// A type name without its flavor suffix: `task_struct___old` -> `task_struct`. The suffix
+/// starts at the last `___` that has a non-underscore on both sides.
+pub(super) fn essential_name(name: &str) -> &str {
+    let b = name.as_bytes();
+    if b.len() < 5 {
+        return name;
+    }
+    for i in (0..=b.len() - 5).rev() {
+        if b[i] != b'_' && &b[i + 1..i + 4] == b"___" && b[i + 4] != b'_' {
+            // b[i + 1] is ASCII, so i + 1 is a character boundary.
+            return &name[..i + 1];
+        }
+    }
+    name
+}
 
 /// The error for BTF whose references loop, or nest deeper than libbpf follows.
 fn too_deep(id: u32) -> BtfError {

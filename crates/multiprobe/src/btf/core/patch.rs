@@ -6,8 +6,8 @@
 //! must still hold the value computed from the local types: anything else means the record
 //! and the code disagree, and patching would silently corrupt the program.
 
-use super::POISON_HELPER_ID;
 use super::calc::RelocValue;
+use super::relo::POISON_HELPER_ID;
 use crate::sys::Insn;
 
 const CLASS_LD: u8 = 0x00;

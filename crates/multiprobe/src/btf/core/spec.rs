@@ -7,7 +7,8 @@
 //! *accessors*; matching a target looks each named field up by name, descending into
 //! anonymous members, and checks array bounds, accumulating the target's bit offset.
 
-use super::{CoreRelo, CoreReloKind, Problem, compat, describe_type};
+use super::compat::{self, essential_name};
+use super::relo::{CoreRelo, CoreReloKind, Problem, describe_type};
 use crate::btf::{Btf, TypeKind};
 
 /// Most levels an access may have (libbpf's `BPF_CORE_SPEC_MAX_LEN`). Also bounds the
@@ -60,22 +61,6 @@ pub(super) enum Match<'b> {
     Found(Spec<'b>),
     /// The candidate does not have what the access needs, and why.
     Missing(String),
-}
-
-/// A type name without its flavor suffix: `task_struct___old` -> `task_struct`. The suffix
-/// starts at the last `___` that has a non-underscore on both sides.
-pub(super) fn essential_name(name: &str) -> &str {
-    let b = name.as_bytes();
-    if b.len() < 5 {
-        return name;
-    }
-    for i in (0..=b.len() - 5).rev() {
-        if b[i] != b'_' && &b[i + 1..i + 4] == b"___" && b[i + 4] != b'_' {
-            // b[i + 1] is ASCII, so i + 1 is a character boundary.
-            return &name[..i + 1];
-        }
-    }
-    name
 }
 
 /// Parses `0:1:2` into its indices, as strictly as libbpf (non-negative 32-bit ints,

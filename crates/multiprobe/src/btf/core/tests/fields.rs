@@ -267,7 +267,7 @@ fn flavors_match_the_essential_name() {
 
 #[test]
 fn essential_names() {
-    use super::spec::essential_name;
+    use super::compat::essential_name;
     assert_eq!(essential_name("task_struct___old"), "task_struct");
     assert_eq!(essential_name("a___b___c"), "a___b");
     assert_eq!(essential_name("task_struct"), "task_struct");

@@ -7,7 +7,7 @@ mod from_clang;
 mod types;
 
 pub(super) use super::*;
-pub(super) use crate::btf::{EnumValue, FuncLinkage, Member, Param, Type, int_encoding};
+pub(super) use crate::btf::{EnumValue, FuncLinkage, Member, Param, Type, TypeKind, int_encoding};
 
 /// Builds BTF by hand, C-declaration style.
 #[derive(Default)]
