@@ -15,7 +15,7 @@
 //! - `floor-by-name`: the kernel's part of both: `BPF_LINK_CREATE` with the (deduplicated)
 //!   names resolved before the clock starts.
 //! - `multiprobe-cold-diskcache`: a fresh process with the library's per-boot listing file
-//!   (`set_listing_cache_dir`) already written by an earlier process.
+//!   (`Listing::cache_dir`) already written by an earlier process.
 //! - `index` (matching only): a name-sorted index of the listing, built once per boot; a
 //!   pattern with a literal prefix is a binary search plus a scan of the range.
 
@@ -24,8 +24,8 @@ use std::ffi::{CStr, CString};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use multiprobe::kprobe_multi::{Glob, Selection, TraceableFunctions, entry_addresses};
-use multiprobe::sys;
+use multiprobe::raw as sys;
+use multiprobe::symbols::{Glob, Selection, TraceableFunctions, entry_addresses};
 
 use crate::attach::{Loaded, Sample, measure};
 use crate::report::{self, Series};
@@ -156,7 +156,7 @@ impl Index {
             entries.push((name.to_vec(), module, addr));
         }
         entries.sort_unstable();
-        let deny = multiprobe::kprobe_multi::DENY_LIST.iter().map(|p| Glob::new(p)).collect();
+        let deny = multiprobe::symbols::DENY_LIST.iter().map(|p| Glob::new(p)).collect();
         Index { entries, deny }
     }
 
@@ -190,7 +190,7 @@ struct Instance {
 
 impl Instance {
     fn new() -> std::io::Result<Instance> {
-        let root = multiprobe::tracefs::root().map_err(std::io::Error::other)?;
+        let root = multiprobe::symbols::tracefs_root().map_err(std::io::Error::other)?;
         let dir = root.join("instances").join(format!("mpbench-{}", std::process::id()));
         std::fs::create_dir(&dir)?;
         Ok(Instance { dir })
@@ -247,7 +247,7 @@ fn link_by_name(prog: &multiprobe::Program, names: &[CString]) -> Result<Sample,
     Ok((a, d))
 }
 
-fn dedup_names(functions: &[multiprobe::kprobe_multi::Function]) -> Vec<CString> {
+fn dedup_names(functions: &[multiprobe::symbols::Function]) -> Vec<CString> {
     let mut seen = HashSet::new();
     functions
         .iter()

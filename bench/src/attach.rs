@@ -4,8 +4,10 @@
 
 use std::ffi::CString;
 
-use multiprobe::kprobe_multi::{Glob, KprobeMulti, Selection, TraceableFunctions};
-use multiprobe::{LoadedObject, Object, sys};
+use multiprobe::kprobe_multi::KprobeMulti;
+use multiprobe::raw as sys;
+use multiprobe::symbols::{Glob, Selection, TraceableFunctions};
+use multiprobe::{LoadedObject, Object};
 
 use crate::report::{self, Series};
 use crate::{ALL, BENCH_OBJ, Config, PATTERNS, child, libbpf, rotated, timed};

@@ -5,7 +5,8 @@
 use std::process::Command;
 
 use multiprobe::Object;
-use multiprobe::kprobe_multi::{KprobeMulti, Selection, set_listing_cache_dir};
+use multiprobe::kprobe_multi::KprobeMulti;
+use multiprobe::symbols::{Listing, Selection};
 use serde_json::{Value, json};
 
 use crate::{ALL, BENCH_OBJ, load, timed};
@@ -86,12 +87,10 @@ fn spec_for(pattern: &str) -> KprobeMulti {
 }
 
 fn attach(pattern: &str, disk_cache: Option<&str>) -> Result<Value, String> {
-    if let Some(d) = disk_cache {
-        set_listing_cache_dir(Some(d.into()));
-    }
+    let listing = disk_cache.map_or_else(Listing::new, |d| Listing::new().cache_dir(d));
     let obj = Object::parse("bench.bpf.o", BENCH_OBJ).map_err(|e| e.to_string())?.load().map_err(|e| e.to_string())?;
     let prog = obj.program("empty").ok_or("no program `empty`")?;
-    let spec = spec_for(pattern);
+    let spec = spec_for(pattern).listing(listing);
     let (link, attach_ns) = timed(|| prog.attach_kprobe_multi(&spec));
     let link = link.map_err(|e| e.to_string())?;
     let matches = link.functions().len();

@@ -124,7 +124,7 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let _ = multiprobe::sys::raise_memlock_limit();
+    let _ = multiprobe::raw::raise_memlock_limit();
     println!("{}", report::BEGIN);
     let start = Instant::now();
     if let Err(e) = run(&config) {

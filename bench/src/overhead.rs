@@ -28,7 +28,8 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
-use multiprobe::kprobe_multi::{Function, Glob, KprobeMulti, TraceableFunctions, entry_addresses, syscall_function};
+use multiprobe::kprobe_multi::KprobeMulti;
+use multiprobe::symbols::{Function, Glob, TraceableFunctions, entry_addresses, syscall_function};
 use multiprobe::{LoadedObject, Map, Object, UpdateFlags};
 use serde_json::json;
 
