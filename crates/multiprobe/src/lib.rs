@@ -44,6 +44,7 @@
 //! [`kprobe_multi`] (kernel objects), [`features`] (what the running kernel supports).
 #![warn(missing_docs)]
 
+mod address_index;
 mod attach;
 mod auto_attach;
 pub mod btf;
@@ -62,6 +63,7 @@ pub mod ringbuf;
 pub mod sys;
 pub mod tracefs;
 
+pub use address_index::{AddressIndex, AddressIndexError};
 pub use attach::AttachError;
 pub use auto_attach::Attachment;
 pub use link::{Link, LinkInfo, LinkType};
