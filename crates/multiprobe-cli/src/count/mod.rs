@@ -1,8 +1,8 @@
 //! `multiprobe count`: calls per function, from one program attached to every selected
 //! function (one kprobe_multi link, or per-function kprobes where the kernel has none). Each
 //! function has a slot in a per-CPU array of counters, found from its entry address (the
-//! library's `AddressIndex`) or its attach cookie, and read once per interval; rates are computed here, not
-//! in the kernel.
+//! library's `AddressIndex`) or its attach cookie, and read once per interval; rates are
+//! computed here, not in the kernel.
 
 mod report;
 
