@@ -19,10 +19,6 @@ mod libbpf;
 mod load;
 mod overhead;
 mod report;
-/// The CLI's slot table, the very code `multiprobe count` builds it with (the CLI is a
-/// binary crate, so its module is compiled in here from its file).
-#[path = "../../crates/multiprobe-cli/src/slots.rs"]
-mod slots;
 
 use std::time::Instant;
 

@@ -13,8 +13,9 @@
 //! count runs in both of its modes, set up as the CLI sets them up (crates/multiprobe-cli/
 //! src/count/mod.rs):
 //! - `count-address` (what the CLI uses with a kprobe_multi link): `slot_base` set, the
-//!   `slots` table (16-byte slot of each function's entry address -> counter index + 1)
-//!   filled with `Map::update_batch`, attached without cookies;
+//!   `slots` table (16-byte slot of each function's entry address -> counter index + 1, the
+//!   library's `AddressIndex`, as the CLI builds it) filled with `Map::update_batch`,
+//!   attached without cookies;
 //! - `count-cookie` (what it falls back to): `slot_base` 0, attached with cookie = counter
 //!   index.
 //!
@@ -30,11 +31,10 @@ use std::os::unix::fs::FileExt;
 
 use multiprobe::kprobe_multi::KprobeMulti;
 use multiprobe::symbols::{Function, Glob, TraceableFunctions, entry_addresses, syscall_function};
-use multiprobe::{LoadedObject, Map, Object, UpdateFlags};
+use multiprobe::{AddressIndex, LoadedObject, Map, Object, UpdateFlags};
 use serde_json::json;
 
 use crate::report::{self, Series};
-use crate::slots::Slots;
 use crate::{BENCH_OBJ, COUNT_OBJ, Config, rotated, timed};
 
 /// The syscall loop of a case, `n` calls.
@@ -57,17 +57,17 @@ pub fn run(config: &Config) {
 
 /// count.bpf.o loaded as the CLI loads it for `n` functions (no pid filter): with a slot
 /// table (address mode) or without (cookie mode).
-fn load_count(n: usize, slots: Option<&Slots>) -> Result<LoadedObject, Box<dyn std::error::Error>> {
+fn load_count(n: usize, slots: Option<&AddressIndex>) -> Result<LoadedObject, Box<dyn std::error::Error>> {
     let mut obj = Object::parse("count", COUNT_OBJ)?;
     obj.map_mut("counts").ok_or("no map `counts`")?.set_max_entries(n as u32);
     obj.set_global("target_tgid", &0u32)?;
     if let Some(s) = slots {
-        obj.map_mut("slots").ok_or("no map `slots`")?.set_max_entries(s.len);
-        obj.set_global("slot_base", &s.base)?;
+        obj.map_mut("slots").ok_or("no map `slots`")?.set_max_entries(s.slot_count());
+        obj.set_global("slot_base", &s.base())?;
     }
     let loaded = obj.load()?;
     if let Some(s) = slots {
-        loaded.map("slots").ok_or("no map `slots`")?.update_batch(&s.keys, &s.values, UpdateFlags::Any)?;
+        loaded.map("slots").ok_or("no map `slots`")?.update_batch(s.keys(), s.values(), UpdateFlags::Any)?;
     }
     Ok(loaded)
 }
@@ -115,8 +115,8 @@ fn run_inner(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
         // table, no cookies.
         let address = entry_addresses(functions)
             .map_err(|e| e.to_string())
-            .and_then(|e| Slots::build(functions, &e).ok_or_else(|| "no slot table (span or shared slot)".into()))
-            .and_then(|s| load_count(n, Some(&s)).map(|o| (o, s.len)).map_err(|e| e.to_string()));
+            .and_then(|e| AddressIndex::for_functions(functions, &e).map_err(|e| e.to_string()))
+            .and_then(|s| load_count(n, Some(&s)).map(|o| (o, s.slot_count())).map_err(|e| e.to_string()));
         let address = match address {
             Ok(a) => Some(a),
             Err(e) => {

@@ -1,7 +1,7 @@
 //! Project automation for multiprobe: `cargo xtask <command>`.
 
 mod apt;
-mod bench_cmd;
+mod bench;
 mod bpf;
 mod guest;
 mod initramfs;
@@ -38,7 +38,7 @@ enum Command {
     /// Run `multiprobe ARGS` (or a shell) in a throwaway VM.
     Vm(vm_cmd::VmArgs),
     /// Benchmark multiprobe against libbpf and the kernel floor in a VM (docs/benchmarks.md).
-    Bench(bench_cmd::BenchArgs),
+    Bench(bench::BenchArgs),
     /// Fetch the test kernels (newest Debian build of each series) and show the cache.
     Kernels(KernelsArgs),
 }
@@ -92,7 +92,7 @@ fn main() {
 fn run(command: Command) -> Result<()> {
     match command {
         Command::Bpf(args) => bpf::run(&args),
-        Command::Bench(args) => bench_cmd::run(&args),
+        Command::Bench(args) => bench::run(&args),
         Command::Test(args) => test_cmd::run(&args),
         Command::Vm(args) => vm_cmd::run(&args),
         Command::Kernels(args) => {

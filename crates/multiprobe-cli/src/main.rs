@@ -15,7 +15,6 @@ mod progress;
 mod run;
 mod select;
 mod signals;
-mod slots;
 mod table;
 
 use std::process::ExitCode;

@@ -47,6 +47,7 @@
 //! objects), [`features`] (what the running kernel supports).
 #![warn(missing_docs)]
 
+mod address_index;
 mod auto_attach;
 pub mod btf;
 pub mod error;
@@ -67,6 +68,7 @@ pub mod symbols;
 #[allow(missing_docs)] // constants and attr fields as in include/uapi/linux/bpf.h
 pub(crate) mod sys;
 
+pub use address_index::{AddressIndex, AddressIndexError};
 pub use auto_attach::Attachment;
 pub use error::{AttachError, Error, ListingError, LoadError, MapError, PinError};
 pub use link::{Link, LinkInfo, LinkType};

@@ -1,8 +1,8 @@
 //! `multiprobe count`: calls per function, from one program attached to every selected
 //! function (one kprobe_multi link, or per-function kprobes where the kernel has none). Each
-//! function has a slot in a per-CPU array of counters, found from its entry address (see
-//! `slots`) or its attach cookie, and read once per interval; rates are computed here, not
-//! in the kernel.
+//! function has a slot in a per-CPU array of counters, found from its entry address (the
+//! library's `AddressIndex`) or its attach cookie, and read once per interval; rates are
+//! computed here, not in the kernel.
 
 mod report;
 
@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use multiprobe::kprobe_multi::{KprobeMulti, KprobeMultiLink};
 use multiprobe::symbols::Listing;
-use multiprobe::{Map, Object, Program};
+use multiprobe::{AddressIndex, Map, Object, Program};
 
 use self::report::{AttachedEvent, Interval, Summary};
 use crate::duration;
@@ -21,7 +21,6 @@ use crate::probe::{self, Strategy};
 use crate::run::{self, RunArgs};
 use crate::select::TargetArgs;
 use crate::signals::Stop;
-use crate::slots::Slots;
 
 /// The BPF object, built from bpf/count.bpf.c by `cargo xtask bpf`.
 pub const OBJECT: &[u8] = include_bytes!("../../../../bpf/count.bpf.o");
@@ -54,9 +53,14 @@ pub fn run(args: &CountArgs, listing: &Listing, out: &mut Output) -> Result<(), 
     let functions = resolved.functions;
     let n = functions.len();
 
-    // A kprobe_multi link finds counters by entry address when the functions allow it.
+    // A kprobe_multi link finds counters by entry address when the functions allow it;
+    // where they do not (a set spanning modules, shared slots), cookies do, as JSON's
+    // `attached.lookup` tells.
     let slots = match strategy {
-        Strategy::KprobeMulti => listing.entry_addresses(&functions).ok().and_then(|e| Slots::build(&functions, &e)),
+        Strategy::KprobeMulti => listing
+            .entry_addresses(&functions)
+            .ok()
+            .and_then(|e| AddressIndex::for_functions(&functions, &e).ok()),
         Strategy::PerFunction => None,
     };
 
@@ -171,21 +175,21 @@ fn load(
     strategy: Strategy,
     functions: usize,
     pid: Option<u32>,
-    slots: Option<&Slots>,
+    slots: Option<&AddressIndex>,
 ) -> Result<multiprobe::LoadedObject, CliError> {
     let mut obj = Object::parse("count", OBJECT)?;
     let entries = u32::try_from(functions).map_err(|_| CliError::new(format!("{functions} functions are too many")))?;
     obj.map_mut(COUNTS).expect("the object has the map").set_max_entries(entries);
     obj.set_global("target_tgid", &pid.unwrap_or(0))?;
     if let Some(s) = slots {
-        obj.map_mut(SLOTS).expect("the object has the map").set_max_entries(s.len);
-        obj.set_global("slot_base", &s.base)?;
+        obj.map_mut(SLOTS).expect("the object has the map").set_max_entries(s.slot_count());
+        obj.set_global("slot_base", &s.base())?;
     }
     obj.program_mut(PROGRAM).expect("the object has the program").set_kind(strategy.entry_kind());
     let loaded = obj.load()?;
     if let Some(s) = slots {
         let map = loaded.map(SLOTS).expect("the object has the map");
-        map.update_batch(&s.keys, &s.values, multiprobe::UpdateFlags::Any)?;
+        map.update_batch(s.keys(), s.values(), multiprobe::UpdateFlags::Any)?;
     }
     Ok(loaded)
 }
