@@ -89,12 +89,21 @@ pub(super) fn parse(name: &str, data: &[u8]) -> Result<Object, ObjectError> {
                         ),
                     });
                 }
-                // .bss has no bytes in the file, only a size in its header: its map starts
-                // zeroed in the kernel, and holds bytes here only once a variable is set, so
-                // no header field makes the parser allocate.
-                let bytes = match s.kind() {
-                    SectionKind::UninitializedData => None,
-                    _ => Some(s.data()?.to_vec()),
+                // .bss has no bytes in the file (SHT_NOBITS), only a size in its header: its
+                // map starts zeroed in the kernel, and holds bytes here only once a variable
+                // is set, so no header field makes the parser allocate.
+                let bytes = match s.file_range() {
+                    None => None,
+                    Some(_) => {
+                        let bytes = s.data()?;
+                        if bytes.len() as u64 != s.size() {
+                            return Err(ObjectError::BadMapDefinition {
+                                map: sname.to_string(),
+                                reason: format!("section of {} bytes holds {} in the file", s.size(), bytes.len()),
+                            });
+                        }
+                        Some(bytes.to_vec())
+                    }
                 };
                 roles.insert(s.index(), Role::Data(maps.len()));
                 maps.push(global_data_map(sname, s.size() as u32, bytes, 0));
@@ -131,6 +140,9 @@ pub(super) fn parse(name: &str, data: &[u8]) -> Result<Object, ObjectError> {
                 globals.insert(sname.to_string(), Global { map: *m, offset: offset as usize, size: size as usize });
             }
             (Some(Role::Maps), SymbolKind::Data) => {
+                // Relocations in .maps are matched to definitions by these.
+                let section = file.section_by_index(idx)?;
+                check_in_section(sname, section.name()?, sym.address(), sym.size(), section.size())?;
                 map_symbols.push((sname.to_string(), sym.address(), sym.size()));
             }
             _ => {}
@@ -247,11 +259,9 @@ pub(super) fn parse(name: &str, data: &[u8]) -> Result<Object, ObjectError> {
                     let sym_off = if sym.kind() == SymbolKind::Section { 0 } else { sym.address() };
                     match roles.get(&idx) {
                         Some(Role::Code(target)) => {
-                            let target_insn = if insn.is_call() {
-                                (sym_off / 8) as i64 + i64::from(insn.imm) + 1
-                            } else {
-                                (sym_off as i64 + i64::from(insn.imm)) / 8
-                            };
+                            // i128: no symbol value and addend can overflow it.
+                            let (sym_off, imm) = (i128::from(sym_off), i128::from(insn.imm));
+                            let target_insn = if insn.is_call() { sym_off / 8 + imm + 1 } else { (sym_off + imm) / 8 };
                             let target_insn = usize::try_from(target_insn)
                                 .ok()
                                 .filter(|&t| t < sections[*target].insns.len())
@@ -267,8 +277,8 @@ pub(super) fn parse(name: &str, data: &[u8]) -> Result<Object, ObjectError> {
                             Reloc::Map { map }
                         }
                         Some(Role::Data(map)) => {
-                            let offset = u32::try_from(sym_off as i64 + i64::from(insn.imm))
-                                .map_err(|_| err("negative offset into global data".into()))?;
+                            let offset = u32::try_from(i128::from(sym_off) + i128::from(insn.imm))
+                                .map_err(|_| err("offset into global data outside 0..4 GiB".into()))?;
                             Reloc::Data { map: *map, offset }
                         }
                         _ => {

@@ -29,15 +29,26 @@ fn with_symbol(name: &str, value: Option<u64>, size: Option<u64>) -> Vec<u8> {
     bytes
 }
 
-/// The loader object with section `name`'s `sh_size` replaced.
-fn with_section_size(name: &str, size: u64) -> Vec<u8> {
+/// The loader object with the 8-byte field at `field` of section `name`'s `Elf64_Shdr`
+/// replaced.
+fn with_section_field(name: &str, field: usize, value: u64) -> Vec<u8> {
     let mut bytes = LOADER_OBJ.to_vec();
     let file = ::object::File::parse(LOADER_OBJ).unwrap();
     let index = file.section_by_name(name).unwrap().index().0;
     let shoff = u64::from_le_bytes(bytes[0x28..0x30].try_into().unwrap()) as usize;
-    let at = shoff + index * 64 + 32; // Elf64_Shdr.sh_size
-    bytes[at..at + 8].copy_from_slice(&size.to_le_bytes());
+    let at = shoff + index * 64 + field;
+    bytes[at..at + 8].copy_from_slice(&value.to_le_bytes());
     bytes
+}
+
+/// The loader object with section `name`'s `sh_size` replaced.
+fn with_section_size(name: &str, size: u64) -> Vec<u8> {
+    with_section_field(name, 32, size)
+}
+
+/// The loader object with section `name`'s `sh_flags` replaced.
+fn with_section_flags(name: &str, flags: u64) -> Vec<u8> {
+    with_section_field(name, 8, flags)
 }
 
 fn parse_err(bytes: &[u8]) -> ObjectError {
@@ -125,4 +136,30 @@ fn zero_filled_sections_are_not_allocated_at_parse_time() {
     obj.set_global("bss_total", &7u64).unwrap();
     assert_eq!(obj.global_bytes("bss_total").unwrap(), &7u64.to_le_bytes());
     assert_eq!(obj.map(".bss").unwrap().data.as_ref().map(Vec::len), Some(elf::MAX_DATA_SECTION), "whole once set");
+}
+
+#[test]
+fn extreme_symbol_values_and_sizes_are_errors_not_panics() {
+    // Arithmetic on a symbol's value (relocation targets: value + addend) overflowed.
+    let file = ::object::File::parse(LOADER_OBJ).unwrap();
+    let names: Vec<String> =
+        file.symbols().filter_map(|s| s.name().ok().filter(|n| !n.is_empty()).map(str::to_string)).collect();
+    for name in &names {
+        for extreme in [u64::MAX - 7, 1 << 63, (1 << 63) - 8, u64::from(u32::MAX) - 7, 1 << 32] {
+            let _ = Object::parse("t", &with_symbol(name, Some(extreme), None));
+            let _ = Object::parse("t", &with_symbol(name, None, Some(extreme)));
+        }
+    }
+}
+
+#[test]
+fn a_zero_filled_section_of_another_kind_reads_as_zeros() {
+    // Found by fuzzing: a .bss marked thread-local (SHF_TLS) is still NOBITS, no bytes in the
+    // file, but was taken for a section with bytes: an empty value its variables did not
+    // fit in, and global_bytes panicked.
+    const SHF_WRITE_ALLOC_TLS: u64 = 0x1 | 0x2 | 0x400;
+    let mut obj = Object::parse("t", &with_section_flags(".bss", SHF_WRITE_ALLOC_TLS)).unwrap();
+    assert_eq!(obj.global_bytes("bss_total").unwrap(), &[0; 8]);
+    obj.set_global("bss_total", &1u64).unwrap();
+    assert_eq!(obj.global_bytes("bss_total").unwrap(), &1u64.to_le_bytes());
 }
