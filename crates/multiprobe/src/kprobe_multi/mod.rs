@@ -33,6 +33,7 @@ mod selection;
 mod split;
 mod syscall;
 
+pub(crate) use cache::from_file_bytes as listing_cache_from_file_bytes;
 pub use cache::{forget_listing_cache, set_listing_cache_dir};
 pub use entries::entry_addresses;
 pub use glob::Glob;
