@@ -3,6 +3,7 @@
 mod apt;
 mod bench;
 mod bpf;
+mod fuzz_cmd;
 mod guest;
 mod initramfs;
 mod kernel_unpack;
@@ -37,6 +38,9 @@ enum Command {
     Test(test_cmd::TestArgs),
     /// Run `multiprobe ARGS` (or a shell) in a throwaway VM.
     Vm(vm_cmd::VmArgs),
+    /// Fuzz the parsers (objects, BTF, .BTF.ext, listing cache files) with libFuzzer
+    /// (docs/testing.md).
+    Fuzz(fuzz_cmd::FuzzArgs),
     /// Benchmark multiprobe against libbpf and the kernel floor in a VM (docs/benchmarks.md).
     Bench(bench::BenchArgs),
     /// Fetch the test kernels (newest Debian build of each series) and show the cache.
@@ -93,6 +97,7 @@ fn run(command: Command) -> Result<()> {
     match command {
         Command::Bpf(args) => bpf::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Fuzz(args) => fuzz_cmd::run(&args),
         Command::Test(args) => test_cmd::run(&args),
         Command::Vm(args) => vm_cmd::run(&args),
         Command::Kernels(args) => {

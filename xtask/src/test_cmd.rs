@@ -1,8 +1,9 @@
 //! `cargo xtask test`: every check and every test, natively and on each kernel of the matrix.
 //!
 //! Steps, stopping at the first failing one: host tools; rustfmt and clippy; the committed
-//! BPF objects; `cargo test --workspace` on this machine; the static test build; each VM
-//! kernel in turn (all of them run even when one fails, for a complete table).
+//! BPF objects; `cargo test --workspace` on this machine; a short fuzzing run of every fuzz
+//! target; the static test build; each VM kernel in turn (all of them run even when one
+//! fails, for a complete table).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
@@ -80,6 +81,7 @@ fn run_steps(args: &TestArgs, root: &Path, rows: &mut Vec<Row>) -> Result<()> {
         })?;
         step(rows, "BPF objects", || crate::bpf::check_objects_up_to_date(root).map(|()| String::new()))?;
         native_tests(root, args.test_filter.as_deref(), rows)?;
+        step(rows, "fuzz", || crate::fuzz_cmd::bounded(root))?;
     }
     if args.no_vm {
         return Ok(());

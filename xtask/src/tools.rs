@@ -22,6 +22,9 @@ pub const CLANG: Tool = Tool { command: "clang", package: "clang" };
 /// Strips DWARF from BPF objects (keeps BTF).
 pub const LLVM_STRIP: Tool = Tool { command: "llvm-strip", package: "llvm" };
 
+/// Compiles libFuzzer for the fuzz targets (libfuzzer-sys builds it from C++ sources).
+pub const CXX: Tool = Tool { command: "c++", package: "g++" };
+
 /// Emulates the test VMs.
 pub const QEMU: Tool = Tool { command: "qemu-system-x86_64", package: "qemu-system-x86" };
 /// The static shell and tools inside the test VMs (busybox-static installs it in /bin).

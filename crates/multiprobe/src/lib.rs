@@ -52,6 +52,8 @@ mod auto_attach;
 pub mod btf;
 pub mod error;
 pub mod features;
+#[doc(hidden)] // for the fuzz targets in fuzz/, not an API
+pub mod fuzzing;
 #[allow(missing_docs)] // opcode constants as in include/uapi/linux/bpf.h
 pub mod insn;
 pub mod kprobe_multi;

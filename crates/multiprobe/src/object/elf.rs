@@ -18,8 +18,10 @@ use crate::insn;
 const R_BPF_64_64: u32 = 1;
 const R_BPF_64_32: u32 = 10;
 
-/// Largest global data section accepted: far above what the kernel takes as one map value.
-const MAX_DATA_SECTION: u64 = 1 << 30;
+/// Largest global data section accepted: the largest value an array map takes on x86-64
+/// (`KMALLOC_MAX_SIZE`, 4 MiB; bigger ones fail `BPF_MAP_CREATE` with E2BIG). It also bounds
+/// what setting a `.bss` variable allocates, as the file cannot.
+pub(super) const MAX_DATA_SECTION: usize = 4 << 20;
 
 /// What a section is to the loader.
 enum Role {
@@ -78,21 +80,33 @@ pub(super) fn parse(name: &str, data: &[u8]) -> Result<Object, ObjectError> {
                 });
             }
             _ if is_data_section(sname) && s.size() > 0 => {
-                // .bss has no bytes in the file: its map starts zeroed. Its size is only a
-                // header field, so a corrupt one must not become a huge allocation.
-                if s.size() > MAX_DATA_SECTION {
+                if s.size() > MAX_DATA_SECTION as u64 {
                     return Err(ObjectError::BadMapDefinition {
                         map: sname.to_string(),
-                        reason: format!("section of {} bytes (at most {MAX_DATA_SECTION})", s.size()),
+                        reason: format!(
+                            "section of {} bytes, more than the {MAX_DATA_SECTION} bytes the kernel takes as one map value",
+                            s.size()
+                        ),
                     });
                 }
-                let bytes = if s.kind() == SectionKind::UninitializedData {
-                    vec![0; s.size() as usize]
-                } else {
-                    s.data()?.to_vec()
+                // .bss has no bytes in the file (SHT_NOBITS), only a size in its header: its
+                // map starts zeroed in the kernel, and holds bytes here only once a variable
+                // is set, so no header field makes the parser allocate.
+                let bytes = match s.file_range() {
+                    None => None,
+                    Some(_) => {
+                        let bytes = s.data()?;
+                        if bytes.len() as u64 != s.size() {
+                            return Err(ObjectError::BadMapDefinition {
+                                map: sname.to_string(),
+                                reason: format!("section of {} bytes holds {} in the file", s.size(), bytes.len()),
+                            });
+                        }
+                        Some(bytes.to_vec())
+                    }
                 };
                 roles.insert(s.index(), Role::Data(maps.len()));
-                maps.push(global_data_map(sname, bytes, 0));
+                maps.push(global_data_map(sname, s.size() as u32, bytes, 0));
             }
             _ => {}
         }
@@ -119,12 +133,16 @@ pub(super) fn parse(name: &str, data: &[u8]) -> Result<Object, ObjectError> {
                 len: sym.size() as usize / 8,
             }),
             (Some(Role::Data(m)), SymbolKind::Data) if !sname.is_empty() => {
-                globals.insert(
-                    sname.to_string(),
-                    Global { map: *m, offset: sym.address() as usize, size: sym.size() as usize },
-                );
+                // set_global and global_bytes slice the section's bytes with these.
+                let (offset, size) = (sym.address(), sym.size());
+                let section = &maps[*m];
+                check_in_section(sname, &section.name, offset, size, u64::from(section.value_size))?;
+                globals.insert(sname.to_string(), Global { map: *m, offset: offset as usize, size: size as usize });
             }
             (Some(Role::Maps), SymbolKind::Data) => {
+                // Relocations in .maps are matched to definitions by these.
+                let section = file.section_by_index(idx)?;
+                check_in_section(sname, section.name()?, sym.address(), sym.size(), section.size())?;
                 map_symbols.push((sname.to_string(), sym.address(), sym.size()));
             }
             _ => {}
@@ -152,12 +170,23 @@ pub(super) fn parse(name: &str, data: &[u8]) -> Result<Object, ObjectError> {
         let name = sym.name()?.to_string();
         let info = parse_section_name(&section.name)
             .ok_or_else(|| ObjectError::UnknownSection { section: section.name.clone(), program: name.clone() })?;
+        // The linker copies the program's instructions with these, after the maps exist:
+        // checked now, so a corrupt object creates nothing.
+        let (offset, size) = (sym.address(), sym.size());
+        if offset % 8 != 0 || size % 8 != 0 {
+            return Err(ObjectError::BadSymbol {
+                symbol: name,
+                section: section.name.clone(),
+                reason: format!("{size} bytes at offset {offset} are not whole 8-byte instructions"),
+            });
+        }
+        check_in_section(&name, &section.name, offset, size, section.insns.len() as u64 * 8)?;
         programs.push(ProgramSpec {
             name,
             section_name: section.name.clone(),
             section: *i,
-            start: sym.address() as usize / 8,
-            len: sym.size() as usize / 8,
+            start: (offset / 8) as usize,
+            len: (size / 8) as usize,
             kind: info.kind,
             target: info.target,
             autoload: info.autoload,
@@ -230,11 +259,9 @@ pub(super) fn parse(name: &str, data: &[u8]) -> Result<Object, ObjectError> {
                     let sym_off = if sym.kind() == SymbolKind::Section { 0 } else { sym.address() };
                     match roles.get(&idx) {
                         Some(Role::Code(target)) => {
-                            let target_insn = if insn.is_call() {
-                                (sym_off / 8) as i64 + i64::from(insn.imm) + 1
-                            } else {
-                                (sym_off as i64 + i64::from(insn.imm)) / 8
-                            };
+                            // i128: no symbol value and addend can overflow it.
+                            let (sym_off, imm) = (i128::from(sym_off), i128::from(insn.imm));
+                            let target_insn = if insn.is_call() { sym_off / 8 + imm + 1 } else { (sym_off + imm) / 8 };
                             let target_insn = usize::try_from(target_insn)
                                 .ok()
                                 .filter(|&t| t < sections[*target].insns.len())
@@ -250,8 +277,8 @@ pub(super) fn parse(name: &str, data: &[u8]) -> Result<Object, ObjectError> {
                             Reloc::Map { map }
                         }
                         Some(Role::Data(map)) => {
-                            let offset = u32::try_from(sym_off as i64 + i64::from(insn.imm))
-                                .map_err(|_| err("negative offset into global data".into()))?;
+                            let offset = u32::try_from(i128::from(sym_off) + i128::from(insn.imm))
+                                .map_err(|_| err("offset into global data outside 0..4 GiB".into()))?;
                             Reloc::Data { map: *map, offset }
                         }
                         _ => {
@@ -306,6 +333,18 @@ pub(super) fn parse(name: &str, data: &[u8]) -> Result<Object, ObjectError> {
         programs,
         maps,
         globals,
+    })
+}
+
+/// Fails unless `size` bytes at `offset` lie within a section of `section_size` bytes.
+fn check_in_section(symbol: &str, section: &str, offset: u64, size: u64, section_size: u64) -> Result<(), ObjectError> {
+    if offset.checked_add(size).is_some_and(|end| end <= section_size) {
+        return Ok(());
+    }
+    Err(ObjectError::BadSymbol {
+        symbol: symbol.to_string(),
+        section: section.to_string(),
+        reason: format!("its {size} bytes at offset {offset} run past the end of the section ({section_size} bytes)"),
     })
 }
 

@@ -141,7 +141,8 @@ pub struct MapSpec {
     pub(crate) btf_key_type_id: u32,
     pub(crate) btf_value_type_id: u32,
     pub(crate) inner: Option<Box<MapSpec>>,
-    /// Initial contents of a global data map (its single value).
+    /// Initial contents of a global data map (its single value, `value_size` bytes); `None`
+    /// for zeros (a `.bss` none of whose variables was set), which the kernel starts with.
     pub(crate) data: Option<Vec<u8>>,
     /// Map-in-map initial slots: (index, name of the map to store there).
     pub(crate) slots: Vec<(u32, String)>,
@@ -208,6 +209,13 @@ impl MapSpec {
 /// Reads a BTF-defined map: a `VAR` in `.maps` whose type is a struct of `__uint` and
 /// `__type` members.
 pub(super) fn parse_btf_map(btf: &Btf, name: &str, struct_id: u32, offset: u64) -> Result<MapSpec, ObjectError> {
+    parse_definition(btf, name, struct_id, offset, false)
+}
+
+/// [`parse_btf_map`] of an outer map (`inner` false) or of the inner definition of a
+/// map-in-map, which may not have one of its own: the kernel nests maps one level deep, and a
+/// definition that names itself as its inner one would otherwise recurse without end.
+fn parse_definition(btf: &Btf, name: &str, struct_id: u32, offset: u64, inner: bool) -> Result<MapSpec, ObjectError> {
     let bad = |reason: String| ObjectError::BadMapDefinition { map: name.to_string(), reason };
     let sid = btf.skip_modifiers(struct_id)?;
     let t = btf.type_by_id(sid)?;
@@ -272,6 +280,11 @@ pub(super) fn parse_btf_map(btf: &Btf, name: &str, struct_id: u32, offset: u64) 
                     spec.btf_value_type_id = target;
                 }
             }
+            "values" if inner => {
+                return Err(bad(
+                    "values: a map-in-map cannot hold map-in-maps (the kernel nests maps one level deep)".into()
+                ));
+            }
             "values" => {
                 // `__array(values, struct inner)`: an array of pointers to the inner definition.
                 let arr = btf.skip_modifiers(m.type_id)?;
@@ -279,7 +292,7 @@ pub(super) fn parse_btf_map(btf: &Btf, name: &str, struct_id: u32, offset: u64) 
                     return Err(bad("values: expected an array of pointers (__array)".into()));
                 };
                 let inner_def = pointee(btf, elem).map_err(|r| bad(format!("values: {r}")))?;
-                let inner = parse_btf_map(btf, &format!("{name}.inner"), inner_def, 0)?;
+                let inner = parse_definition(btf, &format!("{name}.inner"), inner_def, 0, true)?;
                 spec.inner = Some(Box::new(inner));
             }
             other => return Err(bad(format!("unknown field `{other}`"))),
@@ -317,14 +330,15 @@ fn pointee(btf: &Btf, type_id: u32) -> Result<u32, String> {
     }
 }
 
-/// The backing map of a global data section: one array element holding the whole section.
-pub(super) fn global_data_map(section: &str, data: Vec<u8>, datasec_id: u32) -> MapSpec {
+/// The backing map of a global data section: one array element holding the whole section,
+/// `size` bytes, initially `data` (`None`: zeros, as for `.bss`).
+pub(super) fn global_data_map(section: &str, size: u32, data: Option<Vec<u8>>, datasec_id: u32) -> MapSpec {
     let read_only = section.starts_with(".rodata");
     MapSpec {
         name: section.to_string(),
         map_type: MapType::Array,
         key_size: 4,
-        value_size: data.len() as u32,
+        value_size: size,
         max_entries: 1,
         flags: if read_only { crate::sys::MAP_F_RDONLY_PROG } else { 0 },
         map_extra: 0,
@@ -333,7 +347,7 @@ pub(super) fn global_data_map(section: &str, data: Vec<u8>, datasec_id: u32) -> 
         btf_key_type_id: 0,
         btf_value_type_id: datasec_id,
         inner: None,
-        data: Some(data),
+        data,
         slots: Vec::new(),
         origin: MapOrigin::GlobalData { read_only },
         section_offset: 0,

@@ -67,6 +67,11 @@ pub enum ObjectError {
     /// The object's BTF is malformed.
     #[error("invalid BTF in the object: {0}")]
     Btf(#[from] BtfError),
+    /// A symbol that does not fit in its section, or not on instruction boundaries.
+    #[error(
+        "symbol `{symbol}` in section `{section}`: {reason} (the object is corrupt: rebuild it with clang -target bpf)"
+    )]
+    BadSymbol { symbol: String, section: String, reason: String },
     /// No global variable of that name.
     #[error("no global variable named `{name}` in .data, .rodata or .bss (available: {available})")]
     UnknownGlobal { name: String, available: String },
@@ -165,7 +170,8 @@ impl ProgramSpec {
     }
 }
 
-/// A global variable's place: which data map, where in its value, how big.
+/// A global variable's place: which data map, where in its value, how big. The parser
+/// checks that it lies within its section, so these slice the map's bytes safely.
 #[derive(Debug, Clone)]
 pub(crate) struct Global {
     pub map: usize,
@@ -274,15 +280,20 @@ impl Object {
         if g.size != bytes.len() {
             return Err(ObjectError::GlobalSize { name: name.to_string(), expected: g.size, got: bytes.len() });
         }
-        let data = self.maps[g.map].data.get_or_insert_with(Vec::new);
+        let map = &mut self.maps[g.map];
+        // A zero-filled section gets its bytes when a variable in it is first set.
+        let data = map.data.get_or_insert_with(|| vec![0; map.value_size as usize]);
         data[g.offset..g.offset + g.size].copy_from_slice(bytes);
         Ok(())
     }
 
     /// The current bytes of a global variable.
     pub fn global_bytes(&self, name: &str) -> Result<&[u8], ObjectError> {
+        /// What a zero-filled section none of whose variables was set reads as. Never
+        /// written, so it costs address space, not memory: reads map the kernel's zero page.
+        static ZEROS: [u8; elf::MAX_DATA_SECTION] = [0; elf::MAX_DATA_SECTION];
         let g = self.global(name)?;
-        let data = self.maps[g.map].data.as_deref().unwrap_or(&[]);
+        let data = self.maps[g.map].data.as_deref().unwrap_or(&ZEROS);
         Ok(&data[g.offset..g.offset + g.size])
     }
 
@@ -298,5 +309,7 @@ impl Object {
     }
 }
 
+#[cfg(test)]
+mod malformed_tests;
 #[cfg(test)]
 mod tests;

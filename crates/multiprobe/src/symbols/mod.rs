@@ -27,6 +27,7 @@ mod traceable;
 mod tracefs;
 
 pub use crate::error::{ListingError, TracefsError};
+pub(crate) use cache::from_file_bytes as listing_cache_from_file_bytes;
 pub use cache::forget_listing_cache;
 pub use glob::Glob;
 pub(crate) use kallsyms::Kallsyms;

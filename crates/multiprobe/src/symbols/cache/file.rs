@@ -67,7 +67,7 @@ fn encode(key: &Key, data: &[u8]) -> Vec<u8> {
 }
 
 /// The data of an encoded file, if it is whole and for `key`.
-fn decode<'a>(bytes: &'a [u8], key: &Key) -> Option<&'a [u8]> {
+pub(super) fn decode<'a>(bytes: &'a [u8], key: &Key) -> Option<&'a [u8]> {
     let rest = bytes.strip_prefix(MAGIC)?;
     let key_len = usize::try_from(u32::from_le_bytes(rest.get(..4)?.try_into().ok()?)).ok()?;
     let data_len = usize::try_from(u64::from_le_bytes(rest.get(4..12)?.try_into().ok()?)).ok()?;

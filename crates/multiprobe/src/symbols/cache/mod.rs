@@ -146,6 +146,14 @@ pub(crate) fn entries(dir: Option<&Path>) -> Result<Arc<Entries>, ListingError> 
     Ok(entries)
 }
 
+/// What a process makes of a cache file holding `bytes`, written for key `key`: the listing
+/// [`read_keyed`] and the entry addresses [`entries`] would take from it. For the fuzz
+/// targets (`crate::fuzzing`), which feed the per-boot files' reader untrusted bytes.
+pub(crate) fn from_file_bytes(bytes: &[u8], key: &str) -> (Option<TraceableFunctions>, Option<Entries>) {
+    let Some(data) = file::decode(bytes, &Key(key.to_string())) else { return (None, None) };
+    (Some(TraceableFunctions::from_text(data.to_vec(), ListingSource::FilterFunctionsAddrs)), Entries::from_bytes(data))
+}
+
 /// Records what was found about entries, if the memory is still about `key`.
 fn remember(key: Option<&Key>, state: EntriesState) {
     if let Some(m) = memory().as_mut().filter(|m| Some(&m.key) == key) {
