@@ -13,6 +13,7 @@ use multiprobe::kprobe_multi::{KprobeMulti, KprobeMultiLink};
 use multiprobe::{Map, Object, Program};
 
 use self::report::{AttachedEvent, Interval, Summary};
+use crate::checked::Checked;
 use crate::duration;
 use crate::error::CliError;
 use crate::output::{self, Output};
@@ -37,9 +38,9 @@ pub struct CountArgs {
     pub targets: TargetArgs,
     #[command(flatten)]
     pub run: RunArgs,
-    /// Report every D while running. Default: every second on a terminal (a table redrawn in
-    /// place), otherwise only the final summary.
-    #[arg(short = 'i', long, value_name = "D", value_parser = duration::parse_nonzero)]
+    /// Report every D while running (10ms at least). Default: every second on a terminal (a
+    /// table redrawn in place), otherwise only the final summary.
+    #[arg(short = 'i', long, value_name = "D", value_parser = Checked(duration::parse_interval), allow_hyphen_values = true)]
     pub interval: Option<Duration>,
     /// Show the N functions with the most calls (default: 20 while running, all at the end).
     #[arg(short = 't', long, value_name = "N")]
