@@ -92,6 +92,9 @@ impl From<AttachError> for CliError {
     fn from(e: AttachError) -> CliError {
         let mut out = CliError::from_error(&e);
         out.hints.extend(read_hints(&e));
+        if let AttachError::Cancelled { .. } = e {
+            out.message = format!("interrupted while attaching: {}", out.message);
+        }
         if let AttachError::Reload { source, .. } = &e {
             add_verifier_log(&mut out, source);
         }

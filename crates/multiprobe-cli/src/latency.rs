@@ -96,7 +96,10 @@ pub fn run(args: &LatencyArgs, out: &mut Output) -> Result<(), CliError> {
                     .attach_kprobe_multi(&KprobeMulti::functions_with_cookies(cookies()).session().skip_rejected())?,
             ]),
             Method::Pair(strategy) => {
-                let spec = KprobeMulti::functions_with_cookies(cookies()).fallback(strategy.fallback()).skip_rejected();
+                let spec = KprobeMulti::functions_with_cookies(cookies())
+                    .fallback(strategy.fallback())
+                    .skip_rejected()
+                    .cancel_on(stop.flag());
                 let entry = program(ENTRY).attach_kprobe_multi(&spec)?;
                 let ret = program(RETURN).attach_kprobe_multi(&spec.retprobe())?;
                 Ok(vec![entry, ret])

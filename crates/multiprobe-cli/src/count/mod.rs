@@ -86,7 +86,7 @@ pub fn run(args: &CountArgs, out: &mut Output) -> Result<(), CliError> {
         Some(_) => KprobeMulti::functions(functions.iter().cloned()),
         None => KprobeMulti::functions_with_cookies(functions.iter().cloned().zip(0u64..)),
     };
-    let spec = spec.fallback(strategy.fallback()).skip_rejected();
+    let spec = spec.fallback(strategy.fallback()).skip_rejected().cancel_on(stop.flag());
     let (link, attach_time) =
         probe::attach(n, || prog.attach_kprobe_multi(&spec), |l| probe::mode_text(l.attach_mode()).into())?;
     let mode = link.attach_mode();

@@ -65,14 +65,14 @@ impl Program {
         let plain = matches!(self.kind(), ProgramKind::Kprobe | ProgramKind::Kretprobe);
         if plain && spec.fallback != Fallback::Never {
             let plan = resolve(&spec.targets, spec.cookies.clone(), Strictness::RefuseAmbiguousNames)?;
-            return fallback::attach(self, plan, spec.mode);
+            return fallback::attach(self, plan, spec.mode, spec.cancel.as_ref());
         }
         check_program(self, spec.mode)?;
         let plan = resolve(&spec.targets, spec.cookies.clone(), Strictness::RefuseAmbiguousNames)?;
         match spec.fallback {
-            Fallback::Always => fallback::attach(self, plan, spec.mode),
+            Fallback::Always => fallback::attach(self, plan, spec.mode, spec.cancel.as_ref()),
             Fallback::Auto => match create(self, plan.clone(), spec.mode, spec.rejected) {
-                Err(AttachError::NotSupported { .. }) => fallback::attach(self, plan, spec.mode),
+                Err(AttachError::NotSupported { .. }) => fallback::attach(self, plan, spec.mode, spec.cancel.as_ref()),
                 other => other,
             },
             Fallback::Never => create(self, plan, spec.mode, spec.rejected),

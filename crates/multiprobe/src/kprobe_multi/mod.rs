@@ -22,6 +22,7 @@
 
 mod attach;
 mod cache;
+mod cancel;
 mod entries;
 mod fallback;
 mod glob;
@@ -97,11 +98,20 @@ pub struct KprobeMulti {
     pub(crate) mode: Mode,
     pub(crate) fallback: Fallback,
     pub(crate) rejected: Rejected,
+    /// Polled between the kprobes of a per-function attach.
+    pub(crate) cancel: Option<cancel::CancelFlag>,
 }
 
 impl KprobeMulti {
     fn new(targets: Targets, cookies: Option<Vec<u64>>) -> KprobeMulti {
-        KprobeMulti { targets, cookies, mode: Mode::Entry, fallback: Fallback::Never, rejected: Rejected::Fail }
+        KprobeMulti {
+            targets,
+            cookies,
+            mode: Mode::Entry,
+            fallback: Fallback::Never,
+            rejected: Rejected::Fail,
+            cancel: None,
+        }
     }
 
     /// Every traceable function matching a glob (`*` any run, `?` one character).
@@ -166,6 +176,16 @@ impl KprobeMulti {
     /// bisection; listed by [`KprobeMultiLink::skipped`]) instead of failing.
     pub fn skip_rejected(mut self) -> KprobeMulti {
         self.rejected = Rejected::Skip;
+        self
+    }
+
+    /// Gives up a per-function attach (the [`Fallback`]: one kprobe at a time, seconds for
+    /// hundreds of functions) as soon as `flag` is set, for example by a SIGINT handler: the
+    /// kprobes made so far are detached and the attach fails with
+    /// [`crate::AttachError::Cancelled`]. A kprobe_multi link is one system call and is not
+    /// interrupted.
+    pub fn cancel_on(mut self, flag: std::sync::Arc<std::sync::atomic::AtomicBool>) -> KprobeMulti {
+        self.cancel = Some(cancel::CancelFlag(flag));
         self
     }
 
