@@ -2,15 +2,28 @@
 
 use std::time::Duration;
 
+/// The longest `--duration` or `--interval` taken: a year. Longer runs are surely a typo, and
+/// deadlines far beyond it would overflow the clock's arithmetic.
+pub const MAX: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// The shortest `--interval`: each report reads every CPU's counters and writes a table, so
+/// reports closer together cost more than what they measure (and a clock of nanosecond
+/// ticks would never catch up).
+pub const MIN_INTERVAL: Duration = Duration::from_millis(10);
+
 /// Parses a duration: one or more `NUMBER UNIT` parts (`ns`, `us`, `ms`, `s`, `m`, `h`),
-/// summed; a bare number is seconds. For clap's `value_parser`.
+/// summed; a bare number is seconds. At most [`MAX`]. For clap's `value_parser`.
 pub fn parse(text: &str) -> Result<Duration, String> {
     let s = text.trim();
+    let shown = crate::error::quoted(text);
     if s.is_empty() {
         return Err("empty duration (examples: 5s, 100ms, 2m, 1m30s)".into());
     }
+    if s.starts_with('-') {
+        return Err(format!("{shown}: a duration must be positive (examples: 5s, 100ms, 2m)"));
+    }
     if let Ok(secs) = s.parse::<f64>() {
-        return seconds(secs, text);
+        return seconds(secs, &shown);
     }
     let mut total = Duration::ZERO;
     let mut rest = s;
@@ -18,7 +31,7 @@ pub fn parse(text: &str) -> Result<Duration, String> {
         let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
         let unit_len = rest[num_len..].find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len() - num_len);
         let (num, unit) = (&rest[..num_len], rest[num_len..num_len + unit_len].trim());
-        let value: f64 = num.parse().map_err(|_| format!("`{text}` is not a duration (examples: 5s, 100ms, 2m)"))?;
+        let value: f64 = num.parse().map_err(|_| format!("{shown} is not a duration (examples: 5s, 100ms, 2m)"))?;
         let scale = match unit {
             "ns" => 1e-9,
             "us" | "µs" => 1e-6,
@@ -26,25 +39,44 @@ pub fn parse(text: &str) -> Result<Duration, String> {
             "s" | "sec" => 1.0,
             "m" | "min" => 60.0,
             "h" => 3600.0,
-            "" => return Err(format!("`{text}`: a unit is needed after {num} (ns, us, ms, s, m, h)")),
-            other => return Err(format!("`{text}`: unknown unit `{other}` (ns, us, ms, s, m, h)")),
+            "" => return Err(format!("{shown}: a unit is needed after {num} (ns, us, ms, s, m, h)")),
+            other => {
+                let other = crate::error::quoted(other);
+                return Err(format!("{shown}: unknown unit {other} (ns, us, ms, s, m, h)"));
+            }
         };
-        total += seconds(value * scale, text)?;
+        // Each part and the sum stay under MAX, so no addition can overflow.
+        total += seconds(value * scale, &shown)?;
+        if total > MAX {
+            return Err(too_long(&shown));
+        }
         rest = &rest[num_len + unit_len..];
     }
     Ok(total)
 }
 
-/// [`parse`], refusing zero (an interval of nothing).
-pub fn parse_nonzero(text: &str) -> Result<Duration, String> {
+/// [`parse`] for intervals: at least [`MIN_INTERVAL`].
+pub fn parse_interval(text: &str) -> Result<Duration, String> {
     match parse(text)? {
-        d if d.is_zero() => Err(format!("`{text}`: the interval must be longer than zero")),
+        d if d < MIN_INTERVAL => Err(format!(
+            "{}: the interval must be at least {}ms (each report reads every CPU's counters)",
+            crate::error::quoted(text),
+            MIN_INTERVAL.as_millis()
+        )),
         d => Ok(d),
     }
 }
 
-fn seconds(secs: f64, text: &str) -> Result<Duration, String> {
-    Duration::try_from_secs_f64(secs).map_err(|_| format!("`{text}` is not a duration a run can last"))
+/// Seconds as a duration of at most [`MAX`].
+fn seconds(secs: f64, shown: &str) -> Result<Duration, String> {
+    if secs > MAX.as_secs_f64() {
+        return Err(too_long(shown));
+    }
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("{shown} is not a duration a run can last"))
+}
+
+fn too_long(shown: &str) -> String {
+    format!("{shown} is longer than the maximum of 365 days (8760h)")
 }
 
 /// A duration for people: `850ms`, `12.3s`, `2m05s`.
@@ -104,8 +136,47 @@ mod tests {
             assert!(parse(bad).is_err(), "{bad:?} parsed as {:?}", parse(bad));
         }
         assert!(parse("5x").unwrap_err().contains("unknown unit `x`"));
-        assert!(parse_nonzero("0s").is_err());
-        assert_eq!(parse_nonzero("1s"), Ok(Duration::from_secs(1)));
+        assert!(parse_interval("0s").is_err());
+        assert_eq!(parse_interval("1s"), Ok(Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn refuses_negative_durations() {
+        for bad in ["-1", "-1s", "-0.5", " -3m"] {
+            let e = parse(bad).unwrap_err();
+            assert!(e.contains("must be positive"), "{bad:?}: {e}");
+        }
+    }
+
+    /// Sums of parts near the limit of `Duration` used to overflow (a panic), and huge
+    /// durations were accepted, then overflowed the deadline's `Instant`.
+    #[test]
+    fn refuses_durations_beyond_the_maximum_without_overflow() {
+        assert_eq!(parse("8760h"), Ok(MAX));
+        assert_eq!(parse("365d").unwrap_err(), "`365d`: unknown unit `d` (ns, us, ms, s, m, h)");
+        let huge = format!("{}s", u64::MAX);
+        for bad in
+            ["8760h1ns", "99999999999h", "18446744073709551615s18446744073709551615s", &huge, "1e300", "31536001"]
+        {
+            let e = parse(bad).unwrap_err();
+            assert!(e.contains("longer than the maximum of 365 days"), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn intervals_have_a_minimum() {
+        for bad in ["1ns", "9ms", "9999us"] {
+            let e = parse_interval(bad).unwrap_err();
+            assert!(e.contains("at least 10ms"), "{bad:?}: {e}");
+        }
+        assert_eq!(parse_interval("10ms"), Ok(MIN_INTERVAL));
+    }
+
+    #[test]
+    fn control_characters_are_escaped_in_errors() {
+        let e = parse("5\nx").unwrap_err();
+        assert!(!e.contains('\n'), "{e:?}");
+        assert!(e.contains("`5\\nx`"), "{e:?}");
     }
 
     #[test]

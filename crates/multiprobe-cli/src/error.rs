@@ -15,9 +15,6 @@ pub struct CliError {
     pub hints: Vec<String>,
     /// Printed with `-v` only: causes, the verifier log.
     pub details: Vec<String>,
-    /// Nothing to print: stdout was closed by its reader (`multiprobe list | head`), which is
-    /// not a failure.
-    pub quiet: bool,
 }
 
 impl CliError {
@@ -58,9 +55,6 @@ impl CliError {
 
     /// Writes the error to stderr as `error: ...`, `hint: ...` and, if `verbose`, the details.
     pub fn print(&self, verbose: bool) {
-        if self.quiet {
-            return;
-        }
         eprintln!("error: {}", self.message);
         for h in &self.hints {
             eprintln!("hint: {h}");
@@ -100,6 +94,9 @@ impl From<AttachError> for CliError {
     fn from(e: AttachError) -> CliError {
         let mut out = CliError::from_error(&e);
         out.hints.extend(read_hints(&e));
+        if let AttachError::Cancelled { .. } = e {
+            out.message = format!("interrupted while attaching: {}", out.message);
+        }
         if let AttachError::Reload { source, .. } = &e {
             add_verifier_log(&mut out, source);
         }
@@ -145,10 +142,24 @@ impl From<MapError> for CliError {
 
 impl From<io::Error> for CliError {
     fn from(e: io::Error) -> CliError {
-        let mut out = CliError::from_error(&e);
-        out.quiet = e.kind() == io::ErrorKind::BrokenPipe;
-        out
+        CliError::from_error(&e)
     }
+}
+
+/// Input echoed in a message, in backquotes, with control characters escaped: a newline in
+/// a pattern must not cut the message in two (nor a terminal escape take over the screen).
+pub fn quoted(input: &str) -> String {
+    let mut out = String::with_capacity(input.len() + 2);
+    out.push('`');
+    for c in input.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out.push('`');
+    out
 }
 
 #[cfg(test)]
@@ -162,12 +173,13 @@ mod tests {
         assert_eq!(c.message, "loading failed: EACCES");
         assert_eq!(c.hints, ["use a bounded loop"]);
         assert_eq!(c.details, ["  verifier log:", "    R1 invalid"]);
-        assert!(!c.quiet);
     }
 
     #[test]
-    fn a_closed_stdout_is_quiet() {
-        assert!(CliError::from(io::Error::from(io::ErrorKind::BrokenPipe)).quiet);
+    fn quoted_input_escapes_control_characters() {
+        assert_eq!(quoted("vfs_*"), "`vfs_*`");
+        assert_eq!(quoted("a\nb\tc\x1b[2J"), "`a\\nb\\tc\\u{1b}[2J`");
+        assert_eq!(quoted("µs"), "`µs`");
     }
 
     #[test]

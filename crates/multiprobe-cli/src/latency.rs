@@ -95,7 +95,7 @@ pub fn run(args: &LatencyArgs, listing: &Listing, out: &mut Output) -> Result<()
         match method {
             Method::Session => Ok(vec![program(SESSION).attach_kprobe_multi(&spec().session().skip_rejected())?]),
             Method::Pair(strategy) => {
-                let spec = spec().fallback(strategy.fallback()).skip_rejected();
+                let spec = spec().fallback(strategy.fallback()).skip_rejected().cancel_on(stop.flag());
                 let entry = program(ENTRY).attach_kprobe_multi(&spec)?;
                 let ret = program(RETURN).attach_kprobe_multi(&spec.retprobe())?;
                 Ok(vec![entry, ret])

@@ -5,6 +5,7 @@ use clap::Args;
 use multiprobe::symbols::{Function, Listing};
 use serde::Serialize;
 
+use crate::checked::Checked;
 use crate::error::CliError;
 use crate::output::{Output, hex_address};
 use crate::select::{self, SelectArgs, module_name};
@@ -13,7 +14,7 @@ use crate::select::{self, SelectArgs, module_name};
 pub struct ListArgs {
     /// Function patterns: NAME_GLOB, MODULE_GLOB:NAME_GLOB or vmlinux:NAME_GLOB (`*` any
     /// run, `?` one character). Default: every traceable function.
-    #[arg(value_name = "PATTERN")]
+    #[arg(value_name = "PATTERN", value_parser = Checked(select::parse_pattern))]
     pub patterns: Vec<String>,
     #[command(flatten)]
     pub select: SelectArgs,

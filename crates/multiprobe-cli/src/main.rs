@@ -2,6 +2,7 @@
 //! with one kprobe_multi link, from one static binary with its BPF programs built in.
 #![forbid(unsafe_code)]
 
+mod checked;
 mod count;
 mod duration;
 mod error;
@@ -66,17 +67,15 @@ fn main() -> ExitCode {
     // functions; a copy on tmpfs (/run/multiprobe), valid while boot and modules stay the
     // same, saves it.
     let listing = if cli.no_cache { Listing::new() } else { Listing::cached() };
-    let mut out = Output::stdout();
-    let result = match &cli.command {
+    let result = Output::stdout().and_then(|mut out| match &cli.command {
         Command::List(args) => list::run(args, &listing, &mut out),
         Command::Count(args) => count::run(args, &listing, &mut out),
         Command::Latency(args) => latency::run(args, &listing, &mut out),
         Command::Features(args) => features::run(args, &mut out),
         Command::Completions { shell } => completions(*shell, &mut out),
-    };
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) if e.quiet => ExitCode::SUCCESS,
         Err(e) => {
             e.print(cli.verbose);
             ExitCode::FAILURE

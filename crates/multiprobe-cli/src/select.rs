@@ -4,6 +4,7 @@
 use clap::Args;
 use multiprobe::symbols::{Function, Listing, Selection};
 
+use crate::checked::Checked;
 use crate::error::CliError;
 use crate::progress;
 
@@ -11,7 +12,7 @@ use crate::progress;
 #[derive(Debug, Clone, Args)]
 pub struct SelectArgs {
     /// Leave out functions matching this pattern (repeatable); excludes win over patterns.
-    #[arg(short = 'x', long = "exclude", value_name = "PAT")]
+    #[arg(short = 'x', long = "exclude", value_name = "PAT", value_parser = Checked(parse_pattern))]
     pub exclude: Vec<String>,
     /// Also allow the functions of the built-in deny list (RCU, BPF trampolines, idle),
     /// whose probing can recurse into BPF itself or hang the machine.
@@ -23,7 +24,7 @@ pub struct SelectArgs {
 #[derive(Debug, Clone, Args)]
 pub struct TargetArgs {
     /// Function patterns: NAME_GLOB, MODULE_GLOB:NAME_GLOB or vmlinux:NAME_GLOB.
-    #[arg(required = true, value_name = "PATTERN")]
+    #[arg(required = true, value_name = "PATTERN", value_parser = Checked(parse_pattern))]
     pub patterns: Vec<String>,
     #[command(flatten)]
     pub select: SelectArgs,
@@ -33,6 +34,19 @@ impl TargetArgs {
     /// The functions these arguments select.
     pub fn resolve(&self, listing: &Listing) -> Result<Resolved, CliError> {
         resolve(&selection(&self.patterns, &self.select), listing)
+    }
+}
+
+/// Parses a pattern: kernel function and module names have no control characters, so a
+/// pattern with one (a newline pasted in) can match nothing; it is refused, escaped.
+pub fn parse_pattern(text: &str) -> Result<String, String> {
+    match text.chars().find(|c| c.is_control()) {
+        Some(c) => Err(format!(
+            "{} contains the control character {}: function names have none",
+            crate::error::quoted(text),
+            crate::error::quoted(&c.to_string())
+        )),
+        None => Ok(text.to_string()),
     }
 }
 
@@ -78,4 +92,14 @@ pub fn resolve(selection: &Selection, listing: &Listing) -> Result<Resolved, Cli
 /// `vmlinux` for the core kernel, else the module's name.
 pub fn module_name(f: &Function) -> &str {
     f.module.as_deref().unwrap_or("vmlinux")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn patterns_with_control_characters_are_refused_escaped() {
+        assert_eq!(super::parse_pattern("vfs_*"), Ok("vfs_*".into()));
+        let e = super::parse_pattern("vfs_read\nvfs_write").unwrap_err();
+        assert_eq!(e, "`vfs_read\\nvfs_write` contains the control character `\\n`: function names have none");
+    }
 }

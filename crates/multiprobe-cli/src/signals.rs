@@ -3,6 +3,8 @@
 //! process had attached as it closes the process's file descriptors.
 
 use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::Instant;
 
@@ -21,6 +23,8 @@ pub enum End {
 /// Signals caught since [`Stop::install`].
 pub struct Stop {
     rx: Receiver<i32>,
+    /// Set with the first signal, for the library to poll while it attaches per function.
+    flag: Arc<AtomicBool>,
 }
 
 impl Stop {
@@ -29,16 +33,25 @@ impl Stop {
     pub fn install() -> io::Result<Stop> {
         let mut signals = Signals::new([SIGINT, SIGTERM])?;
         let (tx, rx) = mpsc::channel();
+        let flag = Arc::new(AtomicBool::new(false));
+        let set = flag.clone();
         std::thread::spawn(move || {
             for (n, sig) in signals.forever().enumerate() {
                 if n > 0 {
                     eprintln!("\ninterrupted again: exiting now (the kernel detaches the probes as the process exits)");
                     std::process::exit(128 + sig);
                 }
+                set.store(true, Ordering::Relaxed);
                 let _ = tx.send(sig);
             }
         });
-        Ok(Stop { rx })
+        Ok(Stop { rx, flag })
+    }
+
+    /// A flag set by the first signal: given to the attach (`KprobeMulti::cancel_on`), it
+    /// stops a slow per-function attach at once, detaching what it made.
+    pub fn flag(&self) -> Arc<AtomicBool> {
+        self.flag.clone()
     }
 
     /// Waits for a signal until `deadline` (`None`: for as long as it takes); `Some` if one

@@ -10,8 +10,8 @@ use std::collections::HashMap;
 use std::os::fd::RawFd;
 
 use crate::btf::{self, Btf, BtfExt};
-use crate::symbols::Glob;
 use crate::object::{ExternValue, Object, ObjectError, Resolver, link_program};
+use crate::symbols::Glob;
 
 /// A BPF ELF object: [`Object::parse`], every global read and written back, every program
 /// linked (fake map fds, every kind of extern value), the BTF encoded for the kernel.

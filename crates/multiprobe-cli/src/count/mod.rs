@@ -14,6 +14,7 @@ use multiprobe::symbols::Listing;
 use multiprobe::{AddressIndex, Map, Object, Program};
 
 use self::report::{AttachedEvent, Interval, Summary};
+use crate::checked::Checked;
 use crate::duration;
 use crate::error::CliError;
 use crate::output::{self, Output};
@@ -37,9 +38,9 @@ pub struct CountArgs {
     pub targets: TargetArgs,
     #[command(flatten)]
     pub run: RunArgs,
-    /// Report every D while running. Default: every second on a terminal (a table redrawn in
-    /// place), otherwise only the final summary.
-    #[arg(short = 'i', long, value_name = "D", value_parser = duration::parse_nonzero)]
+    /// Report every D while running (10ms at least). Default: every second on a terminal (a
+    /// table redrawn in place), otherwise only the final summary.
+    #[arg(short = 'i', long, value_name = "D", value_parser = Checked(duration::parse_interval), allow_hyphen_values = true)]
     pub interval: Option<Duration>,
     /// Show the N functions with the most calls (default: 20 while running, all at the end).
     #[arg(short = 't', long, value_name = "N")]
@@ -57,10 +58,9 @@ pub fn run(args: &CountArgs, listing: &Listing, out: &mut Output) -> Result<(), 
     // where they do not (a set spanning modules, shared slots), cookies do, as JSON's
     // `attached.lookup` tells.
     let slots = match strategy {
-        Strategy::KprobeMulti => listing
-            .entry_addresses(&functions)
-            .ok()
-            .and_then(|e| AddressIndex::for_functions(&functions, &e).ok()),
+        Strategy::KprobeMulti => {
+            listing.entry_addresses(&functions).ok().and_then(|e| AddressIndex::for_functions(&functions, &e).ok())
+        }
         Strategy::PerFunction => None,
     };
 
@@ -88,7 +88,7 @@ pub fn run(args: &CountArgs, listing: &Listing, out: &mut Output) -> Result<(), 
         Some(_) => KprobeMulti::functions(functions.iter().cloned()),
         None => KprobeMulti::functions_with_cookies(functions.iter().cloned().zip(0u64..)),
     };
-    let spec = spec.fallback(strategy.fallback()).skip_rejected().listing(listing.clone());
+    let spec = spec.fallback(strategy.fallback()).skip_rejected().listing(listing.clone()).cancel_on(stop.flag());
     let (link, attach_time) =
         probe::attach(n, || prog.attach_kprobe_multi(&spec), |l| probe::mode_text(l.attach_mode()).into())?;
     let mode = link.attach_mode();

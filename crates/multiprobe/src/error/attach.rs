@@ -105,6 +105,10 @@ pub enum AttachError {
     /// Any other refusal by the kernel.
     #[error("{op} failed: {source}{}", hint.as_ref().map(|h| format!(" ({h})")).unwrap_or_default())]
     Kernel { op: String, source: io::Error, hint: Option<String> },
+    /// The cancel flag ([`crate::kprobe_multi::KprobeMulti::cancel_on`]) was set during a
+    /// per-function attach; what it had attached is detached again.
+    #[error("attaching was cancelled after {attached} of {total} functions; those were detached again")]
+    Cancelled { attached: usize, total: usize },
 }
 
 impl AttachError {
@@ -129,6 +133,7 @@ impl AttachError {
             | WrongProgramKind { .. }
             | NoSectionTarget { .. } => libc::EINVAL,
             UnknownProgram { .. } | NoMatch { .. } => libc::ENOENT,
+            Cancelled { .. } => libc::ECANCELED,
             TooManyTargets { source, .. }
             | NotSupported { source, .. }
             | UntraceableSymbol { source, .. }

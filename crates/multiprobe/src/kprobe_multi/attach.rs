@@ -24,14 +24,14 @@ pub(crate) fn attach(prog: &Program, spec: &KprobeMulti) -> Result<KprobeMultiLi
     let plain = matches!(prog.kind(), ProgramKind::Kprobe | ProgramKind::Kretprobe);
     if plain && spec.fallback != Fallback::Never {
         let plan = resolve(&spec.targets, spec.cookies.clone(), Strictness::RefuseAmbiguousNames, &spec.listing)?;
-        return fallback::attach(prog, plan, spec.mode);
+        return fallback::attach(prog, plan, spec.mode, spec.cancel.as_ref());
     }
     check_program(prog, spec.mode)?;
     let plan = resolve(&spec.targets, spec.cookies.clone(), Strictness::RefuseAmbiguousNames, &spec.listing)?;
     match spec.fallback {
-        Fallback::Always => fallback::attach(prog, plan, spec.mode),
+        Fallback::Always => fallback::attach(prog, plan, spec.mode, spec.cancel.as_ref()),
         Fallback::Auto => match create(prog, plan.clone(), spec.mode, spec.rejected, &spec.listing) {
-            Err(AttachError::NotSupported { .. }) => fallback::attach(prog, plan, spec.mode),
+            Err(AttachError::NotSupported { .. }) => fallback::attach(prog, plan, spec.mode, spec.cancel.as_ref()),
             other => other,
         },
         Fallback::Never => create(prog, plan, spec.mode, spec.rejected, &spec.listing),

@@ -3,10 +3,11 @@
 //!
 //! The program is loaded again as a plain kprobe (the kernel ties kprobe_multi programs to
 //! their link type at load time) and attached to one perf-event kprobe per function, each
-//! with its cookie. One [`KprobeMultiLink`] owns them all: a failure part way drops the ones
-//! made so far, which detaches them.
+//! with its cookie. One [`KprobeMultiLink`] owns them all: a failure part way, or a cancel
+//! flag set meanwhile, drops the ones made so far, which detaches them.
 
 use super::Mode;
+use super::cancel::CancelFlag;
 use super::link::KprobeMultiLink;
 use super::plan::Plan;
 use crate::error::AttachError;
@@ -14,7 +15,12 @@ use crate::object::ProgramKind;
 use crate::perf_event::{KprobeTarget, attach_to_event, open_kprobe};
 use crate::program::Program;
 
-pub(crate) fn attach(prog: &Program, plan: Plan, mode: Mode) -> Result<KprobeMultiLink, AttachError> {
+pub(crate) fn attach(
+    prog: &Program,
+    plan: Plan,
+    mode: Mode,
+    cancel: Option<&CancelFlag>,
+) -> Result<KprobeMultiLink, AttachError> {
     let (kind, retprobe) = match mode {
         Mode::Entry => (ProgramKind::Kprobe, false),
         Mode::Return => (ProgramKind::Kretprobe, true),
@@ -37,6 +43,10 @@ pub(crate) fn attach(prog: &Program, plan: Plan, mode: Mode) -> Result<KprobeMul
     };
     let mut links = Vec::with_capacity(plan.functions.len());
     for (i, f) in plan.functions.iter().enumerate() {
+        if cancel.is_some_and(CancelFlag::is_set) {
+            // `links` drops here: every kprobe made so far is detached.
+            return Err(AttachError::Cancelled { attached: i, total: plan.functions.len() });
+        }
         // An address is exact even for a name several functions share.
         let target = if f.address != 0 {
             KprobeTarget::Address(f.address)

@@ -26,6 +26,7 @@
 //! per-function fallback (`fallback.rs`) and the link (`link.rs`).
 
 pub(crate) mod attach;
+mod cancel;
 mod fallback;
 mod link;
 pub(crate) mod opts;
@@ -94,6 +95,8 @@ pub struct KprobeMulti {
     pub(crate) rejected: Rejected,
     /// How the traceable functions are read (and where they are kept for the boot).
     pub(crate) listing: Listing,
+    /// Polled between the kprobes of a per-function attach.
+    pub(crate) cancel: Option<cancel::CancelFlag>,
 }
 
 impl KprobeMulti {
@@ -105,6 +108,7 @@ impl KprobeMulti {
             fallback: Fallback::Never,
             rejected: Rejected::Fail,
             listing: Listing::new(),
+            cancel: None,
         }
     }
 
@@ -178,6 +182,16 @@ impl KprobeMulti {
     /// boot. The default, [`Listing::new`], keeps them in memory only.
     pub fn listing(mut self, listing: Listing) -> KprobeMulti {
         self.listing = listing;
+        self
+    }
+
+    /// Gives up a per-function attach (the [`Fallback`]: one kprobe at a time, seconds for
+    /// hundreds of functions) as soon as `flag` is set, for example by a SIGINT handler: the
+    /// kprobes made so far are detached and the attach fails with
+    /// [`crate::AttachError::Cancelled`]. A kprobe_multi link is one system call and is not
+    /// interrupted.
+    pub fn cancel_on(mut self, flag: std::sync::Arc<std::sync::atomic::AtomicBool>) -> KprobeMulti {
+        self.cancel = Some(cancel::CancelFlag(flag));
         self
     }
 

@@ -27,8 +27,8 @@ mod traceable;
 mod tracefs;
 
 pub use crate::error::{ListingError, TracefsError};
-pub(crate) use cache::from_file_bytes as listing_cache_from_file_bytes;
 pub use cache::forget_listing_cache;
+pub(crate) use cache::from_file_bytes as listing_cache_from_file_bytes;
 pub use glob::Glob;
 pub(crate) use kallsyms::Kallsyms;
 pub use listing::{Listing, entry_addresses};
