@@ -270,6 +270,7 @@ fn load_trivial(prog_type: u32, expected_attach_type: u32) -> std::io::Result<Ow
         func_info: None,
         line_info: None,
         attach_btf_id: 0,
+        attach_btf_obj_fd: None,
         fd_array: &[],
     };
     sys::prog_load(&req, None)

@@ -47,6 +47,7 @@
 mod attach;
 mod auto_attach;
 pub mod btf;
+mod btf_target;
 pub mod features;
 #[allow(missing_docs)] // opcode constants as in include/uapi/linux/bpf.h
 pub mod insn;
@@ -54,6 +55,7 @@ pub mod kprobe_multi;
 pub mod link;
 mod loader;
 pub mod map;
+mod map_create;
 pub mod object;
 mod perf_event;
 pub mod program;
@@ -67,7 +69,10 @@ pub use auto_attach::Attachment;
 pub use link::{Link, LinkInfo, LinkType};
 pub use loader::{DEFAULT_PIN_ROOT, LoadError, LoadedObject};
 pub use map::{Map, MapError, UpdateFlags};
-pub use object::{MapSpec, MapType, Object, ObjectError, ProgramKind, ProgramSpec};
+pub use object::{
+    MapSpec, MapType, Object, ObjectError, OpenOptions, PROG_F_SLEEPABLE, PROG_F_XDP_HAS_FRAGS, ProgramKind,
+    ProgramSpec, SectionHandler,
+};
 pub use perf_event::KprobeTarget;
 pub use program::{Program, ProgramInfo, TestRun};
 pub use ringbuf::RingBuf;

@@ -10,7 +10,7 @@ use object::{
 };
 
 use super::maps::{global_data_map, parse_btf_map};
-use super::{CodeSection, Func, Global, Object, ObjectError, ProgramSpec, Reloc, parse_section_name};
+use super::{CodeSection, Func, Global, Object, ObjectError, OpenOptions, ProgramSpec, Reloc, parse_section_name_with};
 use crate::btf::{self, Btf, BtfExt, SectionLayout, TypeKind};
 use crate::insn;
 
@@ -28,7 +28,7 @@ enum Role {
     Data(usize),
 }
 
-pub(super) fn parse(name: &str, data: &[u8]) -> Result<Object, ObjectError> {
+pub(super) fn parse(name: &str, data: &[u8], options: &OpenOptions) -> Result<Object, ObjectError> {
     let file = object::File::parse(data)?;
     if file.architecture() != Architecture::Bpf {
         return Err(ObjectError::NotBpf { machine: format!("{:?}", file.architecture()) });
@@ -150,17 +150,20 @@ pub(super) fn parse(name: &str, data: &[u8]) -> Result<Object, ObjectError> {
         }
         let section = &sections[*i];
         let name = sym.name()?.to_string();
-        let info = parse_section_name(&section.name)
-            .ok_or_else(|| ObjectError::UnknownSection { section: section.name.clone(), program: name.clone() })?;
+        // A section name no kind uses leaves the program without one, as in libbpf: the
+        // caller may set one, or not load it; only loading it is an error.
+        let info = parse_section_name_with(&section.name, options);
         programs.push(ProgramSpec {
             name,
             section_name: section.name.clone(),
             section: *i,
             start: sym.address() as usize / 8,
             len: sym.size() as usize / 8,
-            kind: info.kind,
-            target: info.target,
-            autoload: info.autoload,
+            kind: info.as_ref().map(|i| i.kind),
+            expected_attach_type: info.as_ref().map_or(0, |i| i.expected_attach_type),
+            prog_flags: info.as_ref().map_or(0, |i| i.prog_flags),
+            target: info.as_ref().and_then(|i| i.target.clone()),
+            autoload: info.as_ref().map_or(!section.name.starts_with('?'), |i| i.autoload),
         });
     }
 
