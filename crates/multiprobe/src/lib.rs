@@ -51,6 +51,7 @@ mod btf_target;
 pub mod features;
 #[allow(missing_docs)] // opcode constants as in include/uapi/linux/bpf.h
 pub mod insn;
+mod kconfig;
 pub mod kprobe_multi;
 pub mod link;
 mod loader;
@@ -66,6 +67,7 @@ pub mod tracefs;
 
 pub use attach::AttachError;
 pub use auto_attach::Attachment;
+pub use kconfig::KconfigError;
 pub use link::{Link, LinkInfo, LinkType};
 pub use loader::{DEFAULT_PIN_ROOT, LoadError, LoadedObject};
 pub use map::{Map, MapError, UpdateFlags};

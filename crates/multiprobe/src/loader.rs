@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use crate::btf::{self, Btf, BtfError, CoreError, CoreOutcome, ExternKind};
 use crate::btf_target::KernelBtfs;
+use crate::kconfig::KconfigError;
 use crate::map::{Map, MapError, UpdateFlags};
 use crate::map_create::{create_map, initialize, reuse_pinned};
 use crate::object::{
@@ -81,6 +82,9 @@ pub enum LoadError {
     /// A tracing, LSM or iterator program's attach target is not in the kernel's BTF.
     #[error("program `{program}`: attach target `{target}`: {reason}")]
     AttachTarget { program: String, target: String, reason: String },
+    /// A `.kconfig` extern has no value.
+    #[error(transparent)]
+    Kconfig(#[from] KconfigError),
     /// A program opened from a pin cannot be loaded again.
     #[error("program `{program}` was opened from a pin: its code is not available to load it again")]
     NoCode { program: String },
@@ -180,8 +184,15 @@ impl Object {
         let mut kernel_btfs = KernelBtfs::default();
         let attrs = to_load.iter().map(|p| load_attrs(p, &mut kernel_btfs)).collect::<Result<Vec<_>, _>>()?;
         let mut warnings = Vec::new();
+        let kconfig = match self.kconfig_map {
+            Some(m) => {
+                let size = self.maps[m].value_size as usize;
+                Some((m, crate::kconfig::values(&self.kconfig, self.kconfig_extra.as_deref(), size)?))
+            }
+            None => None,
+        };
         let btf_fd = self.load_btf(&mut warnings);
-        let maps = self.create_maps(btf_fd.as_deref(), &mut warnings)?;
+        let maps = self.create_maps(btf_fd.as_deref(), kconfig, &mut warnings)?;
 
         let mut kernel: Option<Arc<Btf>> = None;
         let mut kernel_btf = |why: &str| -> Result<Arc<Btf>, LoadError> {
@@ -237,9 +248,23 @@ impl Object {
         }
     }
 
-    fn create_maps(&self, btf_fd: Option<&OwnedFd>, warnings: &mut Vec<String>) -> Result<Vec<Map>, LoadError> {
+    /// Creates the maps; `kconfig` is the `.kconfig` map's index and contents.
+    fn create_maps(
+        &self,
+        btf_fd: Option<&OwnedFd>,
+        kconfig: Option<(usize, Vec<u8>)>,
+        warnings: &mut Vec<String>,
+    ) -> Result<Vec<Map>, LoadError> {
         let mut maps: Vec<Map> = Vec::with_capacity(self.maps.len());
-        for spec in &self.maps {
+        for (i, spec) in self.maps.iter().enumerate() {
+            let with_values;
+            let spec = match &kconfig {
+                Some((k, data)) if *k == i => {
+                    with_values = MapSpec { data: Some(data.clone()), ..spec.clone() };
+                    &with_values
+                }
+                _ => spec,
+            };
             let pin = self.pin_path(spec);
             if let Some(path) = &pin
                 && path.exists()

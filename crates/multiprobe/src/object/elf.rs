@@ -10,7 +10,10 @@ use object::{
 };
 
 use super::maps::{global_data_map, parse_btf_map};
-use super::{CodeSection, Func, Global, Object, ObjectError, OpenOptions, ProgramSpec, Reloc, parse_section_name_with};
+use super::{
+    CodeSection, Func, Global, KconfigExtern, Object, ObjectError, OpenOptions, ProgramSpec, Reloc,
+    parse_section_name_with,
+};
 use crate::btf::{self, Btf, BtfExt, SectionLayout, TypeKind};
 use crate::insn;
 
@@ -100,6 +103,7 @@ pub(super) fn parse(name: &str, data: &[u8], options: &OpenOptions) -> Result<Ob
 
     // Symbols: functions of code sections, variables of data sections, map definitions.
     let mut globals = HashMap::new();
+    let mut hidden_subprograms = Vec::new();
     let mut map_symbols = Vec::new();
     for sym in file.symbols() {
         let SymbolSection::Section(idx) = sym.section() else {
@@ -113,6 +117,14 @@ pub(super) fn parse(name: &str, data: &[u8], options: &OpenOptions) -> Result<Ob
             }
         }
         match (roles.get(&idx), sym.kind()) {
+            (Some(Role::Code(i)), SymbolKind::Text) if is_hidden_global(&sym) && sections[*i].name == ".text" => {
+                hidden_subprograms.push(sname.to_string());
+                sections[*i].funcs.push(Func {
+                    name: sname.to_string(),
+                    start: sym.address() as usize / 8,
+                    len: sym.size() as usize / 8,
+                });
+            }
             (Some(Role::Code(i)), SymbolKind::Text) => sections[*i].funcs.push(Func {
                 name: sname.to_string(),
                 start: sym.address() as usize / 8,
@@ -169,8 +181,28 @@ pub(super) fn parse(name: &str, data: &[u8], options: &OpenOptions) -> Result<Ob
 
     // BTF: fill in what clang leaves to the loader, then read map definitions from it.
     let mut externs = Vec::new();
+    // `.kconfig` externs: their map (index among the data maps, then among all maps) and
+    // places in it.
+    let mut kconfig_map = None;
+    let mut kconfig_vars = Vec::new();
     if let Some(btf) = btf.as_mut() {
         externs = btf::prepare_for_kernel(btf, &layouts)?;
+        mark_static(btf, &hidden_subprograms)?;
+        let layout = btf::kconfig::layout(btf).map_err(|e| match e {
+            btf::kconfig::KconfigLayoutError::Btf(e) => ObjectError::Btf(e),
+            ref unsupported @ btf::kconfig::KconfigLayoutError::Unsupported { ref name, .. } => {
+                ObjectError::UnsupportedExtern {
+                    name: name.clone(),
+                    section: btf::kconfig::KCONFIG_SEC.into(),
+                    reason: unsupported.to_string(),
+                }
+            }
+        })?;
+        if let Some(layout) = layout.filter(|l| !l.vars.is_empty()) {
+            kconfig_map = Some(maps.len());
+            maps.push(global_data_map(btf::kconfig::KCONFIG_SEC, vec![0; layout.size as usize], layout.datasec));
+            kconfig_vars = layout.vars;
+        }
         for m in maps.iter_mut() {
             m.btf_value_type_id = btf.find_by_name_kind(&m.name, btf::kind::DATASEC).unwrap_or(0);
         }
@@ -188,6 +220,14 @@ pub(super) fn parse(name: &str, data: &[u8], options: &OpenOptions) -> Result<Ob
     for g in globals.values_mut() {
         g.map += defined;
     }
+    let kconfig_map = kconfig_map.map(|m| m + defined);
+    let kconfig: Vec<KconfigExtern> = kconfig_vars
+        .into_iter()
+        .map(|var| {
+            let weak = file.symbols().any(|s| s.is_undefined() && s.is_weak() && s.name() == Ok(var.name.as_str()));
+            KconfigExtern { var, weak }
+        })
+        .collect();
 
     let btf_ext = match (&btf, btf_ext_data) {
         (Some(b), Some(data)) => Some(BtfExt::parse(data, b)?),
@@ -223,11 +263,18 @@ pub(super) fn parse(name: &str, data: &[u8], options: &OpenOptions) -> Result<Ob
             let reloc = match sym.section() {
                 SymbolSection::Undefined => {
                     let name = sym.name()?.to_string();
-                    if !externs.iter().any(|e| e.name == name) {
+                    if let (Some(map), Some(k)) = (kconfig_map, kconfig.iter().find(|k| k.var.name == name)) {
+                        // A kconfig value is read from the `.kconfig` map like global data.
+                        let offset = u32::try_from(i64::from(k.var.offset) + i64::from(insn.imm))
+                            .map_err(|_| err(format!("negative offset into kconfig extern `{name}`")))?;
+                        Reloc::Data { map, offset }
+                    } else if externs.iter().any(|e| e.name == name) {
+                        Reloc::Extern { name, weak: sym.is_weak() }
+                    } else {
                         let section = extern_section(btf.as_ref(), &name).unwrap_or_else(|| "(none)".into());
-                        return Err(ObjectError::UnsupportedExtern { name, section });
+                        let reason = "only __ksym and __kconfig externs are supported".into();
+                        return Err(ObjectError::UnsupportedExtern { name, section, reason });
                     }
-                    Reloc::Extern { name, weak: sym.is_weak() }
                 }
                 SymbolSection::Section(idx) => {
                     let sym_off = if sym.kind() == SymbolKind::Section { 0 } else { sym.address() };
@@ -309,7 +356,37 @@ pub(super) fn parse(name: &str, data: &[u8], options: &OpenOptions) -> Result<Ob
         programs,
         maps,
         globals,
+        kconfig,
+        kconfig_map,
+        kconfig_extra: options.kconfig.clone(),
     })
+}
+
+/// A global or weak symbol of hidden or internal visibility (`__hidden`, or
+/// `__attribute__((visibility("hidden")))`).
+fn is_hidden_global(sym: &object::Symbol<'_, '_>) -> bool {
+    let object::SymbolFlags::Elf { st_other, .. } = sym.flags() else {
+        return false;
+    };
+    let visibility = st_other.visibility();
+    !sym.is_local() && (visibility == object::elf::STV_HIDDEN || visibility == object::elf::STV_INTERNAL)
+}
+
+/// libbpf's `mark_btf_static`: a hidden global subprogram's BTF `FUNC` becomes static, so
+/// the verifier checks it with the context of each caller rather than on its own (where
+/// e.g. a `ctx` argument is unknown and the caller "passes invalid args").
+fn mark_static(btf: &mut Btf, names: &[String]) -> Result<(), ObjectError> {
+    for name in names {
+        let found = btf.ids_by_name(name).iter().copied().find(|&id| {
+            matches!(btf.type_by_id(id).map(|t| &t.kind), Ok(TypeKind::Func { linkage: btf::FuncLinkage::Global, .. }))
+        });
+        if let Some(id) = found
+            && let TypeKind::Func { linkage, .. } = &mut btf.type_mut(id)?.kind
+        {
+            *linkage = btf::FuncLinkage::Static;
+        }
+    }
+    Ok(())
 }
 
 fn is_data_section(name: &str) -> bool {

@@ -60,9 +60,10 @@ pub enum ObjectError {
     /// BTF is needed but missing.
     #[error("{what} needs BTF, but the object has no .BTF section (compile with -g)")]
     MissingBtf { what: String },
-    /// An extern of a kind that is not supported (`.kconfig`).
-    #[error("extern `{name}` in section {section} is not supported (only __ksym functions and variables are)")]
-    UnsupportedExtern { name: String, section: String },
+    /// An extern that is not supported: in no `.ksyms` or `.kconfig` section, or a kconfig
+    /// extern of a type libbpf refuses too.
+    #[error("extern `{name}` in section {section} is not supported: {reason}")]
+    UnsupportedExtern { name: String, section: String, reason: String },
     /// The object's BTF is malformed.
     #[error("invalid BTF in the object: {0}")]
     Btf(#[from] BtfError),
@@ -198,6 +199,13 @@ impl ProgramSpec {
     }
 }
 
+/// A `.kconfig` extern: its place in the `.kconfig` map, and whether it may be missing.
+#[derive(Debug, Clone)]
+pub(crate) struct KconfigExtern {
+    pub var: crate::btf::kconfig::KconfigVar,
+    pub weak: bool,
+}
+
 /// A global variable's place: which data map, where in its value, how big.
 #[derive(Debug, Clone)]
 pub(crate) struct Global {
@@ -228,6 +236,12 @@ pub struct Object {
     pub(crate) programs: Vec<ProgramSpec>,
     pub(crate) maps: Vec<MapSpec>,
     pub(crate) globals: HashMap<String, Global>,
+    /// `.kconfig` externs, filled in at load from the kernel's config and feature probes.
+    pub(crate) kconfig: Vec<KconfigExtern>,
+    /// Index of the `.kconfig` map in `maps`.
+    pub(crate) kconfig_map: Option<usize>,
+    /// Kernel config lines given with [`OpenOptions::kconfig`], read before the system's.
+    pub(crate) kconfig_extra: Option<String>,
 }
 
 impl Object {

@@ -269,12 +269,21 @@ impl SectionHandler {
 #[derive(Debug, Clone, Default)]
 pub struct OpenOptions {
     pub(crate) handlers: Vec<SectionHandler>,
+    pub(crate) kconfig: Option<String>,
 }
 
 impl OpenOptions {
     /// Default options: libbpf's section names only.
     pub fn new() -> OpenOptions {
         OpenOptions::default()
+    }
+    /// Kernel config lines (`CONFIG_FOO=y`, as in a `.config`) for the object's `.kconfig`
+    /// externs, read before the system's config as libbpf's `kconfig` open option is: only
+    /// externs they leave unset are looked up in `/boot/config-$(uname -r)` or
+    /// `/proc/config.gz`.
+    pub fn kconfig(mut self, config: impl Into<String>) -> OpenOptions {
+        self.kconfig = Some(config.into());
+        self
     }
     /// Adds a section name of one's own; these are tried before libbpf's names, in the
     /// order added (as libbpf tries custom handlers first).
