@@ -22,8 +22,13 @@ pub struct KconfigError {
     pub reason: String,
 }
 
-/// The bytes of the `.kconfig` map: every extern's value at its place.
-pub(crate) fn values(externs: &[KconfigExtern], extra: Option<&str>, size: usize) -> Result<Vec<u8>, KconfigError> {
+/// The bytes of the `.kconfig` map: every extern's value at its place; and a warning when
+/// no kernel config could be read, so that `__weak` `CONFIG_*` externs read 0.
+pub(crate) fn values(
+    externs: &[KconfigExtern],
+    extra: Option<&str>,
+    size: usize,
+) -> Result<(Vec<u8>, Option<String>), KconfigError> {
     let mut data = vec![0u8; size];
     let mut set = vec![false; externs.len()];
     let mut need_config = false;
@@ -57,27 +62,32 @@ pub(crate) fn values(externs: &[KconfigExtern], extra: Option<&str>, size: usize
         apply_config(extra, externs, &mut data, &mut set)?;
         need_config = externs.iter().zip(&set).any(|(e, s)| !s && e.var.name.starts_with("CONFIG_"));
     }
+    let mut warning = None;
     if need_config {
-        let (path, text) = read_system_config().ok_or_else(|| KconfigError {
-            name: externs
-                .iter()
-                .find(|e| e.var.name.starts_with("CONFIG_"))
-                .map_or_else(String::new, |e| e.var.name.clone()),
-            reason: format!(
-                "no kernel config to read it from: neither /boot/config-{} nor /proc/config.gz can be read \
-                 (give the config with OpenOptions::kconfig)",
-                features::kernel_release()
-            ),
-        })?;
-        apply_config(&text, externs, &mut data, &mut set)
-            .map_err(|e| KconfigError { reason: format!("{} (in {path})", e.reason), ..e })?;
+        match read_system_config() {
+            Some((path, text)) => apply_config(&text, externs, &mut data, &mut set)
+                .map_err(|e| KconfigError { reason: format!("{} (in {path})", e.reason), ..e })?,
+            // libbpf fails here even when every extern left is __weak; reading them as 0
+            // (what __weak promises) and saying so is kinder, and a strong one still fails.
+            None => {
+                let missing = format!(
+                    "no kernel config to read it from: neither /boot/config-{} nor /proc/config.gz can be read \
+                     (give the config with OpenOptions::kconfig)",
+                    features::kernel_release()
+                );
+                if let Some((ext, _)) = externs.iter().zip(&set).find(|(e, s)| !**s && !e.weak) {
+                    return Err(KconfigError { name: ext.var.name.clone(), reason: missing });
+                }
+                warning = Some(format!("__weak kconfig externs read 0: {missing}"));
+            }
+        }
     }
     match externs.iter().zip(&set).find(|(e, s)| !**s && !e.weak) {
         Some((ext, _)) => Err(KconfigError {
             name: ext.var.name.clone(),
             reason: "not set in the kernel config (declare it __weak to read 0 instead)".into(),
         }),
-        None => Ok(data),
+        None => Ok((data, warning)),
     }
 }
 
@@ -281,7 +291,7 @@ mod tests {
         ];
         let config = "# comment\nCONFIG_HZ=0x3e8\nCONFIG_BPF=y\nCONFIG_EXT4_FS=m\nCONFIG_BTRFS_FS=m\n\
                       CONFIG_LOCALVERSION=\"-a-long-name\"\n# CONFIG_MISSING is not set\nCONFIG_NEG=-5\n";
-        let data = values(&externs, Some(config), 32).unwrap();
+        let (data, _) = values(&externs, Some(config), 32).unwrap();
         assert_eq!(u32::from_le_bytes(data[0..4].try_into().unwrap()), 1000);
         assert_eq!(data[4], 1);
         assert_eq!(data[5], b'm');
@@ -312,7 +322,7 @@ mod tests {
     #[test]
     fn unknown_linux_externs_are_zero_only_when_weak() {
         let weak = [ext("LINUX_SOMETHING", 0, 4, KconfigType::Int { signed: false }, true)];
-        assert_eq!(values(&weak, None, 4).unwrap(), vec![0; 4]);
+        assert_eq!(values(&weak, None, 4).unwrap().0, vec![0; 4]);
         let strong = [ext("LINUX_SOMETHING", 0, 4, KconfigType::Int { signed: false }, false)];
         assert!(values(&strong, None, 4).is_err());
         let other = [ext("MY_VALUE", 0, 4, KconfigType::Int { signed: false }, true)];

@@ -187,7 +187,9 @@ impl Object {
         let kconfig = match self.kconfig_map {
             Some(m) => {
                 let size = self.maps[m].value_size as usize;
-                Some((m, crate::kconfig::values(&self.kconfig, self.kconfig_extra.as_deref(), size)?))
+                let (data, warning) = crate::kconfig::values(&self.kconfig, self.kconfig_extra.as_deref(), size)?;
+                warnings.extend(warning);
+                Some((m, data))
             }
             None => None,
         };
