@@ -63,6 +63,11 @@ impl KernelBtfs {
         if btf_name.len() >= MAX_NAME {
             return Err(format!("`{btf_name}` is longer than the {} bytes a BTF name may have", MAX_NAME - 1));
         }
+        if let Err(e) = crate::btf::kernel::vmlinux_raw() {
+            return Err(format!(
+                "the kernel's BTF is needed to find it: {e} (kernel built without CONFIG_DEBUG_INFO_BTF?)"
+            ));
+        }
         self.find(module, &btf_name, btf_kind).ok_or_else(|| {
             let what = if btf_kind == kind::TYPEDEF { "typedef" } else { "function" };
             match module {
