@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: (MIT OR GPL-2.0-only)
-/* A program in a section no program kind uses: the parser must name both. */
+/* A program in a section no program kind uses: it opens without a kind, and loading it
+ * without one fails naming the program and its section. */
 #include "mp_bpf.h"
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";

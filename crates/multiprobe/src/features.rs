@@ -257,12 +257,30 @@ pub fn session_kfuncs() -> Result<SessionKfuncs, String> {
 /// Loads `r0 = 0; exit`: the smallest program any kernel accepts, so a refusal says
 /// something about the program type or attach type rather than about the code.
 fn load_trivial(prog_type: u32, expected_attach_type: u32) -> std::io::Result<OwnedFd> {
-    let insns = [Insn::mov64_imm(0, 0), Insn::exit()];
+    load_insns(prog_type, expected_attach_type, &[Insn::mov64_imm(0, 0), Insn::exit()])
+}
+
+/// `bpf_get_attach_cookie` (kernel 5.15+), probed as libbpf probes it for the
+/// `LINUX_HAS_BPF_COOKIE` kconfig extern: a tracepoint program calling it loads.
+pub fn bpf_cookie() -> Support {
+    static S: OnceLock<Support> = OnceLock::new();
+    const BPF_FUNC_GET_ATTACH_COOKIE: i32 = 174;
+    S.get_or_init(|| {
+        match load_insns(sys::prog_type::TRACEPOINT, 0, &[Insn::call_helper(BPF_FUNC_GET_ATTACH_COOKIE), Insn::exit()])
+        {
+            Ok(_) => Support::Yes,
+            Err(e) => Support::No(format!("the kernel refused a program calling bpf_get_attach_cookie (5.15+): {e}")),
+        }
+    })
+    .clone()
+}
+
+fn load_insns(prog_type: u32, expected_attach_type: u32, insns: &[Insn]) -> std::io::Result<OwnedFd> {
     let req = sys::ProgLoad {
         prog_type,
         expected_attach_type,
         name: "mp_probe",
-        insns: &insns,
+        insns,
         license: c"GPL",
         kern_version: 0,
         prog_flags: 0,
@@ -270,6 +288,7 @@ fn load_trivial(prog_type: u32, expected_attach_type: u32) -> std::io::Result<Ow
         func_info: None,
         line_info: None,
         attach_btf_id: 0,
+        attach_btf_obj_fd: None,
         fd_array: &[],
     };
     sys::prog_load(&req, None)

@@ -50,16 +50,19 @@
 mod address_index;
 mod auto_attach;
 pub mod btf;
+mod btf_target;
 pub mod error;
 pub mod features;
 #[doc(hidden)] // for the fuzz targets in fuzz/, not an API
 pub mod fuzzing;
 #[allow(missing_docs)] // opcode constants as in include/uapi/linux/bpf.h
 pub mod insn;
+mod kconfig;
 pub mod kprobe_multi;
 pub mod link;
 mod loader;
 pub mod map;
+mod map_create;
 pub mod object;
 mod perf_event;
 mod pin;
@@ -72,11 +75,14 @@ pub(crate) mod sys;
 
 pub use address_index::{AddressIndex, AddressIndexError};
 pub use auto_attach::Attachment;
-pub use error::{AttachError, Error, ListingError, LoadError, MapError, PinError};
+pub use error::{AttachError, Error, KconfigError, ListingError, LoadError, MapError, PinError};
 pub use link::{Link, LinkInfo, LinkType};
 pub use loader::{DEFAULT_PIN_ROOT, LoadedObject};
 pub use map::{Map, UpdateFlags};
-pub use object::{MapSpec, MapType, Object, ObjectError, ProgramKind, ProgramSpec};
+pub use object::{
+    MapSpec, MapType, Object, ObjectError, OpenOptions, PROG_F_SLEEPABLE, PROG_F_XDP_HAS_FRAGS, ProgramKind,
+    ProgramSpec, SectionHandler,
+};
 pub use perf_event::KprobeTarget;
 pub use program::{Program, ProgramInfo, TestRun};
 pub use ringbuf::RingBuf;

@@ -6,18 +6,19 @@
 //! link and load every program marked for loading. Anything created is released on failure.
 
 use std::collections::HashMap;
-use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::btf::{self, Btf, BtfError, CoreOutcome, ExternKind};
-use crate::error::{LoadError, MapError};
+use crate::btf_target::KernelBtfs;
+use crate::error::LoadError;
 use crate::map::{Map, UpdateFlags};
+use crate::map_create::{create_map, initialize, reuse_pinned};
 use crate::object::{
-    CodeSection, ExternValue, MapOrigin, MapSpec, Object, ObjectError, Pinning, Resolver, link_program,
+    CodeSection, ExternValue, MapSpec, Object, ObjectError, Pinning, ProgramKind, ProgramSpec, Resolver, link_program,
 };
-use crate::program::{Program, Recipe};
+use crate::program::{LoadAttrs, Program, Recipe};
 use crate::sys;
 
 /// Where maps marked `LIBBPF_PIN_BY_NAME` are pinned unless the object says otherwise.
@@ -68,10 +69,22 @@ impl LoadedObject {
 impl Object {
     /// Creates the maps and loads the programs marked for loading.
     pub fn load(&self) -> Result<LoadedObject, LoadError> {
-        let mut warnings = Vec::new();
-        let btf_fd = self.load_btf(&mut warnings);
-        let maps = self.create_maps(btf_fd.as_deref(), &mut warnings)?;
         let to_load: Vec<_> = self.programs.iter().filter(|p| p.autoload).collect();
+        // What each program loads as, attach targets found, before anything is created.
+        let mut kernel_btfs = KernelBtfs::default();
+        let attrs = to_load.iter().map(|p| load_attrs(p, &mut kernel_btfs)).collect::<Result<Vec<_>, _>>()?;
+        let mut warnings = Vec::new();
+        let kconfig = match self.kconfig_map {
+            Some(m) => {
+                let size = self.maps[m].value_size as usize;
+                let (data, warning) = crate::kconfig::values(&self.kconfig, self.kconfig_extra.as_deref(), size)?;
+                warnings.extend(warning);
+                Some((m, data))
+            }
+            None => None,
+        };
+        let btf_fd = self.load_btf(&mut warnings);
+        let maps = self.create_maps(btf_fd.as_deref(), kconfig, &mut warnings)?;
 
         let mut kernel: Option<Arc<Btf>> = None;
         let mut kernel_btf = |why: &str| -> Result<Arc<Btf>, LoadError> {
@@ -89,7 +102,7 @@ impl Object {
 
         let resolver = LoadResolver { maps: &maps, externs: &externs };
         let mut programs = Vec::new();
-        for spec in &to_load {
+        for (spec, attrs) in to_load.iter().zip(&attrs) {
             let linked = link_program(self, &sections, spec, &resolver)?;
             let recipe = Recipe {
                 insns: linked.insns,
@@ -102,7 +115,7 @@ impl Object {
                 missing_kfuncs: linked.missing_kfuncs,
                 core_poisons: poisons.clone(),
             };
-            programs.push(Program::load(&spec.name, spec.kind, spec.target.clone(), Arc::new(recipe))?);
+            programs.push(Program::load(&spec.name, attrs, spec.target.clone(), Arc::new(recipe))?);
         }
         let not_loaded = self.programs.iter().filter(|p| !p.autoload).map(|p| p.name.clone()).collect();
         Ok(LoadedObject { name: self.name.clone(), programs, maps, not_loaded, warnings })
@@ -127,9 +140,23 @@ impl Object {
         }
     }
 
-    fn create_maps(&self, btf_fd: Option<&OwnedFd>, warnings: &mut Vec<String>) -> Result<Vec<Map>, LoadError> {
+    /// Creates the maps; `kconfig` is the `.kconfig` map's index and contents.
+    fn create_maps(
+        &self,
+        btf_fd: Option<&OwnedFd>,
+        kconfig: Option<(usize, Vec<u8>)>,
+        warnings: &mut Vec<String>,
+    ) -> Result<Vec<Map>, LoadError> {
         let mut maps: Vec<Map> = Vec::with_capacity(self.maps.len());
-        for spec in &self.maps {
+        for (i, spec) in self.maps.iter().enumerate() {
+            let with_values;
+            let spec = match &kconfig {
+                Some((k, data)) if *k == i => {
+                    with_values = MapSpec { data: Some(data.clone()), ..spec.clone() };
+                    &with_values
+                }
+                _ => spec,
+            };
             let pin = self.pin_path(spec);
             if let Some(path) = &pin
                 && path.exists()
@@ -235,9 +262,49 @@ impl Object {
     }
 }
 
+/// How `spec` loads: its kind (which it must have), expected attach type and flags, and for
+/// kinds attached by BTF id, its target found in the kernel's or a module's BTF.
+fn load_attrs(spec: &ProgramSpec, kernel_btfs: &mut KernelBtfs) -> Result<LoadAttrs, LoadError> {
+    let kind = spec
+        .kind
+        .ok_or_else(|| LoadError::NoKind { program: spec.name.clone(), section: spec.section_name.clone() })?;
+    let unsupported = |what: &str| LoadError::Unsupported {
+        program: spec.name.clone(),
+        section: spec.section_name.clone(),
+        what: what.to_string(),
+    };
+    match kind {
+        ProgramKind::StructOps => return Err(unsupported("struct_ops (programs of a struct_ops map)")),
+        ProgramKind::Freplace => {
+            return Err(unsupported("freplace (it needs the BPF program whose function it replaces)"));
+        }
+        _ => {}
+    }
+    let mut attrs = LoadAttrs {
+        kind,
+        expected_attach_type: spec.expected_attach_type,
+        prog_flags: spec.prog_flags,
+        attach_btf_id: 0,
+        attach_btf_obj: None,
+    };
+    if kind.needs_btf_target() {
+        let target = spec.target.as_deref().ok_or_else(|| LoadError::NoAttachTarget {
+            program: spec.name.clone(),
+            section: spec.section_name.clone(),
+            prefix: kind.section_prefix().to_string(),
+        })?;
+        let found = kernel_btfs.find_attach_target(spec.expected_attach_type, target).map_err(|reason| {
+            LoadError::AttachTarget { program: spec.name.clone(), target: target.to_string(), reason }
+        })?;
+        attrs.attach_btf_id = found.btf_id;
+        attrs.attach_btf_obj = found.module;
+    }
+    Ok(attrs)
+}
+
 /// Sections holding code of the programs to load, subprograms included, each once (a
 /// section can hold several programs; relocating it twice would corrupt it).
-fn used_sections(obj: &Object, programs: &[&crate::object::ProgramSpec]) -> Vec<usize> {
+fn used_sections(obj: &Object, programs: &[&ProgramSpec]) -> Vec<usize> {
     let mut used: Vec<usize> = Vec::new();
     for p in programs {
         if !used.contains(&p.section) {
@@ -338,109 +405,4 @@ fn resolve_ksym(kernel: &Btf, name: &str, type_id: u32, weak: bool) -> Result<Ex
         Some(id) => Ok(ExternValue::Var { btf_id: id, btf_obj_fd: 0 }),
         None => fail("no variable of that name in the kernel's BTF"),
     }
-}
-
-fn create_map(
-    obj: &Object,
-    spec: &MapSpec,
-    btf_fd: Option<&OwnedFd>,
-    warnings: &mut Vec<String>,
-) -> Result<Map, LoadError> {
-    let inner = match &spec.inner {
-        Some(inner) => Some(create_map(obj, inner, btf_fd, warnings)?),
-        None => None,
-    };
-    let kernel_name = kernel_map_name(&obj.name, spec);
-    let mut max_entries = spec.max_entries;
-    if spec.map_type == crate::object::MapType::PerfEventArray && max_entries == 0 {
-        max_entries = crate::map::possible_cpus() as u32;
-    }
-    let mut req = sys::MapCreate {
-        map_type: spec.map_type.to_u32(),
-        name: &kernel_name,
-        key_size: spec.key_size,
-        value_size: spec.value_size,
-        max_entries,
-        map_flags: spec.flags,
-        inner_map_fd: inner.as_ref().map(Map::fd),
-        btf_fd: btf_fd.map(AsFd::as_fd).filter(|_| spec.btf_value_type_id != 0),
-        btf_key_type_id: spec.btf_key_type_id,
-        btf_value_type_id: spec.btf_value_type_id,
-        map_extra: spec.map_extra,
-    };
-    let fd = match sys::map_create(&req) {
-        Ok(fd) => fd,
-        // Some map types reject BTF type info on some kernels: like libbpf, retry without.
-        Err(e) if req.btf_fd.is_some() && e.raw_os_error() == Some(libc::EINVAL) => {
-            req.btf_fd = None;
-            let fd = sys::map_create(&req).map_err(|source| map_create_error(spec, source))?;
-            warnings.push(format!("map `{}` created without BTF type info (the kernel refused it)", spec.name));
-            fd
-        }
-        Err(e) => return Err(map_create_error(spec, e)),
-    };
-    Ok(Map::from_fd(fd, &spec.name)?)
-}
-
-fn map_create_error(spec: &MapSpec, source: io::Error) -> LoadError {
-    let hint = match source.raw_os_error() {
-        Some(libc::EPERM) => {
-            Some("creating maps needs root or CAP_BPF; kernels before 5.11 also need a high RLIMIT_MEMLOCK".to_string())
-        }
-        Some(libc::EINVAL) if spec.map_type == crate::object::MapType::Ringbuf => {
-            Some("a ring buffer's max_entries must be a power of two multiple of the page size".into())
-        }
-        Some(libc::EINVAL) => Some(format!(
-            "the kernel rejected type {:?}, key size {}, value size {}, max_entries {}, flags {:#x}",
-            spec.map_type, spec.key_size, spec.value_size, spec.max_entries, spec.flags
-        )),
-        Some(libc::E2BIG) | Some(libc::ENOMEM) => Some("the map is too large for this kernel or memory limit".into()),
-        _ => None,
-    };
-    LoadError::MapCreate { map: spec.name.clone(), source, hint }
-}
-
-/// Kernel map names are 15 bytes: global data maps get libbpf's `<object prefix>.<section>`.
-fn kernel_map_name(object: &str, spec: &MapSpec) -> String {
-    match spec.origin {
-        MapOrigin::GlobalData { .. } => {
-            let prefix: String = object.chars().take(15usize.saturating_sub(spec.name.len()).min(8)).collect();
-            format!("{prefix}{}", spec.name)
-        }
-        MapOrigin::Defined => spec.name.clone(),
-    }
-}
-
-/// Writes a global data map's initial value; `.rodata` is then frozen so the verifier can
-/// treat its contents as constants.
-fn initialize(spec: &MapSpec, map: &Map) -> Result<(), LoadError> {
-    if let Some(data) = &spec.data {
-        map.update_bytes(&0u32.to_le_bytes(), data, UpdateFlags::Any)?;
-    }
-    if spec.origin == (MapOrigin::GlobalData { read_only: true }) {
-        map.freeze()?;
-    }
-    Ok(())
-}
-
-/// Opens a pinned map and checks it is the map the object defines.
-fn reuse_pinned(spec: &MapSpec, path: &Path) -> Result<Map, LoadError> {
-    let map = Map::open_pinned(path, &spec.name).map_err(|e| match e {
-        MapError::Pin(e) => LoadError::Pin(e),
-        other => LoadError::Map(other),
-    })?;
-    let mismatch = |reason: String| LoadError::PinnedMapMismatch {
-        map: spec.name.clone(),
-        path: path.display().to_string(),
-        reason,
-    };
-    if map.map_type() != spec.map_type {
-        return Err(mismatch(format!("type {:?}, expected {:?}", map.map_type(), spec.map_type)));
-    }
-    let found = (map.key_size(), map.value_size(), map.max_entries());
-    let wanted = (spec.key_size, spec.value_size, spec.max_entries);
-    if found != wanted {
-        return Err(mismatch(format!("key/value/max_entries {found:?}, expected {wanted:?}")));
-    }
-    Ok(map)
 }

@@ -8,6 +8,7 @@
 mod core;
 mod ext;
 mod fixup;
+pub(crate) mod kconfig;
 pub mod kernel;
 mod parse;
 pub(crate) mod raw;

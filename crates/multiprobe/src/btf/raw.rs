@@ -69,6 +69,28 @@ impl RawBtf {
         (1..=self.offsets.len() as u32).find(|&id| self.kind(id) == Some(kind) && self.name_is(id, name))
     }
 
+    /// Number of types (ids `1..=type_count`).
+    pub fn type_count(&self) -> u32 {
+        self.offsets.len() as u32
+    }
+
+    /// In split BTF (a module's, read on top of `base`, the kernel's): the id of the first
+    /// type named `name` of the given `BTF_KIND_*`. Split BTF numbers its types after
+    /// base's and its string offsets after base's strings, which its names may also use.
+    pub fn find_split(&self, base: &RawBtf, name: &str, kind: u32) -> Option<u32> {
+        let base_strings = base.strings.len() as u32;
+        (1..=self.type_count())
+            .find(|&id| {
+                self.kind(id) == Some(kind)
+                    && match self.word_of(id, 0) {
+                        Some(off) if off < base_strings => base.string(off) == Some(name),
+                        Some(off) => self.string(off - base_strings) == Some(name),
+                        None => false,
+                    }
+            })
+            .map(|id| id + base.type_count())
+    }
+
     /// The `BTF_KIND_*` of type `id`.
     pub fn kind(&self, id: u32) -> Option<u32> {
         Some((self.word_of(id, 4)? >> 24) & 0x1f)

@@ -43,6 +43,30 @@ pub enum LoadError {
     /// The verifier (or the kernel) refused a program; see [`LoadError::verifier_log`].
     #[error("{}", program_error(.program, *.kind, .source, .log, .hints))]
     Program { program: String, kind: ProgramKind, source: io::Error, log: String, hints: Vec<String> },
+    /// A program to load whose section names no kind, and which was given none.
+    #[error(
+        "program `{program}` is in section `{section}`, which names no program kind libbpf or multiprobe knows: \
+         give it one with ProgramSpec::set_kind (or a SectionHandler in OpenOptions), or leave it out with \
+         set_autoload(false)"
+    )]
+    NoKind { program: String, section: String },
+    /// A program of a kind multiprobe cannot load yet.
+    #[error(
+        "program `{program}` (section `{section}`): {what} is not supported yet; leave it out with set_autoload(false)"
+    )]
+    Unsupported { program: String, section: String, what: String },
+    /// A tracing, LSM or iterator program without an attach target.
+    #[error(
+        "program `{program}` (section `{section}`) needs an attach target: write it in the section \
+         (`{prefix}/NAME`) or call ProgramSpec::set_attach_target before load"
+    )]
+    NoAttachTarget { program: String, section: String, prefix: String },
+    /// A tracing, LSM or iterator program's attach target is not in the kernel's BTF.
+    #[error("program `{program}`: attach target `{target}`: {reason}")]
+    AttachTarget { program: String, target: String, reason: String },
+    /// A `.kconfig` extern has no value.
+    #[error(transparent)]
+    Kconfig(#[from] KconfigError),
     /// A program opened from a pin cannot be loaded again.
     #[error("program `{program}` was opened from a pin: its code is not available to load it again")]
     NoCode { program: String },
@@ -65,6 +89,16 @@ impl LoadError {
             _ => None,
         }
     }
+}
+
+/// Why a kconfig extern has no value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("kconfig extern `{name}`: {reason}")]
+pub struct KconfigError {
+    /// The extern.
+    pub name: String,
+    /// Why.
+    pub reason: String,
 }
 
 fn hint_suffix(hint: &Option<String>) -> String {

@@ -21,7 +21,7 @@ mod pin;
 pub use attach::AttachError;
 pub(crate) use attach::wrong_kind;
 pub use listing::{ListingError, TracefsError};
-pub use load::LoadError;
+pub use load::{KconfigError, LoadError};
 pub use map::MapError;
 pub use pin::PinError;
 

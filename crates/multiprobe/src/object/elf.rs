@@ -10,7 +10,10 @@ use object::{
 };
 
 use super::maps::{global_data_map, parse_btf_map};
-use super::{CodeSection, Func, Global, Object, ObjectError, ProgramSpec, Reloc, parse_section_name};
+use super::{
+    CodeSection, Func, Global, KconfigExtern, Object, ObjectError, OpenOptions, ProgramSpec, Reloc,
+    parse_section_name_with,
+};
 use crate::btf::{self, Btf, BtfExt, SectionLayout, TypeKind};
 use crate::insn;
 
@@ -30,7 +33,7 @@ enum Role {
     Data(usize),
 }
 
-pub(super) fn parse(name: &str, data: &[u8]) -> Result<Object, ObjectError> {
+pub(super) fn parse(name: &str, data: &[u8], options: &OpenOptions) -> Result<Object, ObjectError> {
     let file = object::File::parse(data)?;
     if file.architecture() != Architecture::Bpf {
         return Err(ObjectError::NotBpf { machine: format!("{:?}", file.architecture()) });
@@ -114,6 +117,7 @@ pub(super) fn parse(name: &str, data: &[u8]) -> Result<Object, ObjectError> {
 
     // Symbols: functions of code sections, variables of data sections, map definitions.
     let mut globals = HashMap::new();
+    let mut hidden_subprograms = Vec::new();
     let mut map_symbols = Vec::new();
     for sym in file.symbols() {
         let SymbolSection::Section(idx) = sym.section() else {
@@ -127,6 +131,14 @@ pub(super) fn parse(name: &str, data: &[u8]) -> Result<Object, ObjectError> {
             }
         }
         match (roles.get(&idx), sym.kind()) {
+            (Some(Role::Code(i)), SymbolKind::Text) if is_hidden_global(&sym) && sections[*i].name == ".text" => {
+                hidden_subprograms.push(sname.to_string());
+                sections[*i].funcs.push(Func {
+                    name: sname.to_string(),
+                    start: sym.address() as usize / 8,
+                    len: sym.size() as usize / 8,
+                });
+            }
             (Some(Role::Code(i)), SymbolKind::Text) => sections[*i].funcs.push(Func {
                 name: sname.to_string(),
                 start: sym.address() as usize / 8,
@@ -168,8 +180,9 @@ pub(super) fn parse(name: &str, data: &[u8]) -> Result<Object, ObjectError> {
         }
         let section = &sections[*i];
         let name = sym.name()?.to_string();
-        let info = parse_section_name(&section.name)
-            .ok_or_else(|| ObjectError::UnknownSection { section: section.name.clone(), program: name.clone() })?;
+        // A section name no kind uses leaves the program without one, as in libbpf: the
+        // caller may set one, or not load it; only loading it is an error.
+        let info = parse_section_name_with(&section.name, options);
         // The linker copies the program's instructions with these, after the maps exist:
         // checked now, so a corrupt object creates nothing.
         let (offset, size) = (sym.address(), sym.size());
@@ -187,16 +200,48 @@ pub(super) fn parse(name: &str, data: &[u8]) -> Result<Object, ObjectError> {
             section: *i,
             start: (offset / 8) as usize,
             len: (size / 8) as usize,
-            kind: info.kind,
-            target: info.target,
-            autoload: info.autoload,
+            kind: info.as_ref().map(|i| i.kind),
+            expected_attach_type: info.as_ref().map_or(0, |i| i.expected_attach_type),
+            prog_flags: info.as_ref().map_or(0, |i| i.prog_flags),
+            target: info.as_ref().and_then(|i| i.target.clone()),
+            autoload: info.as_ref().map_or(!section.name.starts_with('?'), |i| i.autoload),
         });
     }
 
     // BTF: fill in what clang leaves to the loader, then read map definitions from it.
     let mut externs = Vec::new();
+    // `.kconfig` externs: their map (index among the data maps, then among all maps) and
+    // places in it.
+    let mut kconfig_map = None;
+    let mut kconfig_vars = Vec::new();
     if let Some(btf) = btf.as_mut() {
         externs = btf::prepare_for_kernel(btf, &layouts)?;
+        mark_static(btf, &hidden_subprograms)?;
+        let layout = btf::kconfig::layout(btf).map_err(|e| match e {
+            btf::kconfig::KconfigLayoutError::Btf(e) => ObjectError::Btf(e),
+            ref unsupported @ btf::kconfig::KconfigLayoutError::Unsupported { ref name, .. } => {
+                ObjectError::UnsupportedExtern {
+                    name: name.clone(),
+                    section: btf::kconfig::KCONFIG_SEC.into(),
+                    reason: unsupported.to_string(),
+                }
+            }
+        })?;
+        if let Some(layout) = layout.filter(|l| !l.vars.is_empty()) {
+            // Its bytes are the externs' values, filled in at load time.
+            if layout.size as usize > MAX_DATA_SECTION {
+                return Err(ObjectError::BadMapDefinition {
+                    map: btf::kconfig::KCONFIG_SEC.into(),
+                    reason: format!(
+                        "{} bytes of externs, more than the {MAX_DATA_SECTION} bytes the kernel takes as one map value",
+                        layout.size
+                    ),
+                });
+            }
+            kconfig_map = Some(maps.len());
+            maps.push(global_data_map(btf::kconfig::KCONFIG_SEC, layout.size, None, layout.datasec));
+            kconfig_vars = layout.vars;
+        }
         for m in maps.iter_mut() {
             m.btf_value_type_id = btf.find_by_name_kind(&m.name, btf::kind::DATASEC).unwrap_or(0);
         }
@@ -214,6 +259,14 @@ pub(super) fn parse(name: &str, data: &[u8]) -> Result<Object, ObjectError> {
     for g in globals.values_mut() {
         g.map += defined;
     }
+    let kconfig_map = kconfig_map.map(|m| m + defined);
+    let kconfig: Vec<KconfigExtern> = kconfig_vars
+        .into_iter()
+        .map(|var| {
+            let weak = file.symbols().any(|s| s.is_undefined() && s.is_weak() && s.name() == Ok(var.name.as_str()));
+            KconfigExtern { var, weak }
+        })
+        .collect();
 
     let btf_ext = match (&btf, btf_ext_data) {
         (Some(b), Some(data)) => Some(BtfExt::parse(data, b)?),
@@ -249,11 +302,18 @@ pub(super) fn parse(name: &str, data: &[u8]) -> Result<Object, ObjectError> {
             let reloc = match sym.section() {
                 SymbolSection::Undefined => {
                     let name = sym.name()?.to_string();
-                    if !externs.iter().any(|e| e.name == name) {
+                    if let (Some(map), Some(k)) = (kconfig_map, kconfig.iter().find(|k| k.var.name == name)) {
+                        // A kconfig value is read from the `.kconfig` map like global data.
+                        let offset = u32::try_from(i64::from(k.var.offset) + i64::from(insn.imm))
+                            .map_err(|_| err(format!("negative offset into kconfig extern `{name}`")))?;
+                        Reloc::Data { map, offset }
+                    } else if externs.iter().any(|e| e.name == name) {
+                        Reloc::Extern { name, weak: sym.is_weak() }
+                    } else {
                         let section = extern_section(btf.as_ref(), &name).unwrap_or_else(|| "(none)".into());
-                        return Err(ObjectError::UnsupportedExtern { name, section });
+                        let reason = "only __ksym and __kconfig externs are supported".into();
+                        return Err(ObjectError::UnsupportedExtern { name, section, reason });
                     }
-                    Reloc::Extern { name, weak: sym.is_weak() }
                 }
                 SymbolSection::Section(idx) => {
                     let sym_off = if sym.kind() == SymbolKind::Section { 0 } else { sym.address() };
@@ -333,6 +393,9 @@ pub(super) fn parse(name: &str, data: &[u8]) -> Result<Object, ObjectError> {
         programs,
         maps,
         globals,
+        kconfig,
+        kconfig_map,
+        kconfig_extra: options.kconfig.clone(),
     })
 }
 
@@ -346,6 +409,33 @@ fn check_in_section(symbol: &str, section: &str, offset: u64, size: u64, section
         section: section.to_string(),
         reason: format!("its {size} bytes at offset {offset} run past the end of the section ({section_size} bytes)"),
     })
+}
+
+/// A global or weak symbol of hidden or internal visibility (`__hidden`, or
+/// `__attribute__((visibility("hidden")))`).
+fn is_hidden_global(sym: &object::Symbol<'_, '_>) -> bool {
+    let object::SymbolFlags::Elf { st_other, .. } = sym.flags() else {
+        return false;
+    };
+    let visibility = st_other.visibility();
+    !sym.is_local() && (visibility == object::elf::STV_HIDDEN || visibility == object::elf::STV_INTERNAL)
+}
+
+/// libbpf's `mark_btf_static`: a hidden global subprogram's BTF `FUNC` becomes static, so
+/// the verifier checks it with the context of each caller rather than on its own (where
+/// e.g. a `ctx` argument is unknown and the caller "passes invalid args").
+fn mark_static(btf: &mut Btf, names: &[String]) -> Result<(), ObjectError> {
+    for name in names {
+        let found = btf.ids_by_name(name).iter().copied().find(|&id| {
+            matches!(btf.type_by_id(id).map(|t| &t.kind), Ok(TypeKind::Func { linkage: btf::FuncLinkage::Global, .. }))
+        });
+        if let Some(id) = found
+            && let TypeKind::Func { linkage, .. } = &mut btf.type_mut(id)?.kind
+        {
+            *linkage = btf::FuncLinkage::Static;
+        }
+    }
+    Ok(())
 }
 
 fn is_data_section(name: &str) -> bool {

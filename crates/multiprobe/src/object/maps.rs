@@ -39,8 +39,36 @@ pub enum MapType {
     Stack,
     /// `BPF_MAP_TYPE_RINGBUF`.
     Ringbuf,
+    /// `BPF_MAP_TYPE_CGROUP_ARRAY`.
+    CgroupArray,
+    /// `BPF_MAP_TYPE_DEVMAP`.
+    Devmap,
+    /// `BPF_MAP_TYPE_SOCKMAP`.
+    Sockmap,
+    /// `BPF_MAP_TYPE_CPUMAP`.
+    Cpumap,
+    /// `BPF_MAP_TYPE_XSKMAP`.
+    Xskmap,
+    /// `BPF_MAP_TYPE_SOCKHASH`.
+    Sockhash,
+    /// `BPF_MAP_TYPE_DEVMAP_HASH`.
+    DevmapHash,
+    /// `BPF_MAP_TYPE_SK_STORAGE`.
+    SkStorage,
+    /// `BPF_MAP_TYPE_STRUCT_OPS`.
+    StructOps,
+    /// `BPF_MAP_TYPE_INODE_STORAGE`.
+    InodeStorage,
+    /// `BPF_MAP_TYPE_TASK_STORAGE`.
+    TaskStorage,
     /// `BPF_MAP_TYPE_BLOOM_FILTER`.
     BloomFilter,
+    /// `BPF_MAP_TYPE_USER_RINGBUF`.
+    UserRingbuf,
+    /// `BPF_MAP_TYPE_CGRP_STORAGE`.
+    CgrpStorage,
+    /// `BPF_MAP_TYPE_ARENA`.
+    Arena,
     /// A type number this crate has no name for; it is passed to the kernel as is.
     Other(u32),
 }
@@ -62,10 +90,24 @@ impl MapType {
             11 => LpmTrie,
             12 => ArrayOfMaps,
             13 => HashOfMaps,
+            14 => Devmap,
+            15 => Sockmap,
+            16 => Cpumap,
+            17 => Xskmap,
+            18 => Sockhash,
             22 => Queue,
             23 => Stack,
+            24 => SkStorage,
+            25 => DevmapHash,
+            26 => StructOps,
             27 => Ringbuf,
+            28 => InodeStorage,
+            29 => TaskStorage,
             30 => BloomFilter,
+            31 => UserRingbuf,
+            32 => CgrpStorage,
+            33 => Arena,
+            8 => CgroupArray,
             other => Other(other),
         }
     }
@@ -86,10 +128,24 @@ impl MapType {
             LpmTrie => 11,
             ArrayOfMaps => 12,
             HashOfMaps => 13,
+            CgroupArray => 8,
+            Devmap => 14,
+            Sockmap => 15,
+            Cpumap => 16,
+            Xskmap => 17,
+            Sockhash => 18,
             Queue => 22,
             Stack => 23,
+            SkStorage => 24,
+            DevmapHash => 25,
+            StructOps => 26,
             Ringbuf => 27,
+            InodeStorage => 28,
+            TaskStorage => 29,
             BloomFilter => 30,
+            UserRingbuf => 31,
+            CgrpStorage => 32,
+            Arena => 33,
             Other(v) => v,
         }
     }
@@ -97,6 +153,30 @@ impl MapType {
     /// Whether each value holds one slot per possible CPU.
     pub fn is_per_cpu(self) -> bool {
         matches!(self, MapType::PercpuHash | MapType::PercpuArray | MapType::LruPercpuHash)
+    }
+
+    /// Whether libbpf creates maps of this type without BTF type info whatever the object
+    /// says (`bpf_object__create_map`): the kernel refuses key/value types for them, or
+    /// some kernels do.
+    pub fn strips_btf(self) -> bool {
+        use MapType::*;
+        matches!(
+            self,
+            PerfEventArray
+                | CgroupArray
+                | StackTrace
+                | ArrayOfMaps
+                | HashOfMaps
+                | Devmap
+                | DevmapHash
+                | Cpumap
+                | Xskmap
+                | Sockmap
+                | Sockhash
+                | Queue
+                | Stack
+                | Arena
+        )
     }
 
     /// Whether values are file descriptors of other maps.
@@ -168,6 +248,60 @@ impl MapSpec {
     pub fn value_size(&self) -> u32 {
         self.value_size
     }
+    /// Sets the value size before load (libbpf's `bpf_map__set_value_size`), e.g. a stack
+    /// trace map declared with a key type only, whose values are `depth * 8` bytes. The
+    /// value's BTF type no longer describes it, so the map is created without one.
+    pub fn set_value_size(&mut self, size: u32) -> &mut Self {
+        if size != self.value_size {
+            self.btf_value_type_id = 0;
+            self.btf_key_type_id = 0;
+        }
+        self.value_size = size;
+        self
+    }
+    /// Sets the key size before load (libbpf's `bpf_map__set_key_size`); like
+    /// [`MapSpec::set_value_size`], a new size drops the BTF types.
+    pub fn set_key_size(&mut self, size: u32) -> &mut Self {
+        if size != self.key_size {
+            self.btf_value_type_id = 0;
+            self.btf_key_type_id = 0;
+        }
+        self.key_size = size;
+        self
+    }
+    /// Changes the map type before load (libbpf's `bpf_map__set_type`).
+    pub fn set_type(&mut self, map_type: MapType) -> &mut Self {
+        self.map_type = map_type;
+        self
+    }
+    /// Gives a map-in-map its inner map definition before load (libbpf's
+    /// `bpf_map__set_inner_map_fd`, with a definition rather than an fd: the loader creates
+    /// the template map from it).
+    pub fn set_inner_map(&mut self, inner: MapSpec) -> &mut Self {
+        self.inner = Some(Box::new(inner));
+        self
+    }
+    /// A map definition of one's own, e.g. an inner map for [`MapSpec::set_inner_map`].
+    pub fn new(name: &str, map_type: MapType, key_size: u32, value_size: u32, max_entries: u32) -> MapSpec {
+        MapSpec {
+            name: name.to_string(),
+            map_type,
+            key_size,
+            value_size,
+            max_entries,
+            flags: 0,
+            map_extra: 0,
+            pinning: Pinning::None,
+            pin_path: None,
+            btf_key_type_id: 0,
+            btf_value_type_id: 0,
+            inner: None,
+            data: None,
+            slots: Vec::new(),
+            origin: MapOrigin::Defined,
+            section_offset: u64::MAX,
+        }
+    }
     /// Maximum number of entries (ring buffers: size in bytes).
     pub fn max_entries(&self) -> u32 {
         self.max_entries
@@ -185,6 +319,19 @@ impl MapSpec {
     /// Sets `map_flags`.
     pub fn set_flags(&mut self, flags: u32) -> &mut Self {
         self.flags = flags;
+        self
+    }
+    /// Sets `map_flags` (libbpf's name, `bpf_map__set_map_flags`).
+    pub fn set_map_flags(&mut self, flags: u32) -> &mut Self {
+        self.set_flags(flags)
+    }
+    /// `map_extra` (bloom filter hash count, arena address).
+    pub fn map_extra(&self) -> u64 {
+        self.map_extra
+    }
+    /// Sets `map_extra` (libbpf's `bpf_map__set_map_extra`).
+    pub fn set_map_extra(&mut self, extra: u64) -> &mut Self {
+        self.map_extra = extra;
         self
     }
     /// How the object asks for the map to be pinned.

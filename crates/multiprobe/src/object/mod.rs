@@ -1,7 +1,7 @@
 //! BPF ELF objects as clang writes them, parsed and adjustable, with no system calls.
 //!
 //! [`Object::open`] reads programs (one per function in an executable section, typed by the
-//! section name), BTF-defined maps, global data and relocations. Before [`Object::load`]
+//! section name when libbpf knows it), BTF-defined maps, global data and relocations. Before [`Object::load`]
 //! a caller may set `.rodata` constants, resize maps, pick which
 //! programs load and change how a program is loaded.
 
@@ -9,9 +9,13 @@ mod elf;
 mod linker;
 mod maps;
 mod section;
+mod section_defs;
 
 pub use maps::{MapOrigin, MapSpec, MapType, Pinning};
-pub use section::{ProgramKind, SectionInfo, parse_section_name};
+pub use section::{
+    OpenOptions, PROG_F_SLEEPABLE, PROG_F_XDP_HAS_FRAGS, ProgramKind, SectionHandler, SectionInfo, parse_section_name,
+    parse_section_name_with,
+};
 
 pub(crate) use linker::{ExternValue, Resolver, link_program};
 
@@ -44,11 +48,6 @@ pub enum ObjectError {
          SEC(\".maps\") with __uint/__type (BTF-defined maps)"
     )]
     LegacyMaps,
-    /// A program in a section whose name is no known program kind.
-    #[error(
-        "program `{program}` is in section `{section}`, which names no program kind multiprobe knows (kprobe, kprobe.multi, kretprobe.multi, kprobe.session, tracepoint, raw_tp, socket, uprobe, xdp, tc, ...)"
-    )]
-    UnknownSection { section: String, program: String },
     /// A code section whose size is not a whole number of instructions.
     #[error("section `{section}` is {len} bytes, not a whole number of 8-byte instructions")]
     BadCode { section: String, len: usize },
@@ -61,9 +60,10 @@ pub enum ObjectError {
     /// BTF is needed but missing.
     #[error("{what} needs BTF, but the object has no .BTF section (compile with -g)")]
     MissingBtf { what: String },
-    /// An extern of a kind that is not supported (`.kconfig`).
-    #[error("extern `{name}` in section {section} is not supported (only __ksym functions and variables are)")]
-    UnsupportedExtern { name: String, section: String },
+    /// An extern that is not supported: in no `.ksyms` or `.kconfig` section, or a kconfig
+    /// extern of a type libbpf refuses too.
+    #[error("extern `{name}` in section {section} is not supported: {reason}")]
+    UnsupportedExtern { name: String, section: String, reason: String },
     /// The object's BTF is malformed.
     #[error("invalid BTF in the object: {0}")]
     Btf(#[from] BtfError),
@@ -127,7 +127,10 @@ pub struct ProgramSpec {
     pub(crate) section: usize,
     pub(crate) start: usize,
     pub(crate) len: usize,
-    pub(crate) kind: ProgramKind,
+    /// `None` for a section name no program kind uses: the caller must set one to load it.
+    pub(crate) kind: Option<ProgramKind>,
+    pub(crate) expected_attach_type: u32,
+    pub(crate) prog_flags: u32,
     pub(crate) target: Option<String>,
     pub(crate) autoload: bool,
 }
@@ -141,19 +144,50 @@ impl ProgramSpec {
     pub fn section_name(&self) -> &str {
         &self.section_name
     }
-    /// Kind, from the section name (or as set by [`ProgramSpec::set_kind`]).
-    pub fn kind(&self) -> ProgramKind {
+    /// Kind, from the section name (or as set by [`ProgramSpec::set_kind`]); `None` when the
+    /// section name is none libbpf knows and no kind was set: such a program cannot load.
+    pub fn kind(&self) -> Option<ProgramKind> {
         self.kind
     }
-    /// Changes how the program is loaded, e.g. a `kprobe.multi` program as a plain kprobe for
-    /// kernels without kprobe_multi. The attach target from the section stays.
+    /// Changes how the program is loaded (libbpf's `bpf_program__set_type`), e.g. a
+    /// `kprobe.multi` program as a plain kprobe for kernels without kprobe_multi, or gives a
+    /// program in a section of its own a kind. The expected attach type becomes the kind's
+    /// default ([`ProgramKind::expected_attach_type`]); the attach target and flags stay.
     pub fn set_kind(&mut self, kind: ProgramKind) -> &mut Self {
-        self.kind = kind;
+        self.kind = Some(kind);
+        self.expected_attach_type = kind.expected_attach_type();
         self
     }
-    /// The attach target written in the section name (`vfs_*` in `kprobe.multi/vfs_*`).
+    /// `expected_attach_type` the program is loaded with.
+    pub fn expected_attach_type(&self) -> u32 {
+        self.expected_attach_type
+    }
+    /// Sets `expected_attach_type` (libbpf's `bpf_program__set_expected_attach_type`).
+    pub fn set_expected_attach_type(&mut self, attach_type: u32) -> &mut Self {
+        self.expected_attach_type = attach_type;
+        self
+    }
+    /// `prog_flags` the program is loaded with (e.g. [`PROG_F_SLEEPABLE`] for `fentry.s`).
+    pub fn flags(&self) -> u32 {
+        self.prog_flags
+    }
+    /// Sets `prog_flags` (libbpf's `bpf_program__set_flags`).
+    pub fn set_flags(&mut self, flags: u32) -> &mut Self {
+        self.prog_flags = flags;
+        self
+    }
+    /// The attach target written in the section name (`vfs_*` in `kprobe.multi/vfs_*`), or
+    /// set by [`ProgramSpec::set_attach_target`].
     pub fn attach_target(&self) -> Option<&str> {
         self.target.as_deref()
+    }
+    /// Sets the attach target before load (libbpf's `bpf_program__set_attach_target`), e.g.
+    /// the kernel function of an `fentry` program declared as `SEC("fentry/dummy_fn")`.
+    /// Programs whose kind needs a BTF target ([`ProgramKind::needs_btf_target`]) find it
+    /// at load time in the kernel's BTF or its modules' (`MODULE:FUNC` picks a module).
+    pub fn set_attach_target(&mut self, target: impl Into<String>) -> &mut Self {
+        self.target = Some(target.into());
+        self
     }
     /// Whether [`Object::load`] loads this program (false for sections starting with `?`).
     pub fn autoload(&self) -> bool {
@@ -168,6 +202,13 @@ impl ProgramSpec {
     pub fn instruction_count(&self) -> usize {
         self.len
     }
+}
+
+/// A `.kconfig` extern: its place in the `.kconfig` map, and whether it may be missing.
+#[derive(Debug, Clone)]
+pub(crate) struct KconfigExtern {
+    pub var: crate::btf::kconfig::KconfigVar,
+    pub weak: bool,
 }
 
 /// A global variable's place: which data map, where in its value, how big. The parser
@@ -201,11 +242,22 @@ pub struct Object {
     pub(crate) programs: Vec<ProgramSpec>,
     pub(crate) maps: Vec<MapSpec>,
     pub(crate) globals: HashMap<String, Global>,
+    /// `.kconfig` externs, filled in at load from the kernel's config and feature probes.
+    pub(crate) kconfig: Vec<KconfigExtern>,
+    /// Index of the `.kconfig` map in `maps`.
+    pub(crate) kconfig_map: Option<usize>,
+    /// Kernel config lines given with [`OpenOptions::kconfig`], read before the system's.
+    pub(crate) kconfig_extra: Option<String>,
 }
 
 impl Object {
     /// Reads and parses the object file at `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<Object, ObjectError> {
+        Object::open_with(path, &OpenOptions::default())
+    }
+
+    /// [`Object::open`] with options: section names of one's own ([`SectionHandler`]).
+    pub fn open_with(path: impl AsRef<Path>, options: &OpenOptions) -> Result<Object, ObjectError> {
         let path = path.as_ref();
         let data =
             std::fs::read(path).map_err(|source| ObjectError::Io { path: path.display().to_string(), source })?;
@@ -213,13 +265,18 @@ impl Object {
             .file_name()
             .map(|n| n.to_string_lossy().trim_end_matches(".o").trim_end_matches(".bpf").to_string())
             .unwrap_or_default();
-        Object::parse(&name, &data)
+        Object::parse_with(&name, &data, options)
     }
 
     /// Parses an object held in memory (e.g. `include_bytes!`); `name` prefixes the kernel
     /// names of its global data maps.
     pub fn parse(name: &str, data: &[u8]) -> Result<Object, ObjectError> {
-        elf::parse(name, data)
+        elf::parse(name, data, &OpenOptions::default())
+    }
+
+    /// [`Object::parse`] with options.
+    pub fn parse_with(name: &str, data: &[u8], options: &OpenOptions) -> Result<Object, ObjectError> {
+        elf::parse(name, data, options)
     }
 
     /// Object name (file name without `.bpf.o`).

@@ -10,7 +10,7 @@ fn loader_obj() -> Object {
 fn programs_are_found_with_their_kinds() {
     let obj = loader_obj();
     let kinds: Vec<(&str, ProgramKind, Option<&str>, bool)> =
-        obj.programs().map(|p| (p.name(), p.kind(), p.attach_target(), p.autoload())).collect();
+        obj.programs().map(|p| (p.name(), p.kind().unwrap(), p.attach_target(), p.autoload())).collect();
     assert!(kinds.contains(&("count_packets", ProgramKind::SocketFilter, None, true)));
     assert!(kinds.contains(&("on_getppid", ProgramKind::Tracepoint, Some("syscalls/sys_enter_getppid"), true)));
     assert!(kinds.contains(&("kern_ctx_len", ProgramKind::SocketFilter, None, false)));
@@ -93,13 +93,31 @@ fn wrong_machine_is_named() {
     assert!(err.to_string().contains("X86_64"), "{err}");
 }
 
+const INVALID_SECTION: &[u8] = include_bytes!("../../../../bpf/test_invalid_section.bpf.o");
+
 #[test]
-fn unknown_sections_are_named_with_their_program() {
-    let err = Object::parse("t", include_bytes!("../../../../bpf/test_invalid_section.bpf.o")).unwrap_err();
-    assert!(
-        matches!(&err, ObjectError::UnknownSection { section, program } if section == "kprobe_typo/vfs_read" && program == "misplaced"),
-        "{err}"
+fn unknown_sections_open_with_programs_of_no_kind() {
+    let obj = Object::parse("t", INVALID_SECTION).expect("an unknown section name does not stop open");
+    let p = obj.program("misplaced").unwrap();
+    assert_eq!(
+        (p.kind(), p.section_name(), p.attach_target(), p.autoload()),
+        (None, "kprobe_typo/vfs_read", None, true)
     );
+    let mut obj = obj;
+    let p = obj.program_mut("misplaced").unwrap();
+    p.set_kind(ProgramKind::Kprobe).set_attach_target("vfs_read");
+    assert_eq!(
+        (p.kind(), p.attach_target(), p.expected_attach_type()),
+        (Some(ProgramKind::Kprobe), Some("vfs_read"), 0)
+    );
+}
+
+#[test]
+fn own_section_names_give_kinds_at_open() {
+    let opts = OpenOptions::new().section_handler(SectionHandler::new("kprobe_typo+", ProgramKind::Kprobe));
+    let obj = Object::parse_with("t", INVALID_SECTION, &opts).unwrap();
+    let p = obj.program("misplaced").unwrap();
+    assert_eq!((p.kind(), p.attach_target()), (Some(ProgramKind::Kprobe), Some("vfs_read")));
 }
 
 #[test]

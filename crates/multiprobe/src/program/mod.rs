@@ -34,6 +34,31 @@ pub(crate) struct Recipe {
     pub core_poisons: Vec<String>,
 }
 
+/// How a program is loaded: what `BPF_PROG_LOAD` takes besides the code.
+#[derive(Debug, Clone)]
+pub(crate) struct LoadAttrs {
+    pub kind: ProgramKind,
+    pub expected_attach_type: u32,
+    pub prog_flags: u32,
+    /// BTF id of the attach target (tracing, LSM, iterators), 0 for none.
+    pub attach_btf_id: u32,
+    /// The module BTF holding `attach_btf_id`; `None` for vmlinux.
+    pub attach_btf_obj: Option<Arc<OwnedFd>>,
+}
+
+impl LoadAttrs {
+    /// A kind's defaults: its expected attach type, no flags, no BTF target.
+    pub fn of(kind: ProgramKind) -> LoadAttrs {
+        LoadAttrs {
+            kind,
+            expected_attach_type: kind.expected_attach_type(),
+            prog_flags: 0,
+            attach_btf_id: 0,
+            attach_btf_obj: None,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct ProgramInner {
     fd: OwnedFd,
@@ -82,28 +107,30 @@ pub struct TestRun {
 }
 
 impl Program {
-    /// Loads `recipe`'s instructions as a program of `kind`.
+    /// Loads `recipe`'s instructions as `attrs` say.
     pub(crate) fn load(
         name: &str,
-        kind: ProgramKind,
+        attrs: &LoadAttrs,
         target: Option<String>,
         recipe: Arc<Recipe>,
     ) -> Result<Program, LoadError> {
+        let kind = attrs.kind;
         let func_info = ext_bytes(&recipe.func_info, |f| [f.insn_off, f.type_id].to_vec());
         let line_info =
             ext_bytes(&recipe.line_info, |l| [l.insn_off, l.file_name_off, l.line_off, l.line_col].to_vec());
         let req = sys::ProgLoad {
             prog_type: kind.prog_type(),
-            expected_attach_type: kind.expected_attach_type(),
+            expected_attach_type: attrs.expected_attach_type,
             name,
             insns: &recipe.insns,
             license: &recipe.license,
             kern_version: recipe.kern_version,
-            prog_flags: 0,
+            prog_flags: attrs.prog_flags,
             btf_fd: recipe.btf_fd.as_deref().map(AsFd::as_fd),
             func_info: (!recipe.func_info.is_empty()).then_some(sys::ExtInfo { rec_size: 8, data: &func_info }),
             line_info: (!recipe.line_info.is_empty()).then_some(sys::ExtInfo { rec_size: 16, data: &line_info }),
-            attach_btf_id: 0,
+            attach_btf_id: attrs.attach_btf_id,
+            attach_btf_obj_fd: attrs.attach_btf_obj.as_deref().map(AsFd::as_fd),
             fd_array: &[],
         };
         let fd = load_with_log(&req).map_err(|(source, log)| LoadError::Program {
@@ -129,7 +156,7 @@ impl Program {
     /// kprobe for kernels without kprobe_multi links. Fails for programs opened from a pin.
     pub fn reload_as(&self, kind: ProgramKind) -> Result<Program, LoadError> {
         let recipe = self.inner.recipe.clone().ok_or_else(|| LoadError::NoCode { program: self.inner.name.clone() })?;
-        Program::load(&self.inner.name, kind, self.inner.target.clone(), recipe)
+        Program::load(&self.inner.name, &LoadAttrs::of(kind), self.inner.target.clone(), recipe)
     }
 
     /// Function name in the object.

@@ -246,6 +246,19 @@ pub struct ProgInfo {
     pub _pad: u32,
 }
 
+/// `struct bpf_btf_info`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct BtfInfo {
+    pub btf: u64,
+    pub btf_size: u32,
+    pub id: u32,
+    pub name: u64,
+    pub name_len: u32,
+    /// Non-zero for vmlinux and module BTF.
+    pub kernel_btf: u32,
+}
+
 /// `struct bpf_map_info`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Pod, Zeroable)]
@@ -375,6 +388,14 @@ mod tests {
         assert_eq!(offset_of!(MapInfo, btf_id), 64);
         assert_eq!(offset_of!(MapInfo, map_extra), 80);
         assert_eq!(size_of::<MapInfo>(), 104);
+    }
+
+    #[test]
+    fn btf_info_layout() {
+        assert_eq!(offset_of!(BtfInfo, id), 12);
+        assert_eq!(offset_of!(BtfInfo, name), 16);
+        assert_eq!(offset_of!(BtfInfo, kernel_btf), 28);
+        assert_eq!(size_of::<BtfInfo>(), 32);
         assert_eq!(offset_of!(LinkInfo, kmulti_addrs), 16);
         assert_eq!(offset_of!(LinkInfo, kmulti_count), 24);
         assert_eq!(offset_of!(LinkInfo, kmulti_flags), 28);

@@ -31,6 +31,7 @@ enum Cmd {
     BtfLoad = 18,
     BtfGetFdById = 19,
     MapFreeze = 22,
+    BtfGetNextId = 23,
     MapLookupBatch = 24,
     MapUpdateBatch = 26,
     LinkCreate = 28,
@@ -89,6 +90,8 @@ pub struct ProgLoad<'a> {
     pub func_info: Option<ExtInfo<'a>>,
     pub line_info: Option<ExtInfo<'a>>,
     pub attach_btf_id: u32,
+    /// The module BTF holding `attach_btf_id` (`None`: vmlinux).
+    pub attach_btf_obj_fd: Option<BorrowedFd<'a>>,
     /// File descriptors that kfunc calls into module BTF index (`insn.off`).
     pub fd_array: &'a [RawFd],
 }
@@ -118,6 +121,9 @@ pub fn prog_load(p: &ProgLoad<'_>, log: Option<(&mut [u8], u32)>) -> io::Result<
         }
     }
     a.attach_btf_id = p.attach_btf_id;
+    if let Some(fd) = p.attach_btf_obj_fd {
+        a.attach_btf_obj_fd = fd_u32(fd);
+    }
     if !p.fd_array.is_empty() {
         a.fd_array = ptr(p.fd_array.as_ptr());
     }
@@ -303,6 +309,20 @@ pub fn map_info(fd: BorrowedFd<'_>) -> io::Result<MapInfo> {
     obj_info(fd, &mut info).map(|()| info)
 }
 
+/// `bpf_btf_info` of a BTF object, with its name (a module's name for module BTF, `vmlinux`
+/// for the kernel's own, empty for program BTF).
+pub fn btf_info(fd: BorrowedFd<'_>) -> io::Result<(BtfInfo, String)> {
+    let mut name = [0u8; 64];
+    let mut info = BtfInfo::zeroed();
+    info.name = ptr(name.as_mut_ptr());
+    info.name_len = name.len() as u32;
+    obj_info(fd, &mut info)?;
+    // The kernel wrote the name (NUL-terminated, cut to the buffer) into `name`, which we own.
+    info.name = 0;
+    let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+    Ok((info, String::from_utf8_lossy(&name[..end]).into_owned()))
+}
+
 /// `bpf_link_info` of a link. For a kprobe_multi link, pass buffers to receive its target
 /// addresses and cookies (the kernel fills as many as fit and reports the real count; it
 /// fails with ENOSPC when a buffer is shorter than the count).
@@ -348,7 +368,7 @@ pub fn get_next_id(kind: ObjKind, id: u32) -> io::Result<Option<u32>> {
         ObjKind::Prog => Cmd::ProgGetNextId,
         ObjKind::Map => Cmd::MapGetNextId,
         ObjKind::Link => Cmd::LinkGetNextId,
-        ObjKind::Btf => return Err(io::Error::from_raw_os_error(libc::EINVAL)),
+        ObjKind::Btf => Cmd::BtfGetNextId,
     };
     let mut a = IdAttr { id, next_id: 0, open_flags: 0 };
     match bpf(cmd, &mut a) {
