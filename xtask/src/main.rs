@@ -3,6 +3,7 @@
 mod apt;
 mod bench_cmd;
 mod bpf;
+mod corpus_cmd;
 mod guest;
 mod initramfs;
 mod kernel_unpack;
@@ -39,6 +40,9 @@ enum Command {
     Vm(vm_cmd::VmArgs),
     /// Benchmark multiprobe against libbpf and the kernel floor in a VM (docs/benchmarks.md).
     Bench(bench_cmd::BenchArgs),
+    /// Load every object of a directory with multiprobe and with libbpf 1.7 in a VM and
+    /// compare, program by program (docs/corpus.md).
+    Corpus(corpus_cmd::CorpusArgs),
     /// Fetch the test kernels (newest Debian build of each series) and show the cache.
     Kernels(KernelsArgs),
 }
@@ -93,6 +97,7 @@ fn run(command: Command) -> Result<()> {
     match command {
         Command::Bpf(args) => bpf::run(&args),
         Command::Bench(args) => bench_cmd::run(&args),
+        Command::Corpus(args) => corpus_cmd::run(&args),
         Command::Test(args) => test_cmd::run(&args),
         Command::Vm(args) => vm_cmd::run(&args),
         Command::Kernels(args) => {
