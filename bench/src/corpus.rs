@@ -191,10 +191,14 @@ fn object_record(file: &str, data: &[u8], setting_list: &[Setting], allow: &[All
     };
     let map_facts: Vec<_> = maps.iter().map(|m| (m.name.clone(), m.map_type, m.value_size, m.max_entries)).collect();
     let actions = settings::for_object(setting_list, file, &map_facts);
-    let mp_open = Object::parse(&name, data).map(|o| o.programs().map(|p| p.name().to_string()).collect::<Vec<_>>());
+    let mp_open = unwinding(|| {
+        Object::parse(&name, data)
+            .map(|o| o.programs().map(|p| p.name().to_string()).collect::<Vec<_>>())
+            .map_err(|e| e.to_string())
+    });
     let mut unapplied = BTreeSet::new();
     let libbpf_open = programs.as_ref().map(|_| "ok".to_string()).unwrap_or_else(|e| e.clone());
-    let mp_open_text = mp_open.as_ref().map(|_| "ok".to_string()).unwrap_or_else(|e| short(&e.to_string()));
+    let mp_open_text = mp_open.as_ref().map(|_| "ok".to_string()).unwrap_or_else(|e| short(e));
 
     // The programs: libbpf's list, and any multiprobe sees that libbpf does not.
     let mut list: Vec<(String, String)> = programs
@@ -244,7 +248,7 @@ fn object_record(file: &str, data: &[u8], setting_list: &[Setting], allow: &[All
         }
         if mp_result[i].is_none() {
             mp_result[i] = Some(match &mp_open {
-                Err(e) => Err(format!("open: {}", short(&e.to_string()))),
+                Err(e) => Err(format!("open: {}", short(e))),
                 Ok(_) => mp(Enabled::Only(only), &mut unapplied).0.map(|_| ()),
             });
         }
@@ -393,7 +397,7 @@ fn load_multiprobe(
     unapplied: &mut BTreeSet<String>,
 ) -> (Result<Vec<String>, String>, u64) {
     let start = Instant::now();
-    let result = (|| -> Result<multiprobe::LoadedObject, String> {
+    let result = unwinding(|| -> Result<multiprobe::LoadedObject, String> {
         let mut obj = Object::parse(name, data).map_err(|e| e.to_string())?;
         for a in actions {
             match a {
@@ -423,7 +427,7 @@ fn load_multiprobe(
             obj.map_mut(&m).unwrap().set_pin_path(format!("{MP_PIN_DIR}/{m}"));
         }
         obj.load().map_err(|e| multiprobe_error(&e))
-    })();
+    });
     let ns = start.elapsed().as_nanos() as u64;
     match result {
         Ok(loaded) => {
@@ -433,6 +437,19 @@ fn load_multiprobe(
         }
         Err(e) => (Err(e), ns),
     }
+}
+
+/// Runs `f`, a panic turned into an error: a panic on an object is a bug of multiprobe's
+/// (bad input must get an error), to be reported with the rest, not to end the run.
+fn unwinding<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(format!("multiprobe PANICKED: {what}"))
+    })
 }
 
 /// multiprobe's error: its first line, and the end of any verifier log.
