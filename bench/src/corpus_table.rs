@@ -170,7 +170,7 @@ pub fn markdown(records: &[Value]) -> String {
     }
     for (title, lines) in &sections {
         if !lines.is_empty() {
-            let _ = writeln!(md, "\n#### {title} ({})\n", lines.len());
+            let _ = writeln!(md, "\n#### {title} ({} entries)\n", lines.len());
             md.push_str(&lines.join("\n"));
             md.push('\n');
         }
@@ -204,7 +204,7 @@ mod tests {
         assert!(md.contains("| a.bpf.o | 3 | yes | yes | 2 | **1** | 1 | 3.00 | 1.50 | 0.50x |"), "{md}");
         assert!(md.contains("| b.bpf.o | 1 | yes | **no** | 1 | **0** | 0 | - | - | - |"), "{md}");
         assert!(md.contains("| **all 2** | 4 | 2 | 1 | 3 | 1 | 1 objects | 3.00 | 1.50 | 0.50x |"), "{md}");
-        assert!(md.contains("#### multiprobe refuses what libbpf loads (2)"), "{md}");
+        assert!(md.contains("#### multiprobe refuses what libbpf loads (2 entries)"), "{md}");
         assert!(md.contains("- `b.bpf.o` (does not open; libbpf loads 1 of 1 programs): bad"), "{md}");
         assert!(md.contains("libbpf: ESRCH; multiprobe: no z"), "{md}");
         assert!(md.contains("- `a.bpf.o`: map m value_size 1016"), "{md}");
