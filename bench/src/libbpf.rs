@@ -1,12 +1,13 @@
-//! The few libbpf 1.7 calls the benchmark compares against, behind owning types.
+//! The few libbpf 1.7 calls the benchmark and the corpus runner compare against, behind owning types.
 //!
 //! This module holds the project's only `unsafe` outside `crates/multiprobe/src/sys`: calls
 //! into libbpf's C API (through `libbpf-sys`, vendored and statically linked). Every pointer
 //! handed to libbpf is either owned by a type here or borrowed for the duration of the call.
 
-use std::ffi::{CStr, CString, c_char, c_ulong};
+use std::ffi::{CStr, CString, c_char, c_int, c_ulong};
 use std::io;
 use std::ptr::NonNull;
+use std::sync::Mutex;
 
 use libbpf_sys as sys;
 
@@ -167,4 +168,184 @@ impl Drop for Btf {
         // SAFETY: we own the BTF object created by btf__new and free it once.
         unsafe { sys::btf__free(self.ptr.as_ptr()) }
     }
+}
+
+// What the corpus runner (corpus.rs) needs: libbpf's view of an opened object, the setters
+// tools call before `bpf_object__load`, and libbpf's own messages, kept to explain failures.
+
+/// A program as libbpf opened it.
+#[derive(Debug, Clone)]
+pub struct ProgramInfo {
+    /// Function name.
+    pub name: String,
+    /// ELF section name.
+    pub section: String,
+}
+
+/// A map as libbpf opened it (before any setter).
+#[derive(Debug, Clone)]
+pub struct MapInfo {
+    /// Map name (`.rodata` etc. come as `<object>.rodata`).
+    pub name: String,
+    /// `enum bpf_map_type`.
+    pub map_type: u32,
+    /// Value size in bytes.
+    pub value_size: u32,
+    /// Maximum number of entries.
+    pub max_entries: u32,
+}
+
+/// A C string libbpf owns, copied out ("" for NULL).
+fn owned(s: *const c_char) -> String {
+    if s.is_null() {
+        return String::new();
+    }
+    // SAFETY: libbpf returns NUL-terminated strings that live as long as the object, which
+    // is borrowed by the caller for this call.
+    unsafe { CStr::from_ptr(s) }.to_string_lossy().into_owned()
+}
+
+/// libbpf's answer to a setter: 0 or a negative errno.
+fn check(ret: i32, what: &str) -> io::Result<()> {
+    if ret < 0 {
+        let e = io::Error::from_raw_os_error(-ret);
+        return Err(io::Error::new(e.kind(), format!("libbpf {what}: {e}")));
+    }
+    Ok(())
+}
+
+impl Object {
+    /// Every program, in object order.
+    pub fn programs(&self) -> Vec<ProgramInfo> {
+        let mut out = Vec::new();
+        let mut p: *mut sys::bpf_program = std::ptr::null_mut();
+        loop {
+            // SAFETY: `self.ptr` is live; `p` is null (first) or a program of this object.
+            p = unsafe { sys::bpf_object__next_program(self.ptr.as_ptr(), p) };
+            if p.is_null() {
+                return out;
+            }
+            // SAFETY: `p` is a live program of this object.
+            let (name, section) = unsafe { (sys::bpf_program__name(p), sys::bpf_program__section_name(p)) };
+            out.push(ProgramInfo { name: owned(name), section: owned(section) });
+        }
+    }
+
+    /// Every map, in object order.
+    pub fn maps(&self) -> Vec<MapInfo> {
+        let mut out = Vec::new();
+        let mut m: *mut sys::bpf_map = std::ptr::null_mut();
+        loop {
+            // SAFETY: `self.ptr` is live; `m` is null (first) or a map of this object.
+            m = unsafe { sys::bpf_object__next_map(self.ptr.as_ptr(), m) };
+            if m.is_null() {
+                return out;
+            }
+            // SAFETY: `m` is a live map of this object.
+            let info = unsafe {
+                MapInfo {
+                    name: owned(sys::bpf_map__name(m)),
+                    map_type: sys::bpf_map__type(m),
+                    value_size: sys::bpf_map__value_size(m),
+                    max_entries: sys::bpf_map__max_entries(m),
+                }
+            };
+            out.push(info);
+        }
+    }
+
+    fn program_ptr(&self, name: &str) -> io::Result<*mut sys::bpf_program> {
+        Ok(self.program(name)?.ptr.as_ptr())
+    }
+
+    fn map_ptr(&self, name: &str) -> io::Result<*mut sys::bpf_map> {
+        let cname = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        // SAFETY: `self.ptr` is live; `cname` is NUL-terminated and alive for the call.
+        let m = unsafe { sys::bpf_object__find_map_by_name(self.ptr.as_ptr(), cname.as_ptr()) };
+        if m.is_null() {
+            return Err(io::Error::new(io::ErrorKind::NotFound, format!("no map {name}")));
+        }
+        Ok(m)
+    }
+
+    /// `bpf_program__set_autoload`.
+    pub fn set_autoload(&mut self, program: &str, autoload: bool) -> io::Result<()> {
+        let p = self.program_ptr(program)?;
+        // SAFETY: `p` is a program of this opened, not yet loaded object, which we own.
+        check(unsafe { sys::bpf_program__set_autoload(p, autoload) }, "bpf_program__set_autoload")
+    }
+
+    /// `bpf_program__set_attach_target(prog, 0, function)`: a function of the kernel's BTF.
+    pub fn set_attach_target(&mut self, program: &str, function: &str) -> io::Result<()> {
+        let p = self.program_ptr(program)?;
+        let f = CString::new(function).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        // SAFETY: `p` is a program of this opened object we own; `f` is NUL-terminated and
+        // alive for the call (libbpf copies it).
+        check(unsafe { sys::bpf_program__set_attach_target(p, 0, f.as_ptr()) }, "bpf_program__set_attach_target")
+    }
+
+    /// `bpf_map__set_value_size`.
+    pub fn set_value_size(&mut self, map: &str, size: u32) -> io::Result<()> {
+        let m = self.map_ptr(map)?;
+        // SAFETY: `m` is a map of this opened, not yet loaded object, which we own.
+        check(unsafe { sys::bpf_map__set_value_size(m, size) }, "bpf_map__set_value_size")
+    }
+
+    /// `bpf_map__set_max_entries`.
+    pub fn set_max_entries(&mut self, map: &str, n: u32) -> io::Result<()> {
+        let m = self.map_ptr(map)?;
+        // SAFETY: `m` is a map of this opened, not yet loaded object, which we own.
+        check(unsafe { sys::bpf_map__set_max_entries(m, n) }, "bpf_map__set_max_entries")
+    }
+
+    /// Whether `program` is in the kernel (`bpf_program__fd` >= 0).
+    pub fn is_loaded(&self, program: &str) -> bool {
+        // SAFETY: the pointer is a program of this live object.
+        self.program_ptr(program).is_ok_and(|p| unsafe { sys::bpf_program__fd(p) } >= 0)
+    }
+}
+
+/// libbpf's messages since capturing started, or None when not capturing.
+static CAPTURED: Mutex<Option<Vec<String>>> = Mutex::new(None);
+
+unsafe extern "C" {
+    /// glibc's; on x86-64 a `va_list` argument is passed as a pointer to its one tag.
+    fn vsnprintf(buf: *mut c_char, size: usize, fmt: *const c_char, ap: *mut sys::__va_list_tag) -> c_int;
+}
+
+/// libbpf's print callback while capturing: warnings and info kept, debug dropped.
+unsafe extern "C" fn capture(level: sys::libbpf_print_level, fmt: *const c_char, ap: *mut sys::__va_list_tag) -> c_int {
+    if level == sys::LIBBPF_DEBUG {
+        return 0;
+    }
+    // A verifier log comes as one message: 64 KiB keeps all of it that matters (its end).
+    let mut buf = vec![0 as c_char; 64 * 1024];
+    // SAFETY: `buf` is writable for `buf.len()` bytes; `fmt` and `ap` come from libbpf for
+    // exactly this use, and `ap` is consumed once.
+    let n = unsafe { vsnprintf(buf.as_mut_ptr(), buf.len(), fmt, ap) };
+    if n < 0 {
+        return 0;
+    }
+    // SAFETY: vsnprintf NUL-terminated what it wrote within `buf`.
+    let text = unsafe { CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned();
+    if let Ok(mut kept) = CAPTURED.lock()
+        && let Some(kept) = kept.as_mut()
+    {
+        kept.extend(text.lines().map(str::to_string));
+    }
+    0
+}
+
+/// From now on libbpf's warnings are kept for [`take_messages`] instead of dropped.
+pub fn capture_messages() {
+    *CAPTURED.lock().unwrap() = Some(Vec::new());
+    // SAFETY: `capture` has the signature libbpf expects and only touches the mutex.
+    unsafe {
+        sys::libbpf_set_print(Some(capture));
+    }
+}
+
+/// libbpf's messages since the last call.
+pub fn take_messages() -> Vec<String> {
+    CAPTURED.lock().unwrap().as_mut().map(std::mem::take).unwrap_or_default()
 }

@@ -6,6 +6,7 @@
 //! multiprobe-bench [--reps N] [--all-reps N] [--calls N] [--no-all] [--quick] [--only PART,...]
 //! multiprobe-bench child attach PATTERN [--disk-cache DIR]     (one cold attach, internal)
 //! multiprobe-bench child load OBJECT                            (one cold load, internal)
+//! multiprobe-bench corpus DIR [--settings F] [--allow F] [--reps N] (libbpf differential, corpus.rs)
 //! ```
 //!
 //! The VM also carries the static CLI (`/bin/multiprobe`): its `count '*'` and `latency '*'`
@@ -15,6 +16,9 @@ mod alt;
 mod attach;
 mod child;
 mod cli;
+mod corpus;
+mod corpus_settings;
+mod corpus_table;
 mod libbpf;
 mod load;
 mod overhead;
@@ -110,6 +114,9 @@ fn parse_args(args: &[String]) -> Result<Config, String> {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     libbpf::silence();
+    if args.first().map(String::as_str) == Some("corpus") {
+        std::process::exit(corpus::run(&args[1..]));
+    }
     if args.first().map(String::as_str) == Some("child") {
         std::process::exit(child::run(&args[1..]));
     }

@@ -3,6 +3,7 @@
 mod apt;
 mod bench;
 mod bpf;
+mod corpus_cmd;
 mod fuzz_cmd;
 mod guest;
 mod initramfs;
@@ -43,6 +44,9 @@ enum Command {
     Fuzz(fuzz_cmd::FuzzArgs),
     /// Benchmark multiprobe against libbpf and the kernel floor in a VM (docs/benchmarks.md).
     Bench(bench::BenchArgs),
+    /// Load every object of a directory with multiprobe and with libbpf 1.7 in a VM and
+    /// compare, program by program (docs/corpus.md).
+    Corpus(corpus_cmd::CorpusArgs),
     /// Fetch the test kernels (newest Debian build of each series) and show the cache.
     Kernels(KernelsArgs),
 }
@@ -98,6 +102,7 @@ fn run(command: Command) -> Result<()> {
         Command::Bpf(args) => bpf::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Fuzz(args) => fuzz_cmd::run(&args),
+        Command::Corpus(args) => corpus_cmd::run(&args),
         Command::Test(args) => test_cmd::run(&args),
         Command::Vm(args) => vm_cmd::run(&args),
         Command::Kernels(args) => {

@@ -14,7 +14,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::skips::{KernelFacts, SkipReport};
 use crate::static_build::TestBinary;
-use crate::{kernels, static_build, tools, vmtest};
+use crate::{corpus_cmd, kernels, static_build, tools, vmtest};
 
 /// Arguments of `cargo xtask test`.
 #[derive(Debug, clap::Args)]
@@ -110,7 +110,34 @@ fn run_steps(args: &TestArgs, root: &Path, rows: &mut Vec<Row>) -> Result<()> {
     for spec in &specs {
         rows.push(kernel_row(spec, &tests, &cli, &options));
     }
+    // The differential corpus against libbpf (corpus_cmd.rs), on the kernels it runs on;
+    // with --test-filter only when the filter names it.
+    let corpus: Vec<&String> = specs.iter().filter(|s| corpus_cmd::TEST_KERNELS.contains(&s.as_str())).collect();
+    if !corpus.is_empty() && args.test_filter.as_deref().is_none_or(|f| "corpus".contains(f)) {
+        let mut bin = None;
+        step(rows, "corpus build (libbpf)", || {
+            bin = Some(corpus_cmd::build(root)?);
+            Ok(String::new())
+        })?;
+        for spec in corpus {
+            rows.push(corpus_row(spec, bin.as_deref().unwrap(), &options.work));
+        }
+    }
     Ok(())
+}
+
+/// The corpus on one kernel: a row, never a stop.
+fn corpus_row(spec: &str, bin: &Path, work: &Path) -> Row {
+    let start = Instant::now();
+    println!("==> corpus on {spec}");
+    let outcome = kernels::resolve(spec, work).and_then(|kernel| corpus_cmd::test_step(bin, &kernel));
+    Row {
+        what: format!("corpus {spec}"),
+        ok: outcome.is_ok(),
+        detail: outcome.unwrap_or_else(|e| format!("{e:#}")),
+        skips: String::new(),
+        time: start.elapsed(),
+    }
 }
 
 /// Fetches one kernel and runs the tests on it. Never stops the run: the other kernels'
