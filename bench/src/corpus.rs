@@ -23,7 +23,6 @@
 //! `--settings` defaults to `DIR/corpus.settings`, `--allow` to `DIR/corpus.allow`, when
 //! they exist. Run as root (or with CAP_BPF and CAP_PERFMON).
 
-use std::collections::BTreeSet;
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
