@@ -17,6 +17,7 @@ mod select;
 mod signals;
 mod slots;
 mod table;
+mod trace;
 
 use std::process::ExitCode;
 
@@ -51,6 +52,8 @@ enum Command {
     Count(count::CountArgs),
     /// Latency per function: log2 histograms and percentiles.
     Latency(latency::LatencyArgs),
+    /// Every call: time, task, duration and return value; failing calls only with --errors.
+    Trace(trace::TraceArgs),
     /// What this kernel and these privileges allow, and why not.
     Features(features::FeaturesArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -75,6 +78,7 @@ fn main() -> ExitCode {
         Command::List(args) => list::run(args, &mut out),
         Command::Count(args) => count::run(args, &mut out),
         Command::Latency(args) => latency::run(args, &mut out),
+        Command::Trace(args) => trace::run(args, &mut out),
         Command::Features(args) => features::run(args, &mut out),
         Command::Completions { shell } => completions(*shell, &mut out),
     };
