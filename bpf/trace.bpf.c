@@ -43,6 +43,8 @@ const volatile u32 errors = 0;
 const volatile u64 min_duration_ns = 0;
 /* Stop sending after this many events; 0: no limit. */
 const volatile u64 limit = 0;
+/* --args: keep the six argument registers at entry and send them (a longer event). */
+const volatile bool capture_args = 0;
 
 /* Events sent so far (only counted with a limit). */
 u64 sent = 0;
@@ -56,6 +58,14 @@ struct event {
 	u32 function;    /* index into the functions user space selected */
 	u32 cpu;         /* of the return */
 	char comm[16];
+	u64 args[6];     /* the argument registers at entry; sent only with capture_args */
+};
+
+/* What the entry keeps for the return: the time (the pair only: a session keeps it in its
+ * cookie) and, with capture_args, the arguments. */
+struct start {
+	u64 ts_ns;
+	u64 args[6];
 };
 
 struct {
@@ -71,12 +81,13 @@ struct {
 	__type(value, u64);
 } lost SEC(".maps");
 
-/* Entry times of calls in progress, for the kprobe + kretprobe pair: key (tid << 32 | index). */
+/* Calls in progress, key (tid << 32 | index): entry times for the kprobe + kretprobe pair,
+ * arguments for both ways. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);
 	__type(key, u64);
-	__type(value, u64);
+	__type(value, struct start);
 } starts SEC(".maps");
 
 static __always_inline void count_lost(void)
@@ -124,8 +135,9 @@ static __always_inline bool is_error(u64 cookie, u64 ret)
 	return false;
 }
 
-/* At return: the filters on the result, then the event or a lost count. */
-static __always_inline void emit(struct pt_regs *ctx, u64 start)
+/* At return: the filters on the result, then the event or a lost count. `args` are the
+ * arguments kept at entry, with capture_args. */
+static __always_inline void emit(struct pt_regs *ctx, u64 start, const u64 *args)
 {
 	u64 cookie = bpf_get_attach_cookie(ctx);
 	u64 now = bpf_ktime_get_ns();
@@ -138,7 +150,8 @@ static __always_inline void emit(struct pt_regs *ctx, u64 start)
 		return;
 	if (limit && __sync_fetch_and_add(&sent, 1) >= limit)
 		return;
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	/* Without arguments the event stops before them: 64 bytes of ring instead of 112. */
+	e = bpf_ringbuf_reserve(&events, capture_args ? sizeof(*e) : __builtin_offsetof(struct event, args), 0);
 	if (!e) {
 		count_lost();
 		return;
@@ -150,6 +163,14 @@ static __always_inline void emit(struct pt_regs *ctx, u64 start)
 	e->function = (u32)cookie;
 	e->cpu = bpf_get_smp_processor_id();
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	if (capture_args && args) {
+		e->args[0] = args[0];
+		e->args[1] = args[1];
+		e->args[2] = args[2];
+		e->args[3] = args[3];
+		e->args[4] = args[4];
+		e->args[5] = args[5];
+	}
 	/* No wakeup: the reader polls, and a wakeup per event costs an irq_work each. */
 	bpf_ringbuf_submit(e, 1 /* BPF_RB_NO_WAKEUP */);
 }
@@ -159,34 +180,50 @@ static __always_inline u64 start_key(void *ctx)
 	return (bpf_get_current_pid_tgid() << 32) | (u32)bpf_get_attach_cookie(ctx);
 }
 
+/* Keeps the entry time and, with capture_args, the argument registers; false if the table
+ * of calls in progress is full (the call is then counted as lost). */
+static __always_inline bool keep_start(struct pt_regs *ctx, u64 ts)
+{
+	struct start s = { .ts_ns = ts };
+	u64 key = start_key(ctx);
+
+	if (capture_args) {
+		s.args[0] = ctx->di;
+		s.args[1] = ctx->si;
+		s.args[2] = ctx->dx;
+		s.args[3] = ctx->cx;
+		s.args[4] = ctx->r8;
+		s.args[5] = ctx->r9;
+	}
+	if (bpf_map_update_elem(&starts, &key, &s, BPF_ANY)) {
+		count_lost();
+		return false;
+	}
+	return true;
+}
+
 SEC("kprobe.multi")
 int trace_entry(struct pt_regs *ctx)
 {
-	u64 key, now;
-
-	if (!wanted())
-		return 0;
-	key = start_key(ctx);
-	now = bpf_ktime_get_ns();
-	/* A full table would drop this call at return: count it now. */
-	if (bpf_map_update_elem(&starts, &key, &now, BPF_ANY))
-		count_lost();
+	if (wanted())
+		keep_start(ctx, bpf_ktime_get_ns());
 	return 0;
 }
 
 SEC("kretprobe.multi")
 int trace_return(struct pt_regs *ctx)
 {
-	u64 key, *start, ts;
+	struct start s, *start;
+	u64 key;
 
 	key = start_key(ctx);
 	start = bpf_map_lookup_elem(&starts, &key);
 	/* No entry: filtered out, or already running when the probes went in. */
 	if (!start)
 		return 0;
-	ts = *start;
+	s = *start;
 	bpf_map_delete_elem(&starts, &key);
-	emit(ctx, ts);
+	emit(ctx, s.ts_ns, s.args);
 	return 0;
 }
 
@@ -203,14 +240,33 @@ int trace_session(struct pt_regs *ctx)
 		/* 1: no return run for calls filtered out. */
 		if (!wanted())
 			return 1;
-		*slot = bpf_ktime_get_ns();
+		ts = bpf_ktime_get_ns();
+		/* The cookie holds 8 bytes: the arguments wait in the table. */
+		if (capture_args && !keep_start(ctx, ts))
+			return 1;
+		*slot = ts;
 		return 0;
 	}
 	/* The slot is not zeroed before entry: 0 marks it used (see latency.bpf.c). */
 	ts = *slot;
-	if (ts) {
-		*slot = 0;
-		emit(ctx, ts);
+	if (!ts)
+		return 0;
+	*slot = 0;
+	if (capture_args) {
+		struct start s, *start;
+		u64 key = start_key(ctx);
+
+		start = bpf_map_lookup_elem(&starts, &key);
+		/* Taken by a nested call of the same function on this thread. */
+		if (!start) {
+			count_lost();
+			return 0;
+		}
+		s = *start;
+		bpf_map_delete_elem(&starts, &key);
+		emit(ctx, ts, s.args);
+		return 0;
 	}
+	emit(ctx, ts, NULL);
 	return 0;
 }

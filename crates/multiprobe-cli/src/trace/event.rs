@@ -5,6 +5,7 @@ use multiprobe::kprobe_multi::Function;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::args::{self, Param, REGISTERS};
 use super::ret::{self, RetType};
 use crate::duration;
 use crate::select::module_name;
@@ -20,13 +21,24 @@ pub struct RawEvent {
     pub function: u32,
     pub cpu: u32,
     pub comm: [u8; 16],
+    /// The argument registers at entry; zero unless `--args` (the record stops before them).
+    pub args: [u64; REGISTERS],
 }
 
+/// Where the arguments start: records without them end here.
+const WITHOUT_ARGS: usize = 56;
+
 impl RawEvent {
-    /// Reads a ring buffer record; `None` if it is too short to be an event.
+    /// Reads a ring buffer record, with or without arguments; `None` if it is too short to
+    /// be an event.
     pub fn parse(record: &[u8]) -> Option<RawEvent> {
-        let bytes = record.get(..size_of::<RawEvent>())?;
-        Some(bytemuck::pod_read_unaligned(bytes))
+        if record.len() < WITHOUT_ARGS {
+            return None;
+        }
+        let mut bytes = [0u8; size_of::<RawEvent>()];
+        let n = record.len().min(bytes.len());
+        bytes[..n].copy_from_slice(&record[..n]);
+        Some(bytemuck::pod_read_unaligned(&bytes))
     }
 
     pub fn pid(&self) -> u32 {
@@ -50,16 +62,28 @@ pub struct Call<'a> {
     pub raw: RawEvent,
     pub function: &'a Function,
     pub ret: ret::Ret,
+    /// With `--args`: `name=value` text and the JSON object.
+    pub args: Option<(String, Value)>,
 }
 
 impl<'a> Call<'a> {
     /// Decodes `raw`; `None` when its index names no selected function (never from our
     /// program, but the ring is the kernel's word against ours).
-    pub fn decode(raw: RawEvent, functions: &'a [Function], types: &[RetType]) -> Option<Call<'a>> {
+    /// `params` (one list per function) only with `--args`.
+    pub fn decode(
+        raw: RawEvent,
+        functions: &'a [Function],
+        types: &[RetType],
+        params: Option<&[Vec<Param>]>,
+    ) -> Option<Call<'a>> {
         let index = raw.function as usize;
         let function = functions.get(index)?;
         let ret = ret::decode(types.get(index)?, raw.ret);
-        Some(Call { raw, function, ret })
+        let args = match params {
+            Some(params) => Some(args::render(params.get(index)?, &raw.args)),
+            None => None,
+        };
+        Some(Call { raw, function, ret, args })
     }
 
     /// The JSON `call` event.
@@ -76,6 +100,7 @@ impl<'a> Call<'a> {
             duration_ns: self.raw.duration_ns,
             ret: self.ret.json.clone(),
             errno: self.ret.errno.as_deref(),
+            args: self.args.as_ref().map(|(_, json)| json),
         }
     }
 }
@@ -94,6 +119,8 @@ pub struct CallJson<'a> {
     duration_ns: u64,
     ret: Value,
     errno: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    args: Option<&'a Value>,
 }
 
 /// Aligned text lines: widths fixed up front from the functions selected, so columns do not
@@ -140,6 +167,10 @@ impl Columns {
             call.ret.text,
             w = self.function
         );
+        let line = match &call.args {
+            Some((args, _)) => format!("{line}  {args}"),
+            None => line,
+        };
         // Void functions leave the last column empty.
         format!("{}\n", line.trim_end())
     }
@@ -160,7 +191,16 @@ mod tests {
     fn raw(function: u32, ret: u64) -> RawEvent {
         let mut comm = [0u8; 16];
         comm[..13].copy_from_slice(b"mp-trace-test");
-        RawEvent { ts_ns: 5_000_123_456, duration_ns: 2_500, ret, pid_tgid: 300 << 32 | 301, function, cpu: 1, comm }
+        RawEvent {
+            ts_ns: 5_000_123_456,
+            duration_ns: 2_500,
+            ret,
+            pid_tgid: 300 << 32 | 301,
+            function,
+            cpu: 1,
+            comm,
+            args: [0; 6],
+        }
     }
 
     fn functions() -> Vec<Function> {
@@ -172,11 +212,12 @@ mod tests {
 
     #[test]
     fn records_parse_with_the_c_layout() {
-        assert_eq!(size_of::<RawEvent>(), 56);
+        assert_eq!(size_of::<RawEvent>(), 104);
+        assert_eq!(std::mem::offset_of!(RawEvent, args), WITHOUT_ARGS);
         let r = raw(0, 7);
-        let mut bytes = bytemuck::bytes_of(&r).to_vec();
-        bytes.extend([0; 8]); // ring records are padded to 8 bytes
+        let bytes = bytemuck::bytes_of(&r)[..WITHOUT_ARGS].to_vec();
         let back = RawEvent::parse(&bytes).unwrap();
+        assert_eq!(back.args, [0; REGISTERS], "records without arguments");
         assert_eq!((back.pid(), back.tid(), back.comm()), (300, 301, "mp-trace-test".to_string()));
         assert!(RawEvent::parse(&bytes[..40]).is_none());
     }
@@ -185,7 +226,7 @@ mod tests {
     fn json_carries_every_field() {
         let f = functions();
         let types = [RetType::Signed(8), RetType::Unknown];
-        let call = Call::decode(raw(0, (-2i64) as u64), &f, &types).unwrap();
+        let call = Call::decode(raw(0, (-2i64) as u64), &f, &types, None).unwrap();
         let v = serde_json::to_value(call.json()).unwrap();
         assert_eq!(
             v,
@@ -193,13 +234,13 @@ mod tests {
                 "comm": "mp-trace-test", "function": "do_sys_openat2", "module": "vmlinux",
                 "duration_ns": 2500, "ret": -2, "errno": "ENOENT"})
         );
-        let call = Call::decode(raw(1, 0x10), &f, &types).unwrap();
+        let call = Call::decode(raw(1, 0x10), &f, &types, None).unwrap();
         let v = serde_json::to_value(call.json()).unwrap();
         assert_eq!(
             (&v["module"], &v["ret"], &v["errno"]),
             (&Value::from("binfmt_misc"), &Value::from("0x10"), &Value::Null)
         );
-        assert!(Call::decode(raw(2, 0), &f, &types).is_none(), "an index past the functions");
+        assert!(Call::decode(raw(2, 0), &f, &types, None).is_none(), "an index past the functions");
     }
 
     #[test]
@@ -208,14 +249,35 @@ mod tests {
         let types = [RetType::Signed(4), RetType::Void];
         let cols = Columns::new(&f);
         let header = cols.header();
-        let line = cols.line(&Call::decode(raw(0, (-2i64) as u64), &f, &types).unwrap(), 5_000_000_000);
+        let line = cols.line(&Call::decode(raw(0, (-2i64) as u64), &f, &types, None).unwrap(), 5_000_000_000);
         assert_eq!(
             line,
             "    0.000123   1     300     301 mp-trace-test   do_sys_openat2                     2.5us  -2 (ENOENT)\n"
         );
         assert_eq!(header.find("RETURN"), line.find("-2 (ENOENT)"), "{header}{line}");
         assert_eq!(header.find("FUNCTION"), line.find("do_sys_openat2"));
-        let void = cols.line(&Call::decode(raw(1, 0), &f, &types).unwrap(), 5_000_000_000);
+        let void = cols.line(&Call::decode(raw(1, 0), &f, &types, None).unwrap(), 5_000_000_000);
         assert!(void.ends_with("load_misc_binary [binfmt_misc]     2.5us\n"), "{void:?}");
+    }
+
+    #[test]
+    fn arguments_follow_the_return_value() {
+        let f = functions();
+        let types = [RetType::Signed(4), RetType::Void];
+        let params = vec![
+            vec![
+                Param { name: "dfd".into(), ty: RetType::Signed(4) },
+                Param { name: "how".into(), ty: RetType::Pointer },
+            ],
+            vec![],
+        ];
+        let mut r = raw(0, (-2i64) as u64);
+        r.args = [(-100i64) as u64, 0x10, 0, 0, 0, 0];
+        let call = Call::decode(r, &f, &types, Some(&params)).unwrap();
+        assert!(Columns::new(&f).line(&call, 0).ends_with("-2 (ENOENT)  dfd=-100 how=0x10\n"));
+        let v = serde_json::to_value(call.json()).unwrap();
+        assert_eq!(v["args"], serde_json::json!({"dfd": -100, "how": "0x10"}));
+        let without = Call::decode(raw(0, 0), &f, &types, None).unwrap();
+        assert!(serde_json::to_value(without.json()).unwrap().get("args").is_none());
     }
 }

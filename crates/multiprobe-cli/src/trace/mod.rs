@@ -9,6 +9,7 @@
 //! counted as lost and reported: never dropped silently. The ring is drained every
 //! [`POLL`] without wakeups from the kernel.
 
+mod args;
 mod errno;
 mod event;
 mod ret;
@@ -67,6 +68,10 @@ pub struct TraceArgs {
     /// least a page. A larger one absorbs longer bursts before events are lost.
     #[arg(long, value_name = "BYTES", default_value = "4M", value_parser = parse_buffer_size)]
     pub buffer_size: u32,
+    /// Show the first six arguments of each call by name, read by the function's BTF
+    /// prototype (integers, enum names, pointers in hex).
+    #[arg(short = 'a', long)]
+    pub args: bool,
     /// Use a kprobe.multi + kretprobe.multi pair even where the kernel has kprobe sessions.
     #[arg(long)]
     pub no_session: bool,
@@ -161,7 +166,11 @@ pub fn run(args: &TraceArgs, out: &mut Output) -> Result<(), CliError> {
     if u32::try_from(n).is_err() {
         return Err(CliError::new(format!("{n} functions are too many to tell apart in a cookie")));
     }
-    let types = return_types(&functions, args.errors.is_some());
+    let btf = kernel_btf(&functions);
+    let types = ret::of_functions(btf.as_deref(), &functions);
+    warn_unknown(&types, args.errors.is_some());
+    let params = args.args.then(|| args::of_functions(btf.as_deref(), &functions));
+    drop(btf);
     let cookies: Vec<(Function, u64)> =
         functions.iter().cloned().zip(types.iter().zip(0u32..).map(|(t, i)| t.cookie(i))).collect();
 
@@ -198,7 +207,7 @@ pub fn run(args: &TraceArgs, out: &mut Output) -> Result<(), CliError> {
 
     let map = |name: &str| loaded.map(name).expect("the object has the map");
     let mut ring = RingBuf::new(map("events"))?;
-    let mut shown = Shown::new(&functions, &types, columns, args.run.json, args.limit);
+    let mut shown = Shown::new(&functions, &types, params.as_deref(), columns, args.run.json, args.limit);
     let started = Instant::now();
     let ending = poll(&stop, started, args.run.duration, &mut ring, map("lost"), &mut shown, out)?;
     let ran = started.elapsed();
@@ -228,21 +237,19 @@ pub fn run(args: &TraceArgs, out: &mut Output) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Each function's return type, from the kernel's BTF when any function is the kernel's own
-/// (module BTF is not read); says what `--errors` cannot see.
-fn return_types(functions: &[Function], errors: bool) -> Vec<RetType> {
-    let btf = if functions.iter().any(|f| f.module.is_none()) {
-        match multiprobe::btf::kernel::vmlinux() {
-            Ok(btf) => Some(btf),
-            Err(e) => {
-                eprintln!("warning: return values are shown raw: {e}");
-                None
-            }
-        }
-    } else {
-        None
-    };
-    let types = ret::of_functions(btf.as_deref(), functions);
+/// The kernel's BTF, where prototypes come from, when any function is the kernel's own
+/// (module BTF is not read).
+fn kernel_btf(functions: &[Function]) -> Option<std::sync::Arc<multiprobe::btf::Btf>> {
+    if functions.iter().all(|f| f.module.is_some()) {
+        return None;
+    }
+    multiprobe::btf::kernel::vmlinux()
+        .inspect_err(|e| eprintln!("warning: return values and arguments are shown raw: {e}"))
+        .ok()
+}
+
+/// Says what `--errors` cannot see.
+fn warn_unknown(types: &[RetType], errors: bool) {
     let unknown = types.iter().filter(|t| **t == RetType::Unknown).count();
     if errors && unknown > 0 {
         eprintln!(
@@ -251,7 +258,6 @@ fn return_types(functions: &[Function], errors: bool) -> Vec<RetType> {
             output::functions(unknown)
         );
     }
-    types
 }
 
 /// The object with the filters of `args` set, its programs chosen for `method`.
@@ -269,6 +275,7 @@ fn load(args: &TraceArgs, method: Method) -> Result<LoadedObject, CliError> {
     let min_ns = args.min_duration.map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
     obj.set_global("min_duration_ns", &min_ns)?;
     obj.set_global("limit", &args.limit.unwrap_or(0))?;
+    obj.set_global("capture_args", &u8::from(args.args))?;
     latency::select_programs(&mut obj, method, &PROGRAMS);
     Ok(obj.load()?)
 }
@@ -337,6 +344,7 @@ fn missed(links: &[KprobeMultiLink], loaded: &LoadedObject, method: Method) -> O
 struct Shown<'a> {
     functions: &'a [Function],
     types: &'a [RetType],
+    params: Option<&'a [Vec<args::Param>]>,
     columns: Columns,
     json: bool,
     limit: Option<u64>,
@@ -347,10 +355,18 @@ struct Shown<'a> {
 }
 
 impl<'a> Shown<'a> {
-    fn new(functions: &'a [Function], types: &'a [RetType], columns: Columns, json: bool, limit: Option<u64>) -> Self {
+    fn new(
+        functions: &'a [Function],
+        types: &'a [RetType],
+        params: Option<&'a [Vec<args::Param>]>,
+        columns: Columns,
+        json: bool,
+        limit: Option<u64>,
+    ) -> Self {
         Shown {
             functions,
             types,
+            params,
             columns,
             json,
             limit,
@@ -369,7 +385,9 @@ impl<'a> Shown<'a> {
             if reached {
                 continue;
             }
-            let Some(call) = RawEvent::parse(&record).and_then(|r| Call::decode(r, self.functions, self.types)) else {
+            let Some(call) =
+                RawEvent::parse(&record).and_then(|r| Call::decode(r, self.functions, self.types, self.params))
+            else {
                 continue;
             };
             let first = *self.first_ts.get_or_insert(call.raw.ts_ns);
