@@ -153,9 +153,11 @@ impl Columns {
         )
     }
 
-    /// One call; `first_ts` is the entry time the TIME column counts from.
+    /// One call; `first_ts` is the entry time the TIME column counts from. Lines come in
+    /// the order calls return: a call that entered before the first one shown (its caller,
+    /// say) has a negative time.
     pub fn line(&self, call: &Call, first_ts: u64) -> String {
-        let secs = call.raw.ts_ns.saturating_sub(first_ts) as f64 / 1e9;
+        let secs = (i128::from(call.raw.ts_ns) - i128::from(first_ts)) as f64 / 1e9;
         let line = format!(
             "{secs:>12.6} {:>3} {:>7} {:>7} {:<15} {:<w$} {:>9}  {}",
             call.raw.cpu,
@@ -256,6 +258,8 @@ mod tests {
         );
         assert_eq!(header.find("RETURN"), line.find("-2 (ENOENT)"), "{header}{line}");
         assert_eq!(header.find("FUNCTION"), line.find("do_sys_openat2"));
+        let caller = cols.line(&Call::decode(raw(0, 0), &f, &types, None).unwrap(), 5_000_200_000);
+        assert!(caller.starts_with("   -0.000077 "), "an earlier entry: {caller:?}");
         let void = cols.line(&Call::decode(raw(1, 0), &f, &types, None).unwrap(), 5_000_000_000);
         assert!(void.ends_with("load_misc_binary [binfmt_misc]     2.5us\n"), "{void:?}");
     }

@@ -221,6 +221,7 @@ pub fn run(args: &TraceArgs, out: &mut Output) -> Result<(), CliError> {
         events: shown.events,
         per_function: &shown.per_function,
         functions: &functions,
+        attached,
         lost,
         missed,
         mode: mode_text,
@@ -303,7 +304,7 @@ fn poll(
             next_lost_check = now + LOST_CHECK;
             let total = read_lost(lost)?;
             if total > lost_reported {
-                eprintln!("lost {} events (the ring buffer was full; see --buffer-size)", total - lost_reported);
+                eprintln!("lost {} events (no room in the ring buffer: see --buffer-size)", total - lost_reported);
                 lost_reported = total;
             }
             // Lost events count against the limit as the kernel counts them.
@@ -413,6 +414,8 @@ struct Summary<'a> {
     events: u64,
     per_function: &'a [u64],
     functions: &'a [Function],
+    /// Functions attached: those selected but the ones the kernel refused.
+    attached: usize,
     lost: u64,
     missed: Option<u64>,
     mode: &'static str,
@@ -429,7 +432,7 @@ impl Summary<'_> {
             "\n{} events from {} of {}, lost {} events.\nAttached in {} ({}), ran {}{}, detached in {}.\n",
             self.events,
             called,
-            output::functions(self.functions.len()),
+            output::functions(self.attached),
             self.lost,
             duration::human(self.attach),
             self.mode,
@@ -442,7 +445,7 @@ impl Summary<'_> {
             duration::human(self.detach),
         );
         if self.lost > 0 {
-            s.push_str("Events are lost when the ring buffer is full: raise --buffer-size or narrow the filters.\n");
+            s.push_str("Events are lost when there is no room for them in the ring buffer: raise --buffer-size or narrow the filters.\n");
         }
         if let Some(m) = self.missed.filter(|&m| m > 0) {
             s.push_str(&format!("{m} calls were missed (the kernel skips probes that would recurse).\n"));

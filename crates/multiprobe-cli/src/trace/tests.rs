@@ -39,6 +39,7 @@ fn summary<'a>(functions: &'a [Function], per_function: &'a [u64], lost: u64, en
         events: per_function.iter().sum(),
         per_function,
         functions,
+        attached: functions.len(),
         lost,
         missed: Some(0),
         mode: "kprobe session",
