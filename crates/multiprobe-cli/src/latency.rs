@@ -61,26 +61,85 @@ pub enum SortBy {
     Name,
 }
 
-/// How entry and return are observed.
+/// How entry and return are observed (`trace` observes them the same way).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Method {
+pub enum Method {
     /// One kprobe session link.
     Session,
     /// An entry link and a return link.
     Pair(Strategy),
 }
 
-fn choose(args: &LatencyArgs) -> Result<Method, CliError> {
+/// A kprobe session where the kernel has them and `no_session` is not set, else an entry +
+/// return pair of kprobe_multi links or (unless `no_fallback`) per-function kprobes.
+pub fn choose(no_session: bool, no_fallback: bool) -> Result<Method, CliError> {
     probe::require_bpf()?;
-    if !args.no_session && probe::session_support().is_yes() {
+    if !no_session && probe::session_support().is_yes() {
         return Ok(Method::Session);
     }
-    Ok(Method::Pair(probe::choose(args.run.no_fallback)?))
+    Ok(Method::Pair(probe::choose(no_fallback)?))
 }
+
+/// The names of an object's three programs for the three ways of [`Method`].
+pub struct Programs {
+    pub session: &'static str,
+    pub entry: &'static str,
+    pub ret: &'static str,
+}
+
+/// Loads only the programs `method` uses, as the kinds it needs.
+pub fn select_programs(obj: &mut Object, method: Method, names: &Programs) {
+    let mut set = |name: &str, load: bool, kind: Option<ProgramKind>| {
+        let p = obj.program_mut(name).expect("the object has the program");
+        p.set_autoload(load);
+        if let Some(kind) = kind {
+            p.set_kind(kind);
+        }
+    };
+    match method {
+        Method::Session => {
+            set(names.session, true, None);
+            set(names.entry, false, None);
+            set(names.ret, false, None);
+        }
+        Method::Pair(strategy) => {
+            set(names.session, false, None);
+            set(names.entry, true, Some(strategy.entry_kind()));
+            set(names.ret, true, Some(strategy.return_kind()));
+        }
+    }
+}
+
+/// Attaches the programs of `method` to `functions`, each with its cookie; functions the
+/// kernel refuses are left out (`skip_rejected`). One link for a session, two for a pair
+/// (entry first).
+/// `listing` is how the traceable functions are read; `stop` cancels a per-function attach.
+pub fn attach(
+    method: Method,
+    loaded: &multiprobe::LoadedObject,
+    names: &Programs,
+    functions: &[(Function, u64)],
+    listing: &Listing,
+    stop: &Stop,
+) -> Result<Vec<KprobeMultiLink>, multiprobe::AttachError> {
+    let program = |name: &str| loaded.program(name).expect("the object has the program");
+    let spec = KprobeMulti::functions_with_cookies(functions.iter().cloned()).skip_rejected().listing(listing.clone());
+    match method {
+        Method::Session => Ok(vec![program(names.session).attach_kprobe_multi(&spec.session())?]),
+        Method::Pair(strategy) => {
+            let spec = spec.fallback(strategy.fallback()).cancel_on(stop.flag());
+            let entry = program(names.entry).attach_kprobe_multi(&spec)?;
+            let ret = program(names.ret).attach_kprobe_multi(&spec.retprobe())?;
+            Ok(vec![entry, ret])
+        }
+    }
+}
+
+const PROGRAMS: Programs = Programs { session: SESSION, entry: ENTRY, ret: RETURN };
 
 pub fn run(args: &LatencyArgs, listing: &Listing, out: &mut Output) -> Result<(), CliError> {
     let stop = Stop::install()?;
-    let method = choose(args)?;
+    let method = choose(args.no_session, args.run.no_fallback)?;
     let resolved = args.targets.resolve(listing)?;
     let functions = resolved.functions;
     let n = functions.len();
@@ -88,25 +147,16 @@ pub fn run(args: &LatencyArgs, listing: &Listing, out: &mut Output) -> Result<()
     let load_start = Instant::now();
     let loaded = load(method, n, args.run.pid)?;
     let load_time = load_start.elapsed();
-    let cookies = || functions.iter().cloned().zip(0u64..);
-    let spec = || KprobeMulti::functions_with_cookies(cookies()).listing(listing.clone());
-    let program = |name: &str| loaded.program(name).expect("the object has the program").clone();
-    let attach = || -> Result<Vec<KprobeMultiLink>, multiprobe::AttachError> {
-        match method {
-            Method::Session => Ok(vec![program(SESSION).attach_kprobe_multi(&spec().session().skip_rejected())?]),
-            Method::Pair(strategy) => {
-                let spec = spec().fallback(strategy.fallback()).skip_rejected().cancel_on(stop.flag());
-                let entry = program(ENTRY).attach_kprobe_multi(&spec)?;
-                let ret = program(RETURN).attach_kprobe_multi(&spec.retprobe())?;
-                Ok(vec![entry, ret])
-            }
-        }
-    };
+    let cookies: Vec<(Function, u64)> = functions.iter().cloned().zip(0u64..).collect();
     if stop.pending().is_some() {
         eprintln!("interrupted before attaching: nothing was attached");
         return Ok(());
     }
-    let (links, attach_time) = probe::attach(n, attach, |l| mode(method, l).0.into())?;
+    let (links, attach_time) = probe::attach(
+        n,
+        || attach(method, &loaded, &PROGRAMS, &cookies, listing, &stop),
+        |l| mode(method, l).0.into(),
+    )?;
     let (mode_text, mode_json) = mode(method, &links);
     // Functions the kernel refused (on either link of a pair) are left out of the report.
     let refused: Vec<Function> = links.iter().flat_map(|l| l.skipped().iter().cloned()).collect();
@@ -144,7 +194,7 @@ pub fn run(args: &LatencyArgs, listing: &Listing, out: &mut Output) -> Result<()
 }
 
 /// How the links went in: for people and for JSON.
-fn mode(method: Method, links: &[KprobeMultiLink]) -> (&'static str, &'static str) {
+pub fn mode(method: Method, links: &[KprobeMultiLink]) -> (&'static str, &'static str) {
     let per_function = links.iter().any(|l| l.attach_mode() == AttachMode::PerFunctionKprobes);
     match method {
         Method::Session => ("kprobe session", "session"),
@@ -172,25 +222,7 @@ fn load(method: Method, functions: usize, pid: Option<u32>) -> Result<multiprobe
     let mut obj = Object::parse("latency", OBJECT)?;
     obj.map_mut("latencies").expect("the object has the map").set_max_entries(functions as u32);
     obj.set_global("target_tgid", &pid.unwrap_or(0))?;
-    let mut set = |name: &str, load: bool, kind: Option<ProgramKind>| {
-        let p = obj.program_mut(name).expect("the object has the program");
-        p.set_autoload(load);
-        if let Some(kind) = kind {
-            p.set_kind(kind);
-        }
-    };
-    match method {
-        Method::Session => {
-            set(SESSION, true, None);
-            set(ENTRY, false, None);
-            set(RETURN, false, None);
-        }
-        Method::Pair(strategy) => {
-            set(SESSION, false, None);
-            set(ENTRY, true, Some(strategy.entry_kind()));
-            set(RETURN, true, Some(strategy.return_kind()));
-        }
-    }
+    select_programs(&mut obj, method, &PROGRAMS);
     Ok(obj.load()?)
 }
 

@@ -17,6 +17,7 @@ mod run;
 mod select;
 mod signals;
 mod table;
+mod trace;
 
 use std::process::ExitCode;
 
@@ -52,6 +53,8 @@ enum Command {
     Count(count::CountArgs),
     /// Latency per function: log2 histograms and percentiles.
     Latency(latency::LatencyArgs),
+    /// Every call: time, task, duration and return value; failing calls only with --errors.
+    Trace(trace::TraceArgs),
     /// What this kernel and these privileges allow, and why not.
     Features(features::FeaturesArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -71,6 +74,7 @@ fn main() -> ExitCode {
         Command::List(args) => list::run(args, &listing, &mut out),
         Command::Count(args) => count::run(args, &listing, &mut out),
         Command::Latency(args) => latency::run(args, &listing, &mut out),
+        Command::Trace(args) => trace::run(args, &listing, &mut out),
         Command::Features(args) => features::run(args, &mut out),
         Command::Completions { shell } => completions(*shell, &mut out),
     });

@@ -1,0 +1,265 @@
+//! `multiprobe trace` end to end, in the VMs on real kernels, against a workload of known
+//! calls: a thread named `mp-trace-test` of this test process opens a file that does not
+//! exist N times (one `do_sys_openat2` returning -ENOENT and one `do_filp_open`, called
+//! `do_file_open` from 7.x, returning ERR_PTR(-ENOENT) each) and, where the test says so, a
+//! file that does.
+//!
+//! `--pid` (this process) and `--comm` (the thread's name) make the events exact. The test
+//! reads the `attached` line, runs the workload, then signals the CLI (unless `--limit` ends
+//! it) and only then reads the rest: until then the CLI may block writing to a full pipe,
+//! which is how the lost-event test fills the ring.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use testkit::{require_config, require_kernel, require_root};
+
+const COMM: &str = "mp-trace-test";
+const MISSING: &str = "/nonexistent-multiprobe-trace-test";
+
+fn bin() -> PathBuf {
+    testkit::multiprobe_bin(env!("CARGO_BIN_EXE_multiprobe"))
+}
+
+/// Skips unless the kernel can attach kprobes one way or the other (kprobe_multi, or the
+/// per-function fallback, which needs attach cookies on single kprobes).
+macro_rules! require_kprobes {
+    () => {
+        require_root!("loading BPF programs");
+        require_config!("CONFIG_KPROBES", "kprobes (kprobe_multi and its per-function fallback)");
+        require_kernel!(5, 15, "attach cookies on single kprobes");
+    };
+}
+
+/// The CLI running with `--json`, its stdout read line by line.
+struct Trace {
+    child: Child,
+    stdout: BufReader<ChildStdout>,
+    attached: Value,
+}
+
+/// A finished run: its events by kind, and stderr.
+struct Finished {
+    calls: Vec<Value>,
+    summary: Value,
+    stderr: String,
+    all: String,
+}
+
+impl Trace {
+    /// Starts `multiprobe trace ARGS --pid <this process> --comm mp-trace-test --json` and
+    /// waits until it has attached.
+    fn start(args: &[&str]) -> Trace {
+        let pid = std::process::id().to_string();
+        let mut child = Command::new(bin())
+            .arg("trace")
+            .args(args)
+            .args(["--pid", &pid, "--comm", COMM, "--json"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("running {}: {e}", bin().display()));
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        if stdout.read_line(&mut line).unwrap() == 0 {
+            let status = child.wait().unwrap();
+            let mut stderr = String::new();
+            child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+            panic!("trace {args:?} ended before attaching ({status}):\n{stderr}");
+        }
+        let attached: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert_eq!(attached["event"], "attached", "{line}");
+        Trace { child, stdout, attached }
+    }
+
+    /// SIGINT, then everything it wrote.
+    fn interrupt(self) -> Finished {
+        let ok = Command::new("kill").args(["-INT", &self.child.id().to_string()]).status().unwrap();
+        assert!(ok.success(), "kill -INT failed");
+        self.finish()
+    }
+
+    /// Reads to the end of its output (it must end by itself or have been signalled), within
+    /// a minute.
+    fn finish(mut self) -> Finished {
+        let mut rest = String::new();
+        let reader = std::thread::spawn(move || {
+            self.stdout.read_to_string(&mut rest).unwrap();
+            rest
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("trace did not end within a minute");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let rest = reader.join().unwrap();
+        let mut stderr = String::new();
+        self.child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+        assert!(status.success(), "trace failed ({status}):\n{stderr}\n{rest}");
+        let events: Vec<Value> =
+            rest.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect();
+        let summary = events.last().cloned().unwrap_or_else(|| panic!("no summary:\n{stderr}"));
+        assert_eq!(summary["event"], "summary", "{rest}");
+        let calls: Vec<Value> = events.iter().filter(|e| e["event"] == "call").cloned().collect();
+        assert_eq!(calls.len() + 1, events.len(), "only calls and the summary follow `attached`:\n{rest}");
+        Finished { calls, summary, stderr, all: rest }
+    }
+}
+
+/// Runs `work` in a thread named mp-trace-test; returns its thread id.
+fn in_named_thread(work: impl FnOnce() + Send + 'static) -> u32 {
+    std::thread::Builder::new()
+        .name(COMM.into())
+        .spawn(move || {
+            // readlink, not open: the thread's own opens are the workload.
+            let link = std::fs::read_link("/proc/thread-self").unwrap();
+            let tid = link.file_name().unwrap().to_str().unwrap().parse().unwrap();
+            work();
+            tid
+        })
+        .unwrap()
+        .join()
+        .unwrap()
+}
+
+/// `n` opens of a missing file.
+fn fail_to_open(n: usize) {
+    for _ in 0..n {
+        let e = std::fs::File::open(MISSING).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(2), "{MISSING} must not exist");
+    }
+}
+
+fn by_function<'a>(calls: &'a [Value], name: &str) -> Vec<&'a Value> {
+    calls.iter().filter(|c| c["function"] == name).collect()
+}
+
+#[test]
+fn trace_errors_are_the_failed_opens_of_the_named_thread() {
+    require_kprobes!();
+    const N: usize = 5;
+    // The pointer-returning step has one name or the other; the CLI warns about the other.
+    let t = Trace::start(&["do_sys_openat2", "do_filp_open", "do_file_open", "--errors"]);
+    let tid = in_named_thread(|| {
+        fail_to_open(N);
+        std::fs::File::open("/proc/self/stat").expect("an open that succeeds");
+    });
+    let f = t.interrupt();
+    let ctx = format!("{}\n{}", f.all, f.stderr);
+    assert_eq!(f.summary["end"], "SIGINT", "{ctx}");
+    assert_eq!(f.summary["lost"], 0, "{ctx}");
+    assert_eq!(f.summary["events"], 2 * N as u64, "{ctx}");
+    for c in &f.calls {
+        assert_eq!((c["comm"].as_str(), c["tid"].as_u64()), (Some(COMM), Some(u64::from(tid))), "{c}");
+        assert_eq!(c["pid"].as_u64(), Some(u64::from(std::process::id())), "{c}");
+        assert_eq!(c["errno"], "ENOENT", "{c}");
+        assert_eq!(c["module"], "vmlinux", "{c}");
+        assert!(c["duration_ns"].as_u64().unwrap() > 0, "{c}");
+        assert!(c["ts_ns"].as_u64().unwrap() > 0, "{c}");
+    }
+    // An int-returning function: the number; a pointer-returning one: ERR_PTR, in hex.
+    let ints = by_function(&f.calls, "do_sys_openat2");
+    assert_eq!(ints.len(), N, "{ctx}");
+    assert!(ints.iter().all(|c| c["ret"] == -2), "{ctx}");
+    let ptrs: Vec<&Value> = f.calls.iter().filter(|c| c["function"] != "do_sys_openat2").collect();
+    assert_eq!(ptrs.len(), N, "{ctx}");
+    assert!(ptrs.iter().all(|c| c["function"] == "do_filp_open" || c["function"] == "do_file_open"), "{ctx}");
+    assert!(ptrs.iter().all(|c| c["ret"] == "0xfffffffffffffffe"), "{ctx}");
+}
+
+#[test]
+fn trace_without_errors_every_open_shows_with_its_result() {
+    require_kprobes!();
+    const N: usize = 3;
+    let t = Trace::start(&["do_sys_openat2"]);
+    in_named_thread(|| {
+        fail_to_open(N);
+        std::fs::File::open("/proc/self/stat").expect("an open that succeeds");
+    });
+    let f = t.interrupt();
+    let ctx = format!("{}\n{}", f.all, f.stderr);
+    assert_eq!(f.calls.len(), N + 1, "{ctx}");
+    assert_eq!(f.calls.iter().filter(|c| c["errno"] == "ENOENT").count(), N, "{ctx}");
+    let ok: Vec<&Value> = f.calls.iter().filter(|c| c["errno"].is_null()).collect();
+    assert_eq!(ok.len(), 1, "{ctx}");
+    assert!(ok[0]["ret"].as_i64().unwrap() >= 0, "a file descriptor: {}", ok[0]);
+    assert!(f.calls.iter().all(|c| c["duration_ns"].as_u64().unwrap() > 0), "{ctx}");
+    assert_eq!(
+        f.summary["functions"],
+        serde_json::json!([{"function": "do_sys_openat2", "module": "vmlinux", "events": N + 1}])
+    );
+}
+
+#[test]
+fn trace_filters_leave_out_what_they_should() {
+    require_kprobes!();
+    // No open takes an hour.
+    let t = Trace::start(&["do_sys_openat2", "--min-duration", "1h"]);
+    in_named_thread(|| fail_to_open(3));
+    let f = t.interrupt();
+    assert_eq!((f.calls.len(), &f.summary["lost"]), (0, &Value::from(0)), "{}", f.all);
+    // Opens by this process under another name are not the named thread's.
+    let t = Trace::start(&["do_sys_openat2"]);
+    fail_to_open(3);
+    let f = t.interrupt();
+    assert_eq!(f.calls.len(), 0, "the main thread is not {COMM}: {}", f.all);
+}
+
+#[test]
+fn trace_limit_ends_the_run_after_n_events() {
+    require_kprobes!();
+    let t = Trace::start(&["do_sys_openat2", "--limit", "3"]);
+    assert!(t.attached["functions"].as_u64() == Some(1), "{}", t.attached);
+    in_named_thread(|| fail_to_open(10));
+    let f = t.finish();
+    assert_eq!(f.summary["end"], "limit", "{}", f.all);
+    assert_eq!((f.calls.len(), &f.summary["events"]), (3, &Value::from(3)), "{}", f.all);
+}
+
+/// A one-page ring and a reader blocked on a full pipe: most events are lost, and every one
+/// of them is counted.
+#[test]
+fn trace_every_event_is_either_shown_or_counted_lost() {
+    require_kprobes!();
+    const N: u64 = 3000;
+    let t = Trace::start(&["do_sys_openat2", "--buffer-size", "4K"]);
+    in_named_thread(|| fail_to_open(N as usize));
+    let f = t.interrupt();
+    let lost = f.summary["lost"].as_u64().unwrap();
+    let shown = f.calls.len() as u64;
+    assert_eq!(f.summary["events"], shown);
+    assert_eq!(shown + lost, N, "shown {shown} + lost {lost}\n{}", f.stderr);
+    assert!(lost > 0, "a 4K ring behind a full pipe must overflow: {}", f.stderr);
+}
+
+/// `--args`: the prototype's names and types, the registers at entry; from the session's
+/// table and from the pair's (`--no-session`), where the kernel has both.
+#[test]
+fn trace_args_are_read_by_prototype() {
+    require_kprobes!();
+    for extra in [&[][..], &["--no-session"][..]] {
+        let mut args = vec!["do_sys_openat2", "--args", "--errors"];
+        args.extend(extra);
+        let t = Trace::start(&args);
+        in_named_thread(|| fail_to_open(2));
+        let f = t.interrupt();
+        assert_eq!(f.calls.len(), 2, "{extra:?}: {}\n{}", f.all, f.stderr);
+        for c in &f.calls {
+            // File::open is openat(AT_FDCWD, path, ...).
+            assert_eq!(c["args"]["dfd"], -100, "{extra:?}: {c}");
+            let filename = c["args"]["filename"].as_str().unwrap_or_else(|| panic!("{extra:?}: {c}"));
+            assert!(filename.starts_with("0x") && filename != "0x0", "{extra:?}: {c}");
+            assert_eq!(c["errno"], "ENOENT", "{extra:?}: {c}");
+        }
+    }
+}
