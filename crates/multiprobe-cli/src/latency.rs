@@ -62,7 +62,7 @@ pub enum SortBy {
 
 /// How entry and return are observed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Method {
+pub(crate) enum Method {
     /// One kprobe session link.
     Session,
     /// An entry link and a return link.
@@ -70,11 +70,17 @@ enum Method {
 }
 
 fn choose(args: &LatencyArgs) -> Result<Method, CliError> {
+    choose_method(args.no_session, args.run.no_fallback)
+}
+
+/// A session link where the kernel has one (unless `no_session`), else an entry/return pair
+/// as [`probe::choose`] decides.
+pub(crate) fn choose_method(no_session: bool, no_fallback: bool) -> Result<Method, CliError> {
     probe::require_bpf()?;
-    if !args.no_session && probe::session_support().is_yes() {
+    if !no_session && probe::session_support().is_yes() {
         return Ok(Method::Session);
     }
-    Ok(Method::Pair(probe::choose(args.run.no_fallback)?))
+    Ok(Method::Pair(probe::choose(no_fallback)?))
 }
 
 pub fn run(args: &LatencyArgs, out: &mut Output) -> Result<(), CliError> {
@@ -87,22 +93,7 @@ pub fn run(args: &LatencyArgs, out: &mut Output) -> Result<(), CliError> {
     let load_start = Instant::now();
     let loaded = load(method, n, args.run.pid)?;
     let load_time = load_start.elapsed();
-    let cookies = || functions.iter().cloned().zip(0u64..);
-    let program = |name: &str| loaded.program(name).expect("the object has the program").clone();
-    let attach = || -> Result<Vec<KprobeMultiLink>, multiprobe::AttachError> {
-        match method {
-            Method::Session => Ok(vec![
-                program(SESSION)
-                    .attach_kprobe_multi(&KprobeMulti::functions_with_cookies(cookies()).session().skip_rejected())?,
-            ]),
-            Method::Pair(strategy) => {
-                let spec = KprobeMulti::functions_with_cookies(cookies()).fallback(strategy.fallback()).skip_rejected();
-                let entry = program(ENTRY).attach_kprobe_multi(&spec)?;
-                let ret = program(RETURN).attach_kprobe_multi(&spec.retprobe())?;
-                Ok(vec![entry, ret])
-            }
-        }
-    };
+    let attach = || attach(method, &loaded, &functions);
     if stop.pending().is_some() {
         eprintln!("interrupted before attaching: nothing was attached");
         return Ok(());
@@ -144,8 +135,39 @@ pub fn run(args: &LatencyArgs, out: &mut Output) -> Result<(), CliError> {
     Ok(())
 }
 
+/// Attaches the object `load` made for `method` to `functions` (cookie = position), leaving
+/// out what the kernel refuses: one session link, or the entry link then the return link.
+pub(crate) fn attach(
+    method: Method,
+    loaded: &multiprobe::LoadedObject,
+    functions: &[Function],
+) -> Result<Vec<KprobeMultiLink>, multiprobe::AttachError> {
+    let cookies = || functions.iter().cloned().zip(0u64..);
+    let program = |name: &str| loaded.program(name).expect("the object has the program").clone();
+    match method {
+        Method::Session => Ok(vec![
+            program(SESSION)
+                .attach_kprobe_multi(&KprobeMulti::functions_with_cookies(cookies()).session().skip_rejected())?,
+        ]),
+        Method::Pair(strategy) => {
+            let spec = KprobeMulti::functions_with_cookies(cookies()).fallback(strategy.fallback()).skip_rejected();
+            let entry = program(ENTRY).attach_kprobe_multi(&spec)?;
+            let ret = program(RETURN).attach_kprobe_multi(&spec.retprobe())?;
+            Ok(vec![entry, ret])
+        }
+    }
+}
+
+/// The programs of `method`'s links, in the order [`attach`] returns the links.
+pub(crate) fn programs(method: Method) -> &'static [&'static str] {
+    match method {
+        Method::Session => &[SESSION],
+        Method::Pair(_) => &[ENTRY, RETURN],
+    }
+}
+
 /// How the links went in: for people and for JSON.
-fn mode(method: Method, links: &[KprobeMultiLink]) -> (&'static str, &'static str) {
+pub(crate) fn mode(method: Method, links: &[KprobeMultiLink]) -> (&'static str, &'static str) {
     let per_function = links.iter().any(|l| l.attach_mode() == AttachMode::PerFunctionKprobes);
     match method {
         Method::Session => ("kprobe session", "session"),
@@ -159,7 +181,7 @@ fn mode(method: Method, links: &[KprobeMultiLink]) -> (&'static str, &'static st
 const TABLE_LIMIT: u64 = 1 << 30;
 
 /// The object for this method, sized for `functions`.
-fn load(method: Method, functions: usize, pid: Option<u32>) -> Result<multiprobe::LoadedObject, CliError> {
+pub(crate) fn load(method: Method, functions: usize, pid: Option<u32>) -> Result<multiprobe::LoadedObject, CliError> {
     let cpus = multiprobe::map::possible_cpus();
     let table = functions as u64 * size_of::<PerCpu>() as u64 * cpus as u64;
     if table > TABLE_LIMIT {
@@ -197,11 +219,11 @@ fn load(method: Method, functions: usize, pid: Option<u32>) -> Result<multiprobe
 
 /// One function's latencies.
 #[derive(Debug, Clone)]
-struct Row {
-    function: Function,
-    hist: Histogram,
-    sum_ns: u64,
-    max_ns: u64,
+pub(crate) struct Row {
+    pub function: Function,
+    pub hist: Histogram,
+    pub sum_ns: u64,
+    pub max_ns: u64,
 }
 
 impl Row {
@@ -224,7 +246,7 @@ struct PerCpu {
 }
 
 /// Sums every CPU's values into one row per function.
-fn read(functions: &[Function], latencies: &Map) -> Result<Vec<Row>, CliError> {
+pub(crate) fn read(functions: &[Function], latencies: &Map) -> Result<Vec<Row>, CliError> {
     let mut rows: Vec<Row> = functions
         .iter()
         .map(|f| Row { function: f.clone(), hist: Histogram::default(), sum_ns: 0, max_ns: 0 })

@@ -5,6 +5,7 @@
 mod count;
 mod duration;
 mod error;
+mod export;
 mod features;
 mod hist;
 mod latency;
@@ -51,6 +52,8 @@ enum Command {
     Count(count::CountArgs),
     /// Latency per function: log2 histograms and percentiles.
     Latency(latency::LatencyArgs),
+    /// Serve calls and latencies per function as Prometheus metrics, until stopped.
+    Export(export::ExportArgs),
     /// What this kernel and these privileges allow, and why not.
     Features(features::FeaturesArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -75,6 +78,7 @@ fn main() -> ExitCode {
         Command::List(args) => list::run(args, &mut out),
         Command::Count(args) => count::run(args, &mut out),
         Command::Latency(args) => latency::run(args, &mut out),
+        Command::Export(args) => export::run(args),
         Command::Features(args) => features::run(args, &mut out),
         Command::Completions { shell } => completions(*shell, &mut out),
     };
