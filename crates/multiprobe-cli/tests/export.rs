@@ -5,12 +5,13 @@
 //! The exporter counts every process's calls (it has no `--pid`), so counts are checked to
 //! grow by at least the test's own calls.
 
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use testkit::{require_config, require_kernel, require_root};
 
@@ -150,6 +151,30 @@ fn reads(n: usize) {
     let _ = std::fs::remove_file(&path);
 }
 
+/// The ids of every BPF link in the kernel.
+fn links() -> BTreeSet<u32> {
+    use multiprobe::sys::{self, ObjKind};
+    let mut out = BTreeSet::new();
+    let mut id = 0;
+    while let Ok(Some(next)) = sys::get_next_id(ObjKind::Link, id) {
+        out.insert(next);
+        id = next;
+    }
+    out
+}
+
+/// Waits up to 10 s for the kernel to free the links of a closed process.
+fn links_settle_to(want: &BTreeSet<u32>) -> BTreeSet<u32> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = links();
+        if now == *want || Instant::now() > deadline {
+            return now;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Natively and everywhere
 // ---------------------------------------------------------------------------------------
@@ -192,7 +217,9 @@ fn export_explains_a_busy_port() {
 #[test]
 fn export_scrapes_follow_the_calls_and_sigterm_detaches() {
     require_kprobes!();
+    let links_before = links();
     let mut exporter = Exporter::start(&["vfs_read", "vfs_write", "--latency", "vfs_read", "--duration", "10m"]);
+    assert!(links().len() > links_before.len(), "no new link while attached");
 
     let health = exporter.get("/healthz", None);
     assert_eq!((health.status, health.body.as_str()), (200, "ok\n"), "{health:?}");
@@ -257,6 +284,7 @@ fn export_scrapes_follow_the_calls_and_sigterm_detaches() {
     assert!(stderr.contains("ended by SIGTERM"), "{stderr}");
     assert!(stderr.contains("served 3 scrapes"), "{stderr}");
     assert!(TcpStream::connect(&exporter.addr).is_err(), "nothing listens after the end");
+    assert_eq!(links_settle_to(&links_before), links_before, "SIGTERM left links behind");
 }
 
 /// `--duration` ends the service by itself, with a clean detach.
