@@ -39,7 +39,9 @@ pub struct ProbeValues<T> {
 /// One function's latencies so far.
 #[derive(Debug, Clone)]
 pub struct Latency {
+    /// Calls per log2 bucket, summed over the CPUs.
     pub hist: Histogram,
+    /// Total time of those calls.
     pub sum_ns: u64,
 }
 
@@ -48,7 +50,9 @@ pub struct Latency {
 pub struct Snapshot {
     /// The running kernel's release, for `multiprobe_build_info`.
     pub kernel: String,
+    /// Calls per function.
     pub calls: ProbeValues<u64>,
+    /// Latencies per function, with `--latency`.
     pub latency: Option<ProbeValues<Latency>>,
 }
 

@@ -34,7 +34,9 @@ pub struct LatencyProbe {
 
 /// Both probes, and what a scrape needs besides.
 pub struct Probes {
+    /// Always there: the main patterns.
     pub calls: CallProbe,
+    /// With `--latency`.
     pub latency: Option<LatencyProbe>,
     kernel: String,
 }
@@ -123,6 +125,7 @@ impl LatencyProbe {
 }
 
 impl Probes {
+    /// The attached probes, ready to be read.
     pub fn new(calls: CallProbe, latency: Option<LatencyProbe>) -> Probes {
         // The release never changes while the process runs: read it once.
         let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
