@@ -135,7 +135,7 @@ pub fn attach(
     }
 }
 
-const PROGRAMS: Programs = Programs { session: SESSION, entry: ENTRY, ret: RETURN };
+pub(crate) const PROGRAMS: Programs = Programs { session: SESSION, entry: ENTRY, ret: RETURN };
 
 pub fn run(args: &LatencyArgs, listing: &Listing, out: &mut Output) -> Result<(), CliError> {
     let stop = Stop::install()?;
@@ -193,6 +193,14 @@ pub fn run(args: &LatencyArgs, listing: &Listing, out: &mut Output) -> Result<()
     Ok(())
 }
 
+/// The programs of `method`'s links, in the order [`attach`] returns the links.
+pub(crate) fn programs(method: Method) -> &'static [&'static str] {
+    match method {
+        Method::Session => &[SESSION],
+        Method::Pair(_) => &[ENTRY, RETURN],
+    }
+}
+
 /// How the links went in: for people and for JSON.
 pub fn mode(method: Method, links: &[KprobeMultiLink]) -> (&'static str, &'static str) {
     let per_function = links.iter().any(|l| l.attach_mode() == AttachMode::PerFunctionKprobes);
@@ -208,7 +216,7 @@ pub fn mode(method: Method, links: &[KprobeMultiLink]) -> (&'static str, &'stati
 const TABLE_LIMIT: u64 = 1 << 30;
 
 /// The object for this method, sized for `functions`.
-fn load(method: Method, functions: usize, pid: Option<u32>) -> Result<multiprobe::LoadedObject, CliError> {
+pub(crate) fn load(method: Method, functions: usize, pid: Option<u32>) -> Result<multiprobe::LoadedObject, CliError> {
     let cpus = multiprobe::map::possible_cpus();
     let table = functions as u64 * size_of::<PerCpu>() as u64 * cpus as u64;
     if table > TABLE_LIMIT {
@@ -228,10 +236,10 @@ fn load(method: Method, functions: usize, pid: Option<u32>) -> Result<multiprobe
 
 /// One function's latencies.
 #[derive(Debug, Clone)]
-struct Row {
+pub(crate) struct Row {
     function: Function,
-    hist: Histogram,
-    sum_ns: u64,
+    pub hist: Histogram,
+    pub sum_ns: u64,
     max_ns: u64,
 }
 
@@ -255,7 +263,7 @@ struct PerCpu {
 }
 
 /// Sums every CPU's values into one row per function.
-fn read(functions: &[Function], latencies: &Map) -> Result<Vec<Row>, CliError> {
+pub(crate) fn read(functions: &[Function], latencies: &Map) -> Result<Vec<Row>, CliError> {
     let mut rows: Vec<Row> = functions
         .iter()
         .map(|f| Row { function: f.clone(), hist: Histogram::default(), sum_ns: 0, max_ns: 0 })

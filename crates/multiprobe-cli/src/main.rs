@@ -6,6 +6,7 @@ mod checked;
 mod count;
 mod duration;
 mod error;
+mod export;
 mod features;
 mod hist;
 mod latency;
@@ -55,6 +56,8 @@ enum Command {
     Latency(latency::LatencyArgs),
     /// Every call: time, task, duration and return value; failing calls only with --errors.
     Trace(trace::TraceArgs),
+    /// Serve calls and latencies per function as Prometheus metrics, until stopped.
+    Export(export::ExportArgs),
     /// What this kernel and these privileges allow, and why not.
     Features(features::FeaturesArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -75,6 +78,7 @@ fn main() -> ExitCode {
         Command::Count(args) => count::run(args, &listing, &mut out),
         Command::Latency(args) => latency::run(args, &listing, &mut out),
         Command::Trace(args) => trace::run(args, &listing, &mut out),
+        Command::Export(args) => export::run(args, &listing),
         Command::Features(args) => features::run(args, &mut out),
         Command::Completions { shell } => completions(*shell, &mut out),
     });

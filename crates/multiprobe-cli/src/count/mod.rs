@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use multiprobe::kprobe_multi::{KprobeMulti, KprobeMultiLink};
-use multiprobe::symbols::Listing;
+use multiprobe::symbols::{Function, Listing};
 use multiprobe::{AddressIndex, Map, Object, Program};
 
 use self::report::{AttachedEvent, Interval, Summary};
@@ -25,8 +25,8 @@ use crate::signals::Stop;
 
 /// The BPF object, built from bpf/count.bpf.c by `cargo xtask bpf`.
 pub const OBJECT: &[u8] = include_bytes!("../../../../bpf/count.bpf.o");
-const PROGRAM: &str = "count_calls";
-const COUNTS: &str = "counts";
+pub(crate) const PROGRAM: &str = "count_calls";
+pub(crate) const COUNTS: &str = "counts";
 const SLOTS: &str = "slots";
 
 /// Rows of the live table unless `--top` says otherwise.
@@ -54,24 +54,8 @@ pub fn run(args: &CountArgs, listing: &Listing, out: &mut Output) -> Result<(), 
     let functions = resolved.functions;
     let n = functions.len();
 
-    // A kprobe_multi link finds counters by entry address when the functions allow it;
-    // where they do not (a set spanning modules, shared slots), cookies do, as JSON's
-    // `attached.lookup` tells.
-    let slots = match strategy {
-        Strategy::KprobeMulti => {
-            listing.entry_addresses(&functions).ok().and_then(|e| AddressIndex::for_functions(&functions, &e).ok())
-        }
-        Strategy::PerFunction => None,
-    };
-
     let load_start = Instant::now();
-    let (loaded, slots) = match load(strategy, n, args.run.pid, slots.as_ref()) {
-        Ok(loaded) => (loaded, slots),
-        // The slot table is only a speed-up: where its map cannot be had (a memory limit on
-        // a table of up to 32 MiB), counters are found by cookie.
-        Err(_) if slots.is_some() => (load(strategy, n, args.run.pid, None)?, None),
-        Err(e) => return Err(e),
-    };
+    let (loaded, slots) = load_for(strategy, &functions, args.run.pid, listing)?;
     let load_time = load_start.elapsed();
     let prog = loaded.program(PROGRAM).expect("the object has the program").clone();
     let map = loaded.map(COUNTS).expect("the object has the map").clone();
@@ -83,12 +67,7 @@ pub fn run(args: &CountArgs, listing: &Listing, out: &mut Output) -> Result<(), 
     // Link info reads the kernel's BTF (thousands of vfs_read calls from sysfs): read it now,
     // before attaching, so the summary's missed count does not show up in the counts.
     let _ = multiprobe::features::kprobe_multi_link_info();
-    // A function the kernel refuses is left out (and named) rather than failing the set.
-    let spec = match &slots {
-        Some(_) => KprobeMulti::functions(functions.iter().cloned()),
-        None => KprobeMulti::functions_with_cookies(functions.iter().cloned().zip(0u64..)),
-    };
-    let spec = spec.fallback(strategy.fallback()).skip_rejected().listing(listing.clone()).cancel_on(stop.flag());
+    let spec = spec(strategy, &functions, slots.is_some(), listing).cancel_on(stop.flag());
     let (link, attach_time) =
         probe::attach(n, || prog.attach_kprobe_multi(&spec), |l| probe::mode_text(l.attach_mode()).into())?;
     let mode = link.attach_mode();
@@ -169,6 +148,45 @@ pub fn run(args: &CountArgs, listing: &Listing, out: &mut Output) -> Result<(), 
 /// Clears a terminal and puts the cursor top left, for a table redrawn in place.
 const CLEAR: &str = "\x1b[H\x1b[2J";
 
+/// The object with one counter per function of `functions` (by position), for this kernel
+/// and pid filter, and the slot table when counters are found by entry address.
+pub(crate) fn load_for(
+    strategy: Strategy,
+    functions: &[Function],
+    pid: Option<u32>,
+    listing: &Listing,
+) -> Result<(multiprobe::LoadedObject, Option<AddressIndex>), CliError> {
+    // A kprobe_multi link finds counters by entry address when the functions allow it;
+    // where they do not (a set spanning modules, shared slots), cookies do, as JSON's
+    // `attached.lookup` tells.
+    let slots = match strategy {
+        Strategy::KprobeMulti => {
+            listing.entry_addresses(functions).ok().and_then(|e| AddressIndex::for_functions(functions, &e).ok())
+        }
+        Strategy::PerFunction => None,
+    };
+    let n = functions.len();
+    match load(strategy, n, pid, slots.as_ref()) {
+        Ok(loaded) => Ok((loaded, slots)),
+        // The slot table is only a speed-up: where its map cannot be had (a memory limit on
+        // a table of up to 32 MiB), counters are found by cookie.
+        Err(_) if slots.is_some() => Ok((load(strategy, n, pid, None)?, None)),
+        Err(e) => Err(e),
+    }
+}
+
+/// What to attach the counting program to: every function, found by entry address
+/// (`by_address`) or by cookie = position. A function the kernel refuses is left out (and
+/// named) rather than failing the set.
+pub(crate) fn spec(strategy: Strategy, functions: &[Function], by_address: bool, listing: &Listing) -> KprobeMulti {
+    let spec = if by_address {
+        KprobeMulti::functions(functions.iter().cloned())
+    } else {
+        KprobeMulti::functions_with_cookies(functions.iter().cloned().zip(0u64..))
+    };
+    spec.fallback(strategy.fallback()).skip_rejected().listing(listing.clone())
+}
+
 /// The object with one counter per function, for this kernel and pid filter, and its slot
 /// table filled when counters are found by address.
 fn load(
@@ -195,7 +213,7 @@ fn load(
 }
 
 /// Runs the kernel skipped: the link's missed count (6.7+) plus the program's recursion misses.
-fn missed(link: &KprobeMultiLink, prog: &Program) -> Option<u64> {
+pub(crate) fn missed(link: &KprobeMultiLink, prog: &Program) -> Option<u64> {
     let link_missed = link.info().ok().and_then(|i| i.missed);
     let recursion = prog.info().ok().map(|i| i.recursion_misses);
     match (link_missed, recursion) {
@@ -205,7 +223,7 @@ fn missed(link: &KprobeMultiLink, prog: &Program) -> Option<u64> {
 }
 
 /// The per-CPU counters, summed, and what they were at the last read.
-struct Counters {
+pub(crate) struct Counters {
     map: Map,
     /// Which counters (indices of the functions selected) belong to attached functions.
     mask: Vec<bool>,
@@ -213,13 +231,13 @@ struct Counters {
 }
 
 impl Counters {
-    fn new(map: Map, mask: Vec<bool>) -> Counters {
+    pub(crate) fn new(map: Map, mask: Vec<bool>) -> Counters {
         let attached = mask.iter().filter(|&&m| m).count();
         Counters { map, mask, last: vec![0; attached] }
     }
 
     /// Calls per attached function so far: one batched read of every CPU's counters.
-    fn read(&self) -> Result<Vec<u64>, CliError> {
+    pub(crate) fn read(&self) -> Result<Vec<u64>, CliError> {
         let mut by_cookie = vec![0u64; self.mask.len()];
         for (index, cpus) in self.map.dump_per_cpu::<u32, u64>()? {
             if let Some(t) = by_cookie.get_mut(index as usize) {

@@ -1,0 +1,299 @@
+//! `multiprobe export` end to end: natively (usage errors, a busy port) and in the VMs on
+//! real kernels, scraped over plain HTTP from inside the VM the way Prometheus does, while
+//! this test makes calls it can count (pread(2) on a file of its own: one vfs_read each).
+//!
+//! The exporter counts every process's calls (it has no `--pid`), so counts are checked to
+//! grow by at least the test's own calls.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use testkit::{require_config, require_kernel, require_root};
+
+fn bin() -> PathBuf {
+    testkit::multiprobe_bin(env!("CARGO_BIN_EXE_multiprobe"))
+}
+
+/// Skips unless the kernel can attach kprobes one way or the other (kprobe_multi, or the
+/// per-function fallback, which needs attach cookies on single kprobes).
+macro_rules! require_kprobes {
+    () => {
+        require_root!("loading BPF programs");
+        require_config!("CONFIG_KPROBES", "kprobes (kprobe_multi and its per-function fallback)");
+        require_kernel!(5, 15, "attach cookies on single kprobes");
+    };
+}
+
+/// The exporter running in the background; its stderr collected by a thread (so that the
+/// pipe never fills while the test scrapes).
+struct Exporter {
+    child: Child,
+    /// `127.0.0.1:PORT`, from its `exporting ... on http://ADDR/metrics` line.
+    addr: String,
+    stderr: Arc<Mutex<String>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Exporter {
+    /// Starts `multiprobe export ARGS --listen 127.0.0.1:0` and waits until it serves.
+    fn start(args: &[&str]) -> Exporter {
+        let mut child = Command::new(bin())
+            .arg("export")
+            .args(args)
+            .args(["--listen", "127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("running {}: {e}", bin().display()));
+        let mut lines = BufReader::new(child.stderr.take().unwrap());
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let addr = loop {
+            let mut line = String::new();
+            if lines.read_line(&mut line).unwrap() == 0 {
+                let status = child.wait().unwrap();
+                panic!("the exporter ended ({status}) before serving:\n{}", stderr.lock().unwrap());
+            }
+            stderr.lock().unwrap().push_str(&line);
+            if let Some(rest) = line.split("on http://").nth(1) {
+                break rest.split('/').next().unwrap().to_string();
+            }
+        };
+        let sink = stderr.clone();
+        let reader = std::thread::spawn(move || {
+            let mut rest = String::new();
+            let _ = lines.read_to_string(&mut rest);
+            sink.lock().unwrap().push_str(&rest);
+        });
+        Exporter { child, addr, stderr, reader: Some(reader) }
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill").args([&format!("-{sig}"), &self.child.id().to_string()]).status().unwrap();
+        assert!(ok.success(), "kill -{sig} failed");
+    }
+
+    /// Waits for it to exit: its status and whole stderr.
+    fn finish(&mut self) -> (ExitStatus, String) {
+        let status = self.child.wait().unwrap();
+        if let Some(r) = self.reader.take() {
+            r.join().unwrap();
+        }
+        (status, self.stderr.lock().unwrap().clone())
+    }
+
+    fn get(&self, path: &str, accept: Option<&str>) -> Reply {
+        http(&self.addr, "GET", path, accept)
+    }
+}
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        // A failed assertion must not leave the exporter attached for the next tests.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An HTTP response: status, `Content-Type`, body.
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    content_type: String,
+    body: String,
+}
+
+/// One HTTP/1.1 request on a connection of its own, as a scraper sends it.
+fn http(addr: &str, method: &str, path: &str, accept: Option<&str>) -> Reply {
+    let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connecting to {addr}: {e}"));
+    // Under emulation a scrape takes a while; a hung exporter must still fail the test.
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let accept = accept.map(|a| format!("Accept: {a}\r\n")).unwrap_or_default();
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{accept}Connection: close\r\n\r\n").unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or_else(|| panic!("not HTTP: {raw}"));
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("no status: {head}"));
+    let content_type = head
+        .lines()
+        .find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("content-type")))
+        .map(|(_, v)| v.trim().to_string())
+        .unwrap_or_default();
+    Reply { status, content_type, body: body.to_string() }
+}
+
+/// The value of the sample `series` (`name{labels}`, exactly as exposed), if present.
+fn sample(body: &str, series: &str) -> Option<f64> {
+    body.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+fn calls(body: &str, function: &str) -> f64 {
+    let series = format!("multiprobe_function_calls_total{{function=\"{function}\",module=\"vmlinux\"}}");
+    sample(body, &series).unwrap_or_else(|| panic!("no {series}:\n{body}"))
+}
+
+/// `n` pread(2) calls on a file of the test's own: `n` vfs_read calls.
+fn reads(n: usize) {
+    use std::os::unix::fs::FileExt;
+    let path = std::env::temp_dir().join(format!("multiprobe-export-workload-{}", std::process::id()));
+    let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path).unwrap();
+    file.write_at(b"multiprobe", 0).unwrap();
+    let mut buf = [0u8; 8];
+    for _ in 0..n {
+        file.read_at(&mut buf, 0).unwrap();
+    }
+    drop(file);
+    let _ = std::fs::remove_file(&path);
+}
+
+/// The ids of every BPF link in the kernel.
+fn links() -> BTreeSet<u32> {
+    use multiprobe::raw::{self as sys, ObjKind};
+    let mut out = BTreeSet::new();
+    let mut id = 0;
+    while let Ok(Some(next)) = sys::get_next_id(ObjKind::Link, id) {
+        out.insert(next);
+        id = next;
+    }
+    out
+}
+
+/// Waits up to 10 s for the kernel to free the links of a closed process.
+fn links_settle_to(want: &BTreeSet<u32>) -> BTreeSet<u32> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = links();
+        if now == *want || Instant::now() > deadline {
+            return now;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Natively and everywhere
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn export_usage_errors_exit_2() {
+    for args in [
+        &["export", "vfs_read"][..],
+        &["export", "--listen", "127.0.0.1:9435"],
+        &["export", "vfs_read", "--listen", "localhost"],
+        &["export", "vfs_read", "--listen", "127.0.0.1:99999"],
+        &["export", "vfs_read", "--listen", "127.0.0.1:0", "--duration", "5x"],
+    ] {
+        let out = Command::new(bin()).args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+/// A busy port is the first thing checked: one error naming the address, a hint, exit 1,
+/// nothing attached (no root needed to see it).
+#[test]
+fn export_explains_a_busy_port() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = Command::new(bin()).args(["export", "vfs_read", "--listen", &addr]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.starts_with(&format!("error: cannot listen on {addr}: ")), "{stderr}");
+    assert!(stderr.contains("hint: another process listens on port"), "{stderr}");
+    assert!(!stderr.contains("attached"), "{stderr}");
+}
+
+// ---------------------------------------------------------------------------------------
+// In the VMs
+// ---------------------------------------------------------------------------------------
+
+/// The whole service: /healthz, /metrics in both formats with values read at each scrape
+/// (vfs_read's counter and histogram grow with the test's own reads), the per-probe
+/// metrics, errors for other paths and methods, and a clean end on SIGTERM.
+#[test]
+fn export_scrapes_follow_the_calls_and_sigterm_detaches() {
+    require_kprobes!();
+    let links_before = links();
+    let mut exporter = Exporter::start(&["vfs_read", "vfs_write", "--latency", "vfs_read", "--duration", "10m"]);
+    assert!(links().len() > links_before.len(), "no new link while attached");
+
+    let health = exporter.get("/healthz", None);
+    assert_eq!((health.status, health.body.as_str()), (200, "ok\n"), "{health:?}");
+
+    let first = exporter.get("/metrics", None);
+    assert_eq!(first.status, 200, "{first:?}");
+    assert_eq!(first.content_type, "text/plain; version=0.0.4; charset=utf-8");
+    let before = calls(&first.body, "vfs_read");
+    reads(20);
+    let second = exporter.get("/metrics", None);
+    let after = calls(&second.body, "vfs_read");
+    assert!(after >= before + 20.0, "vfs_read went from {before} to {after} over 20 reads:\n{}", second.body);
+    calls(&second.body, "vfs_write");
+
+    // The histogram: cumulative buckets with log2 bounds, +Inf = count >= the test's reads.
+    let body = &second.body;
+    let labels = "function=\"vfs_read\",module=\"vmlinux\"";
+    let count = sample(body, &format!("multiprobe_function_latency_seconds_count{{{labels}}}")).expect(body);
+    assert!(count >= 20.0, "{body}");
+    assert!(sample(body, &format!("multiprobe_function_latency_seconds_sum{{{labels}}}")).expect(body) > 0.0);
+    let buckets: Vec<(String, f64)> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix(&format!("multiprobe_function_latency_seconds_bucket{{{labels},le=\"")))
+        .map(|rest| {
+            let (le, value) = rest.split_once("\"} ").unwrap();
+            (le.to_string(), value.parse().unwrap())
+        })
+        .collect();
+    assert!(buckets.len() > 10, "{body}");
+    assert_eq!(buckets.last().unwrap(), &("+Inf".to_string(), count), "{body}");
+    for pair in buckets.windows(2) {
+        assert!(pair[0].1 <= pair[1].1, "buckets are cumulative: {pair:?}");
+        if pair[1].0 != "+Inf" {
+            let (a, b): (f64, f64) = (pair[0].0.parse().unwrap(), pair[1].0.parse().unwrap());
+            assert!((b / a - 2.0).abs() < 1e-9, "log2 bounds: {pair:?}");
+        }
+    }
+
+    let gauge = |series: &str| sample(body, series).unwrap_or_else(|| panic!("no {series}:\n{body}"));
+    assert_eq!(gauge("multiprobe_attached_functions{probe=\"calls\",module=\"vmlinux\"}"), 2.0);
+    assert_eq!(gauge("multiprobe_attached_functions{probe=\"latency\",module=\"vmlinux\"}"), 1.0);
+    assert!(gauge("multiprobe_probe_missed_total{probe=\"calls\"}") >= 0.0);
+    let build = format!("multiprobe_build_info{{version=\"{}\",kernel=\"{}\"}}", env!("CARGO_PKG_VERSION"), {
+        testkit::kernel_release()
+    });
+    assert_eq!(gauge(&build), 1.0);
+
+    // What Prometheus asks for: OpenMetrics.
+    let om =
+        exporter.get("/metrics", Some("application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"));
+    assert_eq!(om.status, 200, "{om:?}");
+    assert_eq!(om.content_type, "application/openmetrics-text; version=1.0.0; charset=utf-8");
+    assert!(om.body.ends_with("# EOF\n"), "{}", om.body);
+    assert!(calls(&om.body, "vfs_read") >= after);
+
+    assert_eq!(exporter.get("/nope", None).status, 404);
+    assert_eq!(http(&exporter.addr, "POST", "/metrics", None).status, 405);
+
+    exporter.signal("TERM");
+    let (status, stderr) = exporter.finish();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("ended by SIGTERM"), "{stderr}");
+    assert!(stderr.contains("served 3 scrapes"), "{stderr}");
+    assert!(TcpStream::connect(&exporter.addr).is_err(), "nothing listens after the end");
+    assert_eq!(links_settle_to(&links_before), links_before, "SIGTERM left links behind");
+}
+
+/// `--duration` ends the service by itself, with a clean detach.
+#[test]
+fn export_duration_ends_the_service() {
+    require_kprobes!();
+    let mut exporter = Exporter::start(&["vfs_write", "--duration", "1s"]);
+    let (status, stderr) = exporter.finish();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("ended after --duration"), "{stderr}");
+    assert!(stderr.contains("served 0 scrapes"), "{stderr}");
+}
