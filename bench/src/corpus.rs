@@ -1,7 +1,7 @@
 //! `multiprobe-bench corpus DIR`: the differential load test against libbpf 1.7.
 //!
 //! Every `*.o` file of DIR is opened and loaded by multiprobe and by libbpf in this one
-//! process, each given the same pre-load settings (corpus_settings.rs: the setters a tool
+//! process, each given the same pre-load settings (`corpus_format::settings`: the setters a tool
 //! calls between open and load). For each object:
 //!
 //! 1. open it with each (an open error fails all of its programs for that loader);
@@ -13,7 +13,7 @@
 //!    alternating order, open to loaded, for the load times.
 //!
 //! Output: one JSON line per object (`MPCORPUS {...}`) between `MPCORPUS-BEGIN` and
-//! `MPCORPUS-END`, then the markdown table (corpus_table.rs). The exit code is 1 when a
+//! `MPCORPUS-END`, then the markdown table (`corpus_format::table`). The exit code is 1 when a
 //! program libbpf loads fails in multiprobe and the allow-list does not excuse it.
 //!
 //! ```text
@@ -31,8 +31,8 @@ use multiprobe::Object;
 use multiprobe::object::Pinning;
 use serde_json::{Value, json};
 
-use crate::corpus_settings::{self as settings, Action, Allowed, Setting};
-use crate::corpus_table;
+use corpus_format::settings::{self, Action, Allowed, Setting};
+use corpus_format::table as corpus_table;
 use crate::libbpf;
 
 /// Printed before the first record.

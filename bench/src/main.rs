@@ -17,8 +17,6 @@ mod attach;
 mod child;
 mod cli;
 mod corpus;
-mod corpus_settings;
-mod corpus_table;
 mod libbpf;
 mod load;
 mod overhead;

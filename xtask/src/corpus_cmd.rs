@@ -23,14 +23,6 @@ use crate::qemu::Vm;
 use crate::static_build::{self, TestBinary};
 use crate::tools::{self, Tool};
 
-// Shared with the runner: the parsers check the input files here before a boot (the rest of
-// the module is the runner's).
-#[path = "../../bench/src/corpus_settings.rs"]
-#[allow(dead_code)]
-mod corpus_settings;
-#[path = "../../bench/src/corpus_table.rs"]
-mod corpus_table;
-
 const BEGIN: &str = "MPCORPUS-BEGIN";
 const LINE: &str = "MPCORPUS ";
 const END: &str = "MPCORPUS-END";
@@ -175,9 +167,9 @@ fn input_files(dir: &Path, args: &CorpusArgs) -> Result<Vec<(&'static str, PathB
         let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
         // Checked here, not minutes later in the VM.
         let parsed = if name == "corpus.settings" {
-            corpus_settings::parse_settings(&text).map(|_| ())
+            corpus_format::settings::parse_settings(&text).map(|_| ())
         } else {
-            corpus_settings::parse_allow(&text).map(|_| ())
+            corpus_format::settings::parse_allow(&text).map(|_| ())
         };
         parsed.map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         out.push((name, path));
@@ -283,10 +275,10 @@ fn run_kernel(kernel: &Kernel, bin: &Path, dir: &Path, args: &CorpusArgs) -> Res
     let out_dir = crate::target_dir().join("corpus");
     std::fs::create_dir_all(&out_dir)?;
     std::fs::write(out_dir.join(format!("{}.json", kernel.label)), serde_json::to_string_pretty(&records)?)?;
-    let table = corpus_table::markdown(&records);
+    let table = corpus_format::table::markdown(&records);
     std::fs::write(out_dir.join(format!("{}.md", kernel.label)), &table)?;
     eprintln!("xtask: wrote {}/{}.json and .md", out_dir.display(), kernel.label);
-    let unexcused = corpus_table::unexcused(&records);
+    let unexcused = corpus_format::table::unexcused(&records);
     // The runner says the same with its exit code; a mismatch means lost records.
     let expected = if unexcused.is_empty() { 0 } else { 1 };
     if exit != Some(expected) {

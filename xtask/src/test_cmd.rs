@@ -35,8 +35,9 @@ pub struct TestArgs {
     /// Run only tests whose name contains SUBSTR (passed to every test executable).
     #[arg(long, value_name = "SUBSTR")]
     test_filter: Option<String>,
-    /// Time limit for one kernel's boot and tests (s, m or h suffix).
-    #[arg(long, default_value = "15m", value_parser = crate::parse_duration)]
+    /// Time limit for one kernel's boot and tests (s, m or h suffix); 6.1, where every
+    /// attach goes one kprobe at a time, takes about 15 minutes under emulation.
+    #[arg(long, default_value = "25m", value_parser = crate::parse_duration)]
     timeout: Duration,
 }
 

@@ -81,12 +81,17 @@ pub fn kprobe_session() -> Support {
 /// built without CONFIG_FPROBE answers EOPNOTSUPP before looking at it. A kernel that does
 /// not know the attach type says EINVAL too, so EINVAL counts only where the kernel's BTF
 /// lists the attach type (`enum bpf_attach_type`), or, without BTF, from version `since`.
-fn probe_multi_link(attach_type: u32, enum_name: &str, what: &str, since: (u32, u32)) -> Support {
-    let known = match btf::kernel::vmlinux_raw() {
+/// Whether the kernel knows the attach type `enum_name` (`BPF_TRACE_KPROBE_SESSION`): from
+/// its BTF, else from its version (`since`). A kernel that does not answers EINVAL for it.
+pub(crate) fn knows_attach_type(enum_name: &str, since: (u32, u32)) -> bool {
+    match btf::kernel::vmlinux_raw() {
         Ok(k) => enum_has(&k, "bpf_attach_type", enum_name),
         Err(_) => kernel_version().is_some_and(|v| v >= since),
-    };
-    if !known {
+    }
+}
+
+fn probe_multi_link(attach_type: u32, enum_name: &str, what: &str, since: (u32, u32)) -> Support {
+    if !knows_attach_type(enum_name, since) {
         return Support::No(format!("kernel {} is too old for {what} ({}.{}+)", version_string(), since.0, since.1));
     }
     let prog = match load_trivial(sys::prog_type::KPROBE, attach_type) {

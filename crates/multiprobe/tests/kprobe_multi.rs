@@ -11,7 +11,7 @@ mod common;
 use common::probes::*;
 use common::{BpfDir, KPROBE_MULTI_OBJ, Kallsyms, Workload, gettid};
 use multiprobe::kprobe_multi::{AttachMode, KprobeMulti, KprobeMultiLink, KprobeMultiOpts, Mode};
-use multiprobe::{AttachError, Map, Object, features};
+use multiprobe::{AttachError, Map, Object, ProgramKind, features};
 use testkit::{require_config, require_kernel, require_root};
 
 #[test]
@@ -238,7 +238,47 @@ fn invalid_option_combinations_are_rejected() {
             |e| matches!(e, AttachError::WrongProgramKind { .. }),
             libc::EINVAL,
         ),
+        // The kernel refuses a repeated name with ESRCH, which libbpf reports as ENOENT.
+        (
+            KprobeMultiOpts { syms: Some(vec![READ.into(), WRITE.into(), READ.into()]), ..Default::default() },
+            |e| matches!(e, AttachError::Repeated { .. }),
+            libc::ENOENT,
+        ),
+        // The kernel's count limit comes before anything it reads of the list: E2BIG, though
+        // the addresses are repeated too.
+        (
+            KprobeMultiOpts { addrs: Some(vec![0x1000; (1 << 20) + 1]), ..Default::default() },
+            |e| matches!(e, AttachError::TooManyTargets { count: 1_048_577, .. }),
+            libc::E2BIG,
+        ),
     ]);
+}
+
+/// A session asked of a kernel without sessions is the kernel refusing the request (EINVAL,
+/// as libbpf reports it), told as such: not a target blamed by bisection. Where the kernel
+/// has sessions, the same request attaches.
+#[test]
+fn a_session_where_the_kernel_has_none_is_not_blamed_on_a_target() {
+    require_root!("loading BPF programs");
+    // The plain entry program, loaded for a session link: it calls no session kfunc, so it
+    // loads on kernels without them too.
+    let t = setup_with(|o| {
+        o.program_mut("entry").unwrap().set_kind(ProgramKind::KprobeSession);
+    });
+    let prog = t.loaded.program("entry").unwrap();
+    let opts = KprobeMultiOpts { syms: Some(vec![READ.into(), WRITE.into()]), session: true, ..Default::default() };
+    let result = prog.attach_kprobe_multi_opts(&opts);
+    if features::kprobe_session().is_yes() {
+        result.expect("a kernel with sessions attaches one");
+        return;
+    }
+    let err = result.expect_err("no sessions on this kernel");
+    assert!(matches!(err, AttachError::NotSupported { .. }), "{err:?}");
+    // What the kernel answers: an attach type it does not know (before 6.10), or one it
+    // knows without the fprobe it needs.
+    let before_sessions = features::kernel_version().is_some_and(|v| v < (6, 10));
+    assert_eq!(err.errno(), if before_sessions { libc::EINVAL } else { libc::EOPNOTSUPP }, "{err}");
+    assert!(!err.to_string().contains(READ) && !err.to_string().contains(WRITE), "no target is blamed: {err}");
 }
 
 /// The checks that need the pattern resolved against the kernel's traceable functions.

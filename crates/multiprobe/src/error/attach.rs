@@ -78,7 +78,7 @@ pub enum AttachError {
     UntraceableSymbol { symbol: String, reason: String, source: io::Error },
     /// A target given twice.
     #[error("`{target}` is listed twice: give each target once")]
-    Repeated { target: String },
+    Repeated { target: String, source: io::Error },
     /// A name shared by several traceable functions.
     #[error(
         "`{symbol}` names several traceable functions ({places}): by name the kernel attaches only the first; attach by pattern to get every copy, or pick one with `module:{symbol}` in a Selection"
@@ -127,7 +127,6 @@ impl AttachError {
             | CountMismatch { .. }
             | InvalidSectionPattern { .. }
             | AmbiguousSymbol { .. }
-            | Repeated { .. }
             | NotUnique { .. }
             | RetprobeAndSession
             | WrongProgramKind { .. }
@@ -135,6 +134,7 @@ impl AttachError {
             UnknownProgram { .. } | NoMatch { .. } => libc::ENOENT,
             Cancelled { .. } => libc::ECANCELED,
             TooManyTargets { source, .. }
+            | Repeated { source, .. }
             | NotSupported { source, .. }
             | UntraceableSymbol { source, .. }
             | UntraceableAddress { source, .. }

@@ -24,14 +24,16 @@ pub(crate) fn attach(prog: &Program, spec: &KprobeMulti) -> Result<KprobeMultiLi
     let plain = matches!(prog.kind(), ProgramKind::Kprobe | ProgramKind::Kretprobe);
     if plain && spec.fallback != Fallback::Never {
         let plan = resolve(&spec.targets, spec.cookies.clone(), Strictness::RefuseAmbiguousNames, &spec.listing)?;
-        return fallback::attach(prog, plan, spec.mode, spec.cancel.as_ref());
+        return fallback::attach(prog, plan, spec.mode, spec.rejected, spec.cancel.as_ref());
     }
     check_program(prog, spec.mode)?;
     let plan = resolve(&spec.targets, spec.cookies.clone(), Strictness::RefuseAmbiguousNames, &spec.listing)?;
     match spec.fallback {
-        Fallback::Always => fallback::attach(prog, plan, spec.mode, spec.cancel.as_ref()),
+        Fallback::Always => fallback::attach(prog, plan, spec.mode, spec.rejected, spec.cancel.as_ref()),
         Fallback::Auto => match create(prog, plan.clone(), spec.mode, spec.rejected, &spec.listing) {
-            Err(AttachError::NotSupported { .. }) => fallback::attach(prog, plan, spec.mode, spec.cancel.as_ref()),
+            Err(AttachError::NotSupported { .. }) => {
+                fallback::attach(prog, plan, spec.mode, spec.rejected, spec.cancel.as_ref())
+            }
             other => other,
         },
         Fallback::Never => create(prog, plan, spec.mode, spec.rejected, &spec.listing),
@@ -47,6 +49,19 @@ pub(crate) fn create(
     rejected: Rejected,
     listing: &Listing,
 ) -> Result<KprobeMultiLink, AttachError> {
+    // A kernel older than sessions refuses the attach type with EINVAL, which bisection
+    // would take for a refused target and pin on the first function: ask first. (A kernel
+    // that knows sessions but lacks fprobe says EOPNOTSUPP, which diagnose() explains.)
+    if mode == Mode::Session {
+        let probe = features::kprobe_session();
+        if !probe.is_yes() && !features::knows_attach_type("BPF_TRACE_KPROBE_SESSION", (6, 10)) {
+            return Err(AttachError::NotSupported {
+                what: "run kprobe sessions",
+                reason: probe.reason().unwrap_or("kprobe sessions need kernel 6.10+ built with CONFIG_FPROBE").into(),
+                source: io::Error::from_raw_os_error(libc::EINVAL),
+            });
+        }
+    }
     let cookies_of = |idx: &[usize]| plan.cookies.as_ref().map(|c| idx.iter().map(|&i| c[i]).collect::<Vec<u64>>());
     let mut create = |idx: &[usize]| {
         let targets = plan.targets.subset(idx);
@@ -151,9 +166,6 @@ pub(crate) fn diagnose(e: io::Error, plan: &Plan, mode: Mode) -> AttachError {
             "creating a kprobe_multi link",
             Some("kernels 6.7 to 6.11 can fail large attaches this way; attach fewer functions per link".into()),
         ),
-        Some(libc::EINVAL) if mode == Mode::Session && !features::kprobe_session().is_yes() => {
-            kernel(e, "creating a kprobe session link", Some("kprobe sessions need kernel 6.10+".into()))
-        }
         _ => kernel(e, "creating a kprobe_multi link", None),
     }
 }

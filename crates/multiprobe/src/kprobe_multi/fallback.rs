@@ -6,19 +6,24 @@
 //! with its cookie. One [`KprobeMultiLink`] owns them all: a failure part way, or a cancel
 //! flag set meanwhile, drops the ones made so far, which detaches them.
 
+use std::io;
+
 use super::Mode;
 use super::cancel::CancelFlag;
 use super::link::KprobeMultiLink;
 use super::plan::Plan;
+use super::split::Rejected;
 use crate::error::AttachError;
 use crate::object::ProgramKind;
 use crate::perf_event::{KprobeTarget, attach_to_event, open_kprobe};
 use crate::program::Program;
+use crate::symbols::Function;
 
 pub(crate) fn attach(
     prog: &Program,
     plan: Plan,
     mode: Mode,
+    rejected: Rejected,
     cancel: Option<&CancelFlag>,
 ) -> Result<KprobeMultiLink, AttachError> {
     let (kind, retprobe) = match mode {
@@ -42,6 +47,7 @@ pub(crate) fn attach(
             .map_err(|source| AttachError::Reload { program: prog.name().to_string(), source: Box::new(source) })?
     };
     let mut links = Vec::with_capacity(plan.functions.len());
+    let mut skipped = Vec::new();
     for (i, f) in plan.functions.iter().enumerate() {
         if cancel.is_some_and(CancelFlag::is_set) {
             // `links` drops here: every kprobe made so far is detached.
@@ -54,8 +60,49 @@ pub(crate) fn attach(
             KprobeTarget::Symbol { name: f.name.clone(), offset: 0 }
         };
         let cookie = plan.cookies.as_ref().and_then(|c| c.get(i).copied()).unwrap_or(0);
-        let event = open_kprobe(&target, retprobe)?;
+        let event = match open_kprobe(&target, retprobe) {
+            Ok(event) => event,
+            Err(e @ (AttachError::UntraceableSymbol { .. } | AttachError::UntraceableAddress { .. })) => {
+                // As a kprobe_multi link would: the function is left out on request, or
+                // fails the attach named, with the errno kprobe_multi gives it.
+                if rejected == Rejected::Skip {
+                    skipped.push(i);
+                    continue;
+                }
+                return Err(untraceable(f, e));
+            }
+            Err(e) => return Err(e),
+        };
         links.push(attach_to_event(&single, event, cookie)?);
     }
-    Ok(KprobeMultiLink::from_kprobes(links, plan.functions, plan.cookies, mode))
+    Ok(KprobeMultiLink::from_kprobes(links, plan, mode, skipped))
+}
+
+/// The error for a function no kprobe can be placed on: named as the caller named it (not
+/// by the address the listing gave), with the reason the kernel has, and ENOENT, the errno
+/// an untraceable target gets through kprobe_multi (ESRCH from the kernel, reported by
+/// libbpf as ENOENT), so one cause has one errno on every path.
+fn untraceable(f: &Function, e: AttachError) -> AttachError {
+    let kernel = match &e {
+        AttachError::UntraceableSymbol { source, .. } | AttachError::UntraceableAddress { source, .. } => {
+            source.to_string()
+        }
+        _ => String::new(),
+    };
+    let symbol = if f.name.is_empty() { format!("{:#x}", f.address) } else { f.name.clone() };
+    let reason = if !f.name.is_empty() && on_kprobe_blacklist(&f.name) {
+        "it is on the kprobe blacklist (/sys/kernel/debug/kprobes/blacklist): probing it could recurse into the \
+         probe handler"
+            .to_string()
+    } else {
+        format!("the kernel cannot place a kprobe there ({kernel})")
+    };
+    AttachError::UntraceableSymbol { symbol, reason, source: io::Error::from_raw_os_error(libc::ENOENT) }
+}
+
+/// Whether `name` is on the kernel's kprobe blacklist (lines `START-END\tNAME`, in debugfs);
+/// false where that file cannot be read.
+fn on_kprobe_blacklist(name: &str) -> bool {
+    let Ok(text) = std::fs::read_to_string("/sys/kernel/debug/kprobes/blacklist") else { return false };
+    text.lines().any(|l| l.split_whitespace().nth(1) == Some(name))
 }

@@ -86,34 +86,29 @@ impl KprobeMultiLink {
     /// A kprobe_multi attachment: usually one link, several when the kernel needed the set
     /// split; `skipped` indexes `plan.functions`.
     pub(crate) fn new(links: Vec<Link>, plan: Plan, mode: Mode, skipped: Vec<usize>) -> KprobeMultiLink {
-        let skipped_functions = skipped.iter().map(|&i| plan.functions[i].clone()).collect();
-        let keep: Vec<bool> = (0..plan.functions.len()).map(|i| !skipped.contains(&i)).collect();
-        let functions = plan.functions.into_iter().zip(&keep).filter(|(_, k)| **k).map(|(f, _)| f).collect();
-        let cookies = plan.cookies.map(|c| c.into_iter().zip(&keep).filter(|(_, k)| **k).map(|(c, _)| c).collect());
-        KprobeMultiLink {
-            links,
-            attach_mode: AttachMode::KprobeMulti,
-            mode,
-            functions,
-            cookies,
-            skipped: skipped_functions,
-        }
+        Self::build(links, AttachMode::KprobeMulti, plan, mode, skipped)
     }
 
-    pub(crate) fn from_kprobes(
+    /// One perf-event kprobe per function (the fallback); `skipped` indexes `plan.functions`.
+    pub(crate) fn from_kprobes(links: Vec<Link>, plan: Plan, mode: Mode, skipped: Vec<usize>) -> KprobeMultiLink {
+        Self::build(links, AttachMode::PerFunctionKprobes, plan, mode, skipped)
+    }
+
+    fn build(
         links: Vec<Link>,
-        functions: Vec<Function>,
-        cookies: Option<Vec<u64>>,
+        attach_mode: AttachMode,
+        plan: Plan,
         mode: Mode,
+        skipped: Vec<usize>,
     ) -> KprobeMultiLink {
-        KprobeMultiLink {
-            links,
-            attach_mode: AttachMode::PerFunctionKprobes,
-            mode,
-            functions,
-            cookies,
-            skipped: Vec::new(),
+        let mut keep = vec![true; plan.functions.len()];
+        for &i in &skipped {
+            keep[i] = false;
         }
+        let skipped_functions = skipped.iter().map(|&i| plan.functions[i].clone()).collect();
+        let functions = plan.functions.into_iter().zip(&keep).filter(|(_, k)| **k).map(|(f, _)| f).collect();
+        let cookies = plan.cookies.map(|c| c.into_iter().zip(&keep).filter(|(_, k)| **k).map(|(c, _)| c).collect());
+        KprobeMultiLink { links, attach_mode, mode, functions, cookies, skipped: skipped_functions }
     }
 
     /// Functions the kernel refused and [`super::KprobeMulti::skip_rejected`] left out.

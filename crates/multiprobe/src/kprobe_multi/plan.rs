@@ -12,6 +12,7 @@ use crate::features;
 use crate::object::ProgramKind;
 use crate::program::Program;
 use crate::symbols::{Function, Glob, Listing, no_match_hint};
+use crate::sys;
 
 /// How the kernel is told the targets.
 #[derive(Debug, Clone)]
@@ -98,8 +99,10 @@ pub(crate) fn resolve(
             if names.is_empty() {
                 return Err(AttachError::EmptyList { what: "symbols" });
             }
+            check_count(names.len())?;
             check_cookies(names.len(), cookies.as_deref())?;
-            refuse_repeated(names.iter().map(String::as_str), |n| n.to_string())?;
+            // The kernel refuses a repeated name with ESRCH (libbpf: ENOENT).
+            refuse_repeated(names.iter().map(String::as_str), |n| n.to_string(), libc::ESRCH)?;
             if strictness == Strictness::RefuseAmbiguousNames {
                 refuse_ambiguous(names, listing)?;
             }
@@ -110,8 +113,9 @@ pub(crate) fn resolve(
             if addrs.is_empty() {
                 return Err(AttachError::EmptyList { what: "addresses" });
             }
+            check_count(addrs.len())?;
             check_cookies(addrs.len(), cookies.as_deref())?;
-            refuse_repeated(addrs.iter().copied(), |a| format!("{a:#x}"))?;
+            refuse_repeated(addrs.iter().copied(), |a| format!("{a:#x}"), libc::EINVAL)?;
             let functions = addrs.iter().map(|&a| Function { name: String::new(), module: None, address: a }).collect();
             Ok(Plan { targets: LinkTargets::Addresses(addrs.clone()), cookies, functions })
         }
@@ -156,17 +160,27 @@ pub(crate) fn resolve(
     }
 }
 
-/// Fails when a target is given twice: the kernel refuses a repeated name with ESRCH, and
-/// split attaches would attach a repeated target twice.
+/// Fails when a target is given twice (with `errno`, what the kernel would answer): split
+/// attaches would otherwise attach a repeated target twice.
 fn refuse_repeated<T: Eq + std::hash::Hash + Copy>(
     targets: impl Iterator<Item = T>,
     show: impl Fn(T) -> String,
+    errno: i32,
 ) -> Result<(), AttachError> {
     let mut seen = HashSet::new();
     for t in targets {
         if !seen.insert(t) {
-            return Err(AttachError::Repeated { target: show(t) });
+            return Err(AttachError::Repeated { target: show(t), source: io::Error::from_raw_os_error(errno) });
         }
+    }
+    Ok(())
+}
+
+/// The kernel's limit on one link, checked first as the kernel does (before it reads a
+/// single target): E2BIG, whatever else is wrong with the list.
+fn check_count(count: usize) -> Result<(), AttachError> {
+    if count > sys::KPROBE_MULTI_MAX_CNT {
+        return Err(AttachError::TooManyTargets { count, source: io::Error::from_raw_os_error(libc::E2BIG) });
     }
     Ok(())
 }

@@ -8,8 +8,11 @@
 mod elf;
 mod linker;
 mod maps;
+mod program_kind;
 mod section;
 mod section_defs;
+#[cfg(test)]
+mod section_tests;
 
 pub use maps::{MapOrigin, MapSpec, MapType, Pinning};
 pub use section::{

@@ -5,7 +5,7 @@
 //! matches itself or itself followed by `/TARGET`, a name ending in `/` matches any name it
 //! starts, any other name matches only itself.
 
-use super::section::ProgramKind::{self, *};
+use super::program_kind::ProgramKind::{self, *};
 use crate::sys::attach_type;
 
 /// libbpf's `enum sec_def_flags`, with its values.

@@ -1,6 +1,7 @@
 //! Section names: libbpf 1.7's whole table, walked row by row, and the matching rules.
 
-use super::*;
+use super::section::*;
+use super::section_defs::SECTION_DEFS;
 
 /// libbpf 1.7's `section_defs` as data (name, `enum bpf_prog_type`, `enum bpf_attach_type`,
 /// `enum sec_def_flags`), copied from libbpf's `src/libbpf.c` and `include/uapi/linux/bpf.h`
@@ -151,7 +152,7 @@ fn every_libbpf_section_name_loads_as_libbpf_loads_it() {
 
 #[test]
 fn the_table_is_libbpfs_in_its_order() {
-    let ours: Vec<&str> = super::super::section_defs::SECTION_DEFS.iter().map(|d| d.sec).collect();
+    let ours: Vec<&str> = SECTION_DEFS.iter().map(|d| d.sec).collect();
     let theirs: Vec<&str> = LIBBPF_1_7.iter().map(|r| r.0).collect();
     assert_eq!(ours, theirs);
 }
