@@ -126,10 +126,17 @@ fn classify(btf: &Btf, id: u32) -> Result<Option<(KconfigType, u32, u32)>, BtfEr
         TypeKind::Enum { size, is64, .. } if btf.name(id) == "libbpf_tristate" && (*is64 || *size == 4) => {
             Some((KconfigType::Tristate, *size, *size))
         }
-        TypeKind::Array { elem, nelems, .. } if *nelems > 0 => match classify(btf, *elem)? {
-            Some((KconfigType::Char, 1, 1)) => Some((KconfigType::CharArray, *nelems, 1)),
-            _ => None,
-        },
+        // Only arrays of char: the element is looked at directly, not classified again, so
+        // an array that contains itself (a loop in a malformed BTF) ends here.
+        TypeKind::Array { elem, nelems, .. } if *nelems > 0 => {
+            let elem = btf.skip_modifiers(*elem)?;
+            match btf.type_by_id(elem)?.kind {
+                TypeKind::Int { size: 1, encoding, .. } if encoding & int_encoding::BOOL == 0 => {
+                    Some((KconfigType::CharArray, *nelems, 1))
+                }
+                _ => None,
+            }
+        }
         _ => None,
     })
 }
@@ -140,5 +147,33 @@ fn type_name(btf: &Btf, id: u32) -> String {
         Ok(t) if !btf.name(id).is_empty() => format!("{} {}", t.kind.name(), btf.name(id)),
         Ok(t) => t.kind.name().to_string(),
         Err(_) => format!("type {id}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::btf::{Type, VarSecinfo};
+
+    /// An extern whose array type contains itself (found by the `object` fuzz target: the
+    /// classification recursed until the stack overflowed) is refused, not followed.
+    #[test]
+    fn an_array_of_itself_is_refused() {
+        let mut btf = Btf::new();
+        let array = btf.add_type(Type { name_off: 0, kind_flag: false, kind: TypeKind::Void });
+        btf.type_mut(array).unwrap().kind = TypeKind::Array { elem: array, index: array, nelems: 4 };
+        let name = btf.add_string("CONFIG_LOOP");
+        let var = btf.add_type(Type {
+            name_off: name,
+            kind_flag: false,
+            kind: TypeKind::Var { target: array, linkage: VarLinkage::GlobalExtern },
+        });
+        let sec = btf.add_string(KCONFIG_SEC);
+        btf.add_type(Type {
+            name_off: sec,
+            kind_flag: false,
+            kind: TypeKind::Datasec { size: 0, vars: vec![VarSecinfo { type_id: var, offset: 0, size: 4 }] },
+        });
+        assert!(matches!(layout(&mut btf), Err(KconfigLayoutError::Unsupported { .. })));
     }
 }
