@@ -123,11 +123,10 @@ pub fn markdown(records: &[Value]) -> String {
          once per process, libbpf's once per object).\n",
     );
 
-    let mut sections: [(&str, Vec<String>); 4] = [
+    let mut sections: [(&str, Vec<String>); 3] = [
         ("multiprobe refuses what libbpf loads", Vec::new()),
         ("both refuse", Vec::new()),
         ("libbpf refuses what multiprobe loads", Vec::new()),
-        ("settings multiprobe cannot apply yet", Vec::new()),
     ];
     for r in objects(records) {
         let object = r["object"].as_str().unwrap_or("?");
@@ -163,10 +162,6 @@ pub fn markdown(records: &[Value]) -> String {
             };
             sections[line.0].1.push(line.1);
         }
-        if let Some(u) = r["unapplied_by_multiprobe"].as_array().filter(|u| !u.is_empty()) {
-            let list: Vec<&str> = u.iter().filter_map(Value::as_str).collect();
-            sections[3].1.push(format!("- `{object}`: {}", list.join(", ")));
-        }
     }
     for (title, lines) in &sections {
         if !lines.is_empty() {
@@ -192,8 +187,7 @@ mod tests {
                        {"name": "q", "section": "fentry/y", "libbpf_error": null, "multiprobe_error": "unknown section"},
                        {"name": "r", "section": "fentry/z", "libbpf_error": "ESRCH", "multiprobe_error": "no z"},
                    ],
-                   "time_ns": {"libbpf": [2_000_000, 4_000_000, 3_000_000], "multiprobe": [1_500_000]},
-                   "unapplied_by_multiprobe": ["map m value_size 1016"]}),
+                   "time_ns": {"libbpf": [2_000_000, 4_000_000, 3_000_000], "multiprobe": [1_500_000]}}),
             json!({"object": "b.bpf.o", "open": {"libbpf": "ok", "multiprobe": "bad"}, "timed_programs": 0,
                    "programs": [{"name": "s", "section": "tc", "libbpf_error": null, "multiprobe_error": "open: bad",
                                  "allowed": "documented"}],
@@ -207,7 +201,6 @@ mod tests {
         assert!(md.contains("#### multiprobe refuses what libbpf loads (2 entries)"), "{md}");
         assert!(md.contains("- `b.bpf.o` (does not open; libbpf loads 1 of 1 programs): bad"), "{md}");
         assert!(md.contains("libbpf: ESRCH; multiprobe: no z"), "{md}");
-        assert!(md.contains("- `a.bpf.o`: map m value_size 1016"), "{md}");
         assert_eq!(unexcused(&records), vec![("a.bpf.o".into(), "q".into(), "unknown section".into())]);
     }
 }
