@@ -1,7 +1,8 @@
-//! Attaching programs where their section names say (`SEC("kprobe.multi/vfs_*")`), like
-//! libbpf's auto-attach.
+//! Attaching programs where their section names say (`SEC("kprobe.multi/vfs_*")`,
+//! `SEC("raw_tp/sys_enter")`, `SEC("fentry/vfs_read")`), like libbpf's `bpf_program__attach`.
 
 use crate::error::AttachError;
+use crate::iterator::IterLink;
 use crate::kprobe_multi::{KprobeMulti, KprobeMultiLink};
 use crate::link::Link;
 use crate::loader::LoadedObject;
@@ -12,29 +13,54 @@ use crate::program::Program;
 /// What attaching one program produced.
 #[derive(Debug)]
 pub enum Attachment {
-    /// A single link (tracepoint, kprobe).
+    /// A single link (tracepoint, kprobe, ksyscall, raw tracepoint, fentry, fexit, fmod_ret,
+    /// tp_btf, lsm).
     Link(Link),
     /// A kprobe_multi link (or its per-function fallback).
     KprobeMulti(KprobeMultiLink),
+    /// An iterator link, to be read.
+    Iter(IterLink),
 }
 
 /// [`Program::attach`]: the target from the section name, attached by its kind.
 pub(crate) fn attach(prog: &Program) -> Result<Option<Attachment>, AttachError> {
-    let Some(target) = prog.attach_target() else {
-        return Ok(None);
+    use ProgramKind::*;
+    let kind = prog.kind();
+    // Kinds whose target is the BTF id they were loaded against: nothing to read here.
+    match kind {
+        Fentry | Fexit | FmodRet | Fsession | TpBtf => return Ok(Some(Attachment::Link(prog.attach_trace()?))),
+        Lsm => return Ok(Some(Attachment::Link(prog.attach_lsm()?))),
+        Iter => return Ok(Some(Attachment::Iter(prog.attach_iter()?))),
+        KprobeMulti
+        | KretprobeMulti
+        | KprobeSession
+        | Kprobe
+        | Kretprobe
+        | Ksyscall
+        | Kretsyscall
+        | Tracepoint
+        | RawTracepoint
+        | RawTracepointWritable => {}
+        _ => return Ok(None),
+    }
+    let Some(target) = prog.attach_target().filter(|t| !t.is_empty()) else {
+        return Err(AttachError::NoSectionTarget {
+            program: prog.name().to_string(),
+            section: kind.section_prefix().to_string(),
+        });
     };
-    let attachment = match prog.kind() {
-        ProgramKind::KprobeMulti | ProgramKind::KretprobeMulti | ProgramKind::KprobeSession => {
+    let attachment = match kind {
+        KprobeMulti | KretprobeMulti | KprobeSession => {
             check_pattern(prog, target)?;
-            let spec = KprobeMulti::pattern(target);
-            let spec = match prog.kind() {
-                ProgramKind::KretprobeMulti => spec.retprobe(),
-                ProgramKind::KprobeSession => spec.session(),
+            let spec = crate::kprobe_multi::KprobeMulti::pattern(target);
+            let spec = match kind {
+                KretprobeMulti => spec.retprobe(),
+                KprobeSession => spec.session(),
                 _ => spec,
             };
             Attachment::KprobeMulti(prog.attach_kprobe_multi(&spec)?)
         }
-        ProgramKind::Kprobe | ProgramKind::Kretprobe => {
+        Kprobe | Kretprobe => {
             let (name, offset) = match target.split_once('+') {
                 Some((n, off)) => (
                     n,
@@ -48,7 +74,8 @@ pub(crate) fn attach(prog: &Program) -> Result<Option<Attachment>, AttachError> 
             };
             Attachment::Link(prog.attach_kprobe(&KprobeTarget::Symbol { name: name.to_string(), offset }, 0)?)
         }
-        ProgramKind::Tracepoint => {
+        Ksyscall | Kretsyscall => Attachment::Link(prog.attach_ksyscall(target, 0)?),
+        Tracepoint => {
             let (category, name) = target.split_once('/').ok_or_else(|| AttachError::InvalidSectionPattern {
                 program: prog.name().to_string(),
                 section: target.to_string(),
@@ -56,7 +83,7 @@ pub(crate) fn attach(prog: &Program) -> Result<Option<Attachment>, AttachError> 
             })?;
             Attachment::Link(prog.attach_tracepoint(category, name)?)
         }
-        _ => return Ok(None),
+        _ => Attachment::Link(prog.attach_raw_tracepoint(target)?),
     };
     Ok(Some(attachment))
 }
@@ -82,13 +109,17 @@ fn check_pattern(prog: &Program, pattern: &str) -> Result<(), AttachError> {
 }
 
 impl LoadedObject {
-    /// Attaches every loaded program whose section names a target. On the first failure,
+    /// Attaches every loaded program that [`Program::attach`] can attach, as libbpf's
+    /// skeleton attach: programs whose section gives no target (`SEC("kprobe.multi")`) and
+    /// kinds never attached by section (`socket`, ...) are left out. On the first failure,
     /// everything attached so far is detached and the error returned.
     pub fn attach_all(&self) -> Result<Vec<(String, Attachment)>, AttachError> {
         let mut out = Vec::new();
         for p in self.programs() {
-            if let Some(a) = p.attach()? {
-                out.push((p.name().to_string(), a));
+            match p.attach() {
+                Ok(Some(a)) => out.push((p.name().to_string(), a)),
+                Ok(None) | Err(AttachError::NoSectionTarget { .. }) => {}
+                Err(e) => return Err(e),
             }
         }
         Ok(out)

@@ -57,6 +57,7 @@ pub mod features;
 pub mod fuzzing;
 #[allow(missing_docs)] // opcode constants as in include/uapi/linux/bpf.h
 pub mod insn;
+mod iterator;
 mod kconfig;
 pub mod kprobe_multi;
 pub mod link;
@@ -68,15 +69,18 @@ mod perf_event;
 mod pin;
 pub mod program;
 pub mod raw;
+mod raw_tracepoint;
 pub mod ringbuf;
 pub mod symbols;
 #[allow(missing_docs)] // constants and attr fields as in include/uapi/linux/bpf.h
 pub(crate) mod sys;
+mod tracing_link;
 
 pub use address_index::{AddressIndex, AddressIndexError};
 pub use auto_attach::Attachment;
 pub use error::{AttachError, Error, KconfigError, ListingError, LoadError, MapError, PinError};
-pub use link::{Link, LinkInfo, LinkType};
+pub use iterator::IterLink;
+pub use link::{Link, LinkInfo, LinkTarget, LinkType};
 pub use loader::{DEFAULT_PIN_ROOT, LoadedObject};
 pub use map::{Map, UpdateFlags};
 pub use object::{

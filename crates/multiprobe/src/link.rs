@@ -17,8 +17,10 @@ use crate::sys;
 pub enum LinkType {
     /// `BPF_LINK_TYPE_RAW_TRACEPOINT`.
     RawTracepoint,
-    /// `BPF_LINK_TYPE_TRACING` (fentry, fexit).
+    /// `BPF_LINK_TYPE_TRACING` (fentry, fexit, fmod_ret, lsm).
     Tracing,
+    /// `BPF_LINK_TYPE_ITER` (BPF iterators).
+    Iter,
     /// `BPF_LINK_TYPE_PERF_EVENT` (kprobes, tracepoints through perf events).
     PerfEvent,
     /// `BPF_LINK_TYPE_KPROBE_MULTI`.
@@ -32,6 +34,7 @@ impl LinkType {
         match v {
             sys::link_type::RAW_TRACEPOINT => LinkType::RawTracepoint,
             sys::link_type::TRACING => LinkType::Tracing,
+            sys::link_type::ITER => LinkType::Iter,
             sys::link_type::PERF_EVENT => LinkType::PerfEvent,
             sys::link_type::KPROBE_MULTI => LinkType::KprobeMulti,
             other => LinkType::Other(other),
@@ -48,6 +51,35 @@ pub struct LinkInfo {
     pub prog_id: u32,
     /// What kind of link it is.
     pub link_type: LinkType,
+}
+
+/// What a link is attached to, as far as the kernel reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LinkTarget {
+    /// A tracing link (fentry, fexit, fmod_ret, lsm): the attach type and the target's BTF
+    /// id, in the BTF object `target_obj_id` (vmlinux's or a module's). Kernels before 5.13
+    /// report 0 for both ids.
+    Tracing {
+        /// `enum bpf_attach_type` (`BPF_TRACE_FENTRY`, `BPF_LSM_MAC`, ...).
+        attach_type: u32,
+        /// Id of the BTF object holding the target (`bpftool btf show id N`).
+        target_obj_id: u32,
+        /// The target's type id in that BTF.
+        target_btf_id: u32,
+    },
+    /// A raw tracepoint link (raw_tp, raw_tp.w, tp_btf): the tracepoint's name.
+    RawTracepoint {
+        /// Name without category (`sys_enter`, `sched_switch`).
+        name: String,
+    },
+    /// An iterator link: the iterator's target (`task`, `bpf_map_elem`, ...).
+    Iter {
+        /// The iterator's name.
+        name: String,
+    },
+    /// Another link type: only the common fields in [`LinkInfo`] are read.
+    Other,
 }
 
 /// An attachment of a program, detached on drop (unless pinned).
@@ -84,6 +116,36 @@ impl Link {
     pub fn info(&self) -> io::Result<LinkInfo> {
         let i = sys::link_info(self.fd(), None, None)?;
         Ok(LinkInfo { id: i.id, prog_id: i.prog_id, link_type: LinkType::from_u32(i.link_type) })
+    }
+
+    /// What the link is attached to, for the link types whose target the kernel reports
+    /// (tracing, raw tracepoint, iterator); [`LinkTarget::Other`] for the rest.
+    pub fn target(&self) -> io::Result<LinkTarget> {
+        let info = self.info()?;
+        // Tracepoint and iterator names are short; the kernel cuts a longer one to the buffer
+        // (and reports ENOSPC, which only means that).
+        let named = |buf: &mut [u8]| -> io::Result<String> {
+            match sys::link_info_named(self.fd(), buf) {
+                Ok(_) => {}
+                Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => {}
+                Err(e) => return Err(e),
+            }
+            let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+            Ok(String::from_utf8_lossy(&buf[..end]).into_owned())
+        };
+        Ok(match info.link_type {
+            LinkType::Tracing => {
+                let t = sys::link_info_tracing(self.fd())?;
+                LinkTarget::Tracing {
+                    attach_type: t.attach_type,
+                    target_obj_id: t.target_obj_id,
+                    target_btf_id: t.target_btf_id,
+                }
+            }
+            LinkType::RawTracepoint => LinkTarget::RawTracepoint { name: named(&mut [0u8; 256])? },
+            LinkType::Iter => LinkTarget::Iter { name: named(&mut [0u8; 256])? },
+            _ => LinkTarget::Other,
+        })
     }
 
     /// Pins the link at `path` in a bpf file system: the program stays attached after this

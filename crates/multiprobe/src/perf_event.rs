@@ -1,5 +1,7 @@
-//! Attaching through perf events: tracepoints, and single kprobes (the per-function fallback
-//! for kernels without kprobe_multi).
+//! Attaching through perf events: tracepoints, single kprobes and kretprobes, syscall
+//! kprobes (ksyscall), and the per-function fallback for kernels without kprobe_multi.
+//! One path for all of them: a perf-event link (`BPF_LINK_CREATE` with `BPF_PERF_EVENT`,
+//! 5.15+), or on older kernels the `PERF_EVENT_IOC_SET_BPF` ioctl that predates links.
 
 use std::ffi::CString;
 use std::io;
@@ -10,7 +12,7 @@ use crate::error::{AttachError, wrong_kind};
 use crate::link::Link;
 use crate::object::ProgramKind;
 use crate::program::Program;
-use crate::symbols::tracefs_root;
+use crate::symbols::{syscall_function, tracefs_root};
 use crate::sys;
 
 /// Where a single kprobe goes.
@@ -53,6 +55,20 @@ pub(crate) fn attach_kprobe(prog: &Program, target: &KprobeTarget, cookie: u64) 
         }
     };
     let event = open_kprobe(target, retprobe)?;
+    attach_to_event(prog, event, cookie)
+}
+
+/// [`Program::attach_ksyscall`]: a kprobe on the function that enters syscall `name`
+/// (the architecture's wrapper, `__x64_sys_NAME`, where the kernel has one), as libbpf's
+/// `bpf_program__attach_ksyscall`.
+pub(crate) fn attach_ksyscall(prog: &Program, name: &str, cookie: u64) -> Result<Link, AttachError> {
+    let retprobe = match prog.kind() {
+        ProgramKind::Ksyscall => false,
+        ProgramKind::Kretsyscall => true,
+        other => return Err(wrong_kind(prog.name(), other, "a syscall kprobe", ProgramKind::Ksyscall)),
+    };
+    let function = syscall_function(name)?;
+    let event = open_kprobe(&KprobeTarget::Symbol { name: function, offset: 0 }, retprobe)?;
     attach_to_event(prog, event, cookie)
 }
 

@@ -3,6 +3,9 @@
 //! whose BTF the kernel refuses, a stack trace map sized before load, `.kconfig` externs and
 //! a `__hidden` subprogram, loaded on this machine's kernel and in the VMs.
 
+#[macro_use]
+mod common;
+
 use multiprobe::{LoadError, Object, OpenOptions, ProgramKind, SectionHandler};
 use testkit::{require_config, require_root};
 
@@ -226,5 +229,259 @@ mod tools_object {
         obj.program_mut("on_entry").unwrap().set_attach_target("vmlinux:bm_status_read");
         assert!(matches!(obj.load(), Err(LoadError::AttachTarget { .. })));
         assert!(sh("rmmod binfmt_misc"));
+    }
+}
+
+const ATTACH_OBJ: &[u8] = include_bytes!("../../../bpf/test_attach.bpf.o");
+
+/// bpf/test_attach.bpf.c: one program of every kind, attached at once, each one's hits
+/// counted exactly on a workload of this thread's own; links report their targets and
+/// detach on drop. `--test-filter tracing` picks these.
+mod tracing_links {
+    use std::collections::BTreeSet;
+    use std::os::fd::AsFd;
+    use std::time::{Duration, Instant};
+
+    use multiprobe::kprobe_multi::{Fallback, KprobeMulti};
+    use multiprobe::raw::{self as sys, ObjKind};
+    use multiprobe::{AttachError, Attachment, KprobeTarget, Link, LinkTarget, LinkType, LoadedObject};
+    use testkit::require_kernel;
+
+    use super::*;
+
+    /// The programs counting into `state.hits`, in the order of its indexes.
+    const COUNTERS: [&str; 10] = [
+        "multi_open",
+        "kprobe_open",
+        "kretprobe_open",
+        "ksyscall_openat",
+        "tp_openat",
+        "raw_sys_enter",
+        "btf_sys_enter",
+        "fentry_open",
+        "fexit_open",
+        "lsm_file_open",
+    ];
+    const OPENS: u64 = 20;
+    /// `enum bpf_attach_type` values the tracing links report.
+    const BPF_TRACE_FENTRY: u32 = 24;
+    const BPF_TRACE_FEXIT: u32 = 25;
+    const BPF_LSM_MAC: u32 = 27;
+
+    /// Skips where a kind of the object cannot attach; returns outside the VMs, whose
+    /// kernels load tracing programs (see `tracing_loads_here`).
+    macro_rules! require_every_kind {
+        () => {
+            require_root!("loading BPF programs");
+            require_kernel!(5, 15, "perf-event links");
+            require_config!("CONFIG_KPROBES", "single kprobes");
+            require_config!("CONFIG_FTRACE_SYSCALLS", "syscall tracepoints");
+            require_config!("CONFIG_BPF_LSM", "BPF LSM programs");
+            if !tracing_loads_here() {
+                return;
+            }
+        };
+    }
+
+    fn load() -> LoadedObject {
+        Object::parse("test_attach", ATTACH_OBJ).unwrap().load().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The object's `state`: who is counted, and the counts.
+    fn set_counted(loaded: &LoadedObject, tid: u32, nr: u32) {
+        let bss = loaded.map(".bss").unwrap();
+        let mut state = bss.get_bytes(&0u32.to_le_bytes()).unwrap().unwrap();
+        state[0..4].copy_from_slice(&tid.to_le_bytes());
+        state[4..8].copy_from_slice(&nr.to_le_bytes());
+        bss.update_bytes(&0u32.to_le_bytes(), &state, multiprobe::UpdateFlags::Any).unwrap();
+    }
+
+    fn hits(loaded: &LoadedObject) -> Vec<(&'static str, u64)> {
+        let state = loaded.map(".bss").unwrap().get_bytes(&0u32.to_le_bytes()).unwrap().unwrap();
+        COUNTERS
+            .iter()
+            .enumerate()
+            .map(|(i, &name)| (name, u64::from_le_bytes(state[8 + i * 8..16 + i * 8].try_into().unwrap())))
+            .collect()
+    }
+
+    /// `n` openat(2) calls of this thread, each a successful open (so `file_open` runs).
+    fn opens(n: u64) {
+        for _ in 0..n {
+            // SAFETY: a valid NUL-terminated path; the fd is closed right away.
+            let fd = unsafe { libc::openat(libc::AT_FDCWD, c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+            assert!(fd >= 0, "{}", std::io::Error::last_os_error());
+            // SAFETY: fd was just opened by this thread and is not used again.
+            unsafe { libc::close(fd) };
+        }
+    }
+
+    /// Counts this thread's opens while everything is attached; every program runs once
+    /// per openat: the kernel makes no other calls to those functions in this thread.
+    fn count_opens(loaded: &LoadedObject) {
+        set_counted(loaded, common::gettid(), libc::SYS_openat as u32);
+        opens(OPENS);
+        set_counted(loaded, 0, 0);
+        let got = hits(loaded);
+        let want: Vec<_> = COUNTERS.iter().map(|&n| (n, OPENS)).collect();
+        assert_eq!(got, want, "hits per program after {OPENS} openat calls of this thread");
+    }
+
+    /// Every BPF link of the kernel, by id.
+    fn link_ids() -> BTreeSet<u32> {
+        let mut out = BTreeSet::new();
+        let mut id = 0;
+        while let Ok(Some(next)) = sys::get_next_id(ObjKind::Link, id) {
+            id = next;
+            out.insert(id);
+        }
+        out
+    }
+
+    /// After the links are dropped: none is left in the kernel (their release may run a
+    /// moment later, from a work queue), and the programs no longer count.
+    fn check_detached(loaded: &LoadedObject, before: &BTreeSet<u32>) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while link_ids() != *before && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(link_ids(), *before, "links left after drop");
+        let counted = hits(loaded);
+        set_counted(loaded, common::gettid(), libc::SYS_openat as u32);
+        opens(3);
+        set_counted(loaded, 0, 0);
+        assert_eq!(hits(loaded), counted, "a dropped link still runs its program");
+    }
+
+    /// The iterator ran over every task: this process and init among them.
+    fn check_iter(iter: &multiprobe::IterLink) {
+        let out = iter.read_all().unwrap();
+        assert_eq!(out.len() % 4, 0, "{} bytes", out.len());
+        let pids: BTreeSet<i32> = out.chunks(4).map(|c| i32::from_le_bytes(c.try_into().unwrap())).collect();
+        assert!(pids.contains(&1) && pids.contains(&(std::process::id() as i32)), "{pids:?}");
+        assert_eq!(iter.link().info().unwrap().link_type, LinkType::Iter);
+        assert_eq!(iter.link().target().unwrap(), LinkTarget::Iter { name: "task".into() });
+        // Each pass starts over.
+        assert!(!iter.read_all().unwrap().is_empty());
+    }
+
+    #[test]
+    fn tracing_links_of_every_kind_attached_at_once_count_exactly() {
+        require_every_kind!();
+        let loaded = load();
+        let before = link_ids();
+        let p = |name| loaded.program(name).unwrap();
+        let func = || KprobeTarget::Symbol { name: "do_sys_openat2".into(), offset: 0 };
+        // kprobe_multi where the kernel has it, one kprobe per function where not (6.1).
+        let multi = p("multi_open")
+            .attach_kprobe_multi(&KprobeMulti::pattern("do_sys_openat2").fallback(Fallback::Auto))
+            .unwrap();
+        let links: Vec<(&str, Link)> = vec![
+            ("kprobe_open", p("kprobe_open").attach_kprobe(&func(), 0).unwrap()),
+            ("kretprobe_open", p("kretprobe_open").attach_kprobe(&func(), 0).unwrap()),
+            ("ksyscall_openat", p("ksyscall_openat").attach_ksyscall("openat", 0).unwrap()),
+            ("tp_openat", p("tp_openat").attach_tracepoint("syscalls", "sys_enter_openat").unwrap()),
+            ("raw_sys_enter", p("raw_sys_enter").attach_raw_tracepoint("sys_enter").unwrap()),
+            ("btf_sys_enter", p("btf_sys_enter").attach_trace().unwrap()),
+            ("fentry_open", p("fentry_open").attach_trace().unwrap()),
+            ("fexit_open", p("fexit_open").attach_trace().unwrap()),
+            ("lsm_file_open", p("lsm_file_open").attach_lsm().unwrap_or_else(|e| panic!("{e}"))),
+        ];
+        let iter = p("each_task_pid").attach_iter().unwrap();
+
+        for (name, link) in &links {
+            let info = link.info().unwrap();
+            assert_eq!(info.prog_id, p(name).info().unwrap().id, "{name}");
+            let target = link.target().unwrap();
+            match *name {
+                "kprobe_open" | "kretprobe_open" | "ksyscall_openat" | "tp_openat" => {
+                    assert_eq!(info.link_type, LinkType::PerfEvent, "{name}");
+                    assert!(link.event_fd().is_some(), "{name}");
+                }
+                "raw_sys_enter" | "btf_sys_enter" => {
+                    assert_eq!(info.link_type, LinkType::RawTracepoint, "{name}");
+                    assert_eq!(target, LinkTarget::RawTracepoint { name: "sys_enter".into() }, "{name}");
+                }
+                _ => {
+                    assert_eq!(info.link_type, LinkType::Tracing, "{name}");
+                    let want = match *name {
+                        "fentry_open" => BPF_TRACE_FENTRY,
+                        "fexit_open" => BPF_TRACE_FEXIT,
+                        _ => BPF_LSM_MAC,
+                    };
+                    let LinkTarget::Tracing { attach_type, target_obj_id, target_btf_id } = target else {
+                        panic!("{name}: {target:?}")
+                    };
+                    assert_eq!(attach_type, want, "{name}");
+                    assert!(target_obj_id != 0 && target_btf_id != 0, "{name}: {target:?}");
+                }
+            }
+        }
+        check_iter(&iter);
+        count_opens(&loaded);
+
+        drop((multi, links, iter));
+        check_detached(&loaded, &before);
+    }
+
+    #[test]
+    fn tracing_links_from_section_names_with_attach_all() {
+        require_every_kind!();
+        require_config!("CONFIG_FPROBE", "kprobe_multi links");
+        let loaded = load();
+        let before = link_ids();
+        let attached = loaded.attach_all().unwrap_or_else(|e| panic!("{e}"));
+        let mut names: Vec<&str> = attached.iter().map(|(n, _)| n.as_str()).collect();
+        names.sort();
+        let mut want: Vec<&str> = COUNTERS.iter().copied().chain(["each_task_pid"]).collect();
+        want.sort();
+        assert_eq!(names, want);
+        for (name, a) in &attached {
+            match a {
+                Attachment::Iter(iter) => check_iter(iter),
+                Attachment::KprobeMulti(m) => assert_eq!(m.links().len(), 1, "{name}: one kprobe_multi link"),
+                Attachment::Link(l) => {
+                    assert_eq!(l.info().unwrap().prog_id, loaded.program(name).unwrap().info().unwrap().id)
+                }
+            }
+        }
+        count_opens(&loaded);
+        drop(attached);
+        check_detached(&loaded, &before);
+    }
+
+    #[test]
+    fn tracing_links_refuse_the_wrong_kind_and_unknown_raw_tracepoints() {
+        require_every_kind!();
+        let loaded = load();
+        let kprobe = loaded.program("kprobe_open").unwrap();
+        for r in [kprobe.attach_trace(), kprobe.attach_lsm(), kprobe.attach_raw_tracepoint("sys_enter")] {
+            let e = r.unwrap_err();
+            assert!(matches!(&e, AttachError::WrongProgramKind { program, .. } if program == "kprobe_open"), "{e}");
+        }
+        assert!(matches!(kprobe.attach_iter(), Err(AttachError::WrongProgramKind { .. })));
+        let fentry = loaded.program("fentry_open").unwrap();
+        assert!(matches!(fentry.attach_lsm(), Err(AttachError::WrongProgramKind { .. })));
+        let raw = loaded.program("raw_sys_enter").unwrap();
+        for bad in ["multiprobe_no_such_tracepoint", "", "sys\0enter"] {
+            let e = raw.attach_raw_tracepoint(bad).unwrap_err();
+            assert!(
+                matches!(&e, AttachError::UnknownRawTracepoint { tracepoint, .. } if tracepoint == bad),
+                "{bad:?}: {e}"
+            );
+            assert!(e.to_string().contains("without its category"), "{e}");
+        }
+        let e = raw.attach_raw_tracepoint(&"x".repeat(4096)).unwrap_err();
+        assert!(matches!(e, AttachError::UnknownRawTracepoint { .. }), "{e}");
+        let ks = loaded.program("ksyscall_openat").unwrap();
+        let e = ks.attach_ksyscall("multiprobe_no_such_syscall", 0).unwrap_err();
+        assert!(e.to_string().contains("multiprobe_no_such_syscall"), "{e}");
+        // A link's fd is its own: pinning works as for other links.
+        let link = raw.attach_raw_tracepoint("sys_enter").unwrap();
+        let pins = common::BpfDir::new("raw_tp");
+        link.pin(pins.path("link")).unwrap();
+        let pinned = Link::from_pin(pins.path("link")).unwrap();
+        assert_eq!(pinned.info().unwrap().id, link.info().unwrap().id);
+        let _ = pinned.as_fd();
     }
 }

@@ -99,6 +99,11 @@ pub enum AttachError {
     /// A tracepoint that does not exist.
     #[error("tracepoint `{tracepoint}` does not exist (see {tracefs}/events/)")]
     UnknownTracepoint { tracepoint: String, tracefs: String, source: io::Error },
+    /// A raw tracepoint the kernel does not have.
+    #[error(
+        "raw tracepoint `{tracepoint}` does not exist: give a tracepoint's name without its category (`sched_switch`, `sys_enter`), as listed under /sys/kernel/tracing/events/*/"
+    )]
+    UnknownRawTracepoint { tracepoint: String, source: io::Error },
     /// Loading the program again for per-function kprobes failed.
     #[error("program `{program}` could not be loaded again as a plain kprobe for the per-function fallback: {source}")]
     Reload { program: String, source: Box<LoadError> },
@@ -141,6 +146,7 @@ impl AttachError {
             | PermissionDenied { source, .. }
             | Read { source, .. }
             | UnknownTracepoint { source, .. }
+            | UnknownRawTracepoint { source, .. }
             | Kernel { source, .. } => match source.raw_os_error() {
                 // libbpf 1.7 reports the kernel's "no such symbol" as ENOENT.
                 Some(libc::ESRCH) => libc::ENOENT,

@@ -200,6 +200,58 @@ pub struct LinkCreatePerfEventAttr {
     pub _rest: [u64; 5],
 }
 
+/// `bpf_attr` for `BPF_LINK_CREATE` with the `tracing` member of its union (fentry, fexit,
+/// fmod_ret, lsm, tp_btf: the program's own BTF target, so `target_btf_id` stays 0).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct LinkCreateTracingAttr {
+    pub prog_fd: u32,
+    pub target_fd: u32,
+    pub attach_type: u32,
+    pub flags: u32,
+    pub target_btf_id: u32,
+    pub _pad: u32,
+    /// `tracing.cookie` (6.0+; 0 is accepted everywhere).
+    pub cookie: u64,
+    pub _rest: [u64; 4],
+}
+
+/// `bpf_attr` for `BPF_LINK_CREATE` with the iterator member of its union.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct LinkCreateIterAttr {
+    pub prog_fd: u32,
+    pub target_fd: u32,
+    pub attach_type: u32,
+    pub flags: u32,
+    /// User pointer to a `union bpf_iter_link_info` (0: none, e.g. for `task`).
+    pub iter_info: u64,
+    pub iter_info_len: u32,
+    pub _pad: u32,
+    pub _rest: [u64; 4],
+}
+
+/// `bpf_attr` for `BPF_RAW_TRACEPOINT_OPEN`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct RawTracepointOpenAttr {
+    /// User pointer to the tracepoint's NUL-terminated name; 0 for programs whose target is
+    /// their BTF id (tp_btf, fentry, fexit, fmod_ret, lsm).
+    pub name: u64,
+    pub prog_fd: u32,
+    pub _pad: u32,
+    /// `raw_tracepoint.cookie` (6.10+; 0 is accepted everywhere).
+    pub cookie: u64,
+}
+
+/// `bpf_attr` for `BPF_ITER_CREATE`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct IterCreateAttr {
+    pub link_fd: u32,
+    pub flags: u32,
+}
+
 /// `struct bpf_prog_info`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Pod, Zeroable)]
@@ -306,6 +358,40 @@ pub struct LinkInfo {
     pub _rest: [u64; 2],
 }
 
+/// `struct bpf_link_info` with its union seen as the `tracing` member (fentry, fexit,
+/// fmod_ret, lsm links).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct LinkInfoTracing {
+    pub link_type: u32,
+    pub id: u32,
+    pub prog_id: u32,
+    pub _pad: u32,
+    pub attach_type: u32,
+    /// Id of the BTF object holding the target (vmlinux's or a module's), 0 when unknown.
+    pub target_obj_id: u32,
+    pub target_btf_id: u32,
+    pub _pad2: u32,
+    pub _rest: [u64; 4],
+}
+
+/// `struct bpf_link_info` with its union seen as the `raw_tracepoint` or `iter` member:
+/// both start with a user pointer to a name buffer and its length.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct LinkInfoNamed {
+    pub link_type: u32,
+    pub id: u32,
+    pub prog_id: u32,
+    pub _pad: u32,
+    /// `raw_tracepoint.tp_name` or `iter.target_name`.
+    pub name: u64,
+    /// `raw_tracepoint.tp_name_len` or `iter.target_name_len`.
+    pub name_len: u32,
+    pub _pad2: u32,
+    pub _rest: [u64; 4],
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -374,6 +460,21 @@ mod tests {
         assert_eq!(size_of::<LinkCreateKprobeMultiAttr>(), 64);
         assert_eq!(offset_of!(LinkCreatePerfEventAttr, bpf_cookie), 16);
         assert_eq!(size_of::<LinkCreatePerfEventAttr>(), 64);
+        assert_eq!(offset_of!(LinkCreateTracingAttr, target_btf_id), 16);
+        assert_eq!(offset_of!(LinkCreateTracingAttr, cookie), 24);
+        assert_eq!(size_of::<LinkCreateTracingAttr>(), 64);
+        assert_eq!(offset_of!(LinkCreateIterAttr, iter_info), 16);
+        assert_eq!(offset_of!(LinkCreateIterAttr, iter_info_len), 24);
+        assert_eq!(size_of::<LinkCreateIterAttr>(), 64);
+    }
+
+    #[test]
+    fn raw_tracepoint_and_iter_layouts() {
+        assert_eq!(offset_of!(RawTracepointOpenAttr, prog_fd), 8);
+        assert_eq!(offset_of!(RawTracepointOpenAttr, cookie), 16);
+        assert_eq!(size_of::<RawTracepointOpenAttr>(), 24);
+        assert_eq!(offset_of!(IterCreateAttr, flags), 4);
+        assert_eq!(size_of::<IterCreateAttr>(), 8);
     }
 
     #[test]
@@ -402,5 +503,12 @@ mod tests {
         assert_eq!(offset_of!(LinkInfo, kmulti_missed), 32);
         assert_eq!(offset_of!(LinkInfo, kmulti_cookies), 40);
         assert_eq!(size_of::<LinkInfo>(), 64);
+        assert_eq!(offset_of!(LinkInfoTracing, attach_type), 16);
+        assert_eq!(offset_of!(LinkInfoTracing, target_obj_id), 20);
+        assert_eq!(offset_of!(LinkInfoTracing, target_btf_id), 24);
+        assert_eq!(size_of::<LinkInfoTracing>(), 64);
+        assert_eq!(offset_of!(LinkInfoNamed, name), 16);
+        assert_eq!(offset_of!(LinkInfoNamed, name_len), 24);
+        assert_eq!(size_of::<LinkInfoNamed>(), 64);
     }
 }

@@ -28,6 +28,7 @@ enum Cmd {
     ProgGetFdById = 13,
     MapGetFdById = 14,
     ObjGetInfoByFd = 15,
+    RawTracepointOpen = 17,
     BtfLoad = 18,
     BtfGetFdById = 19,
     MapFreeze = 22,
@@ -37,6 +38,7 @@ enum Cmd {
     LinkCreate = 28,
     LinkGetFdById = 30,
     LinkGetNextId = 31,
+    IterCreate = 33,
 }
 
 fn ptr<T>(p: *const T) -> u64 {
@@ -460,4 +462,62 @@ pub fn link_create_perf_event(prog: BorrowedFd<'_>, event: BorrowedFd<'_>, cooki
     a.attach_type = super::attach_type::PERF_EVENT;
     a.bpf_cookie = cookie;
     bpf_fd(Cmd::LinkCreate, &mut a)
+}
+
+/// Creates a tracing link (fentry, fexit, fmod_ret, lsm, tp_btf) to the target the program
+/// was loaded with: `attach_type` must be the program's expected attach type. Kernels
+/// before 5.10 (tp_btf: before 6.x) refuse it with EINVAL; [`raw_tracepoint_open`] is the
+/// older way.
+pub fn link_create_tracing(prog: BorrowedFd<'_>, attach_type: u32, cookie: u64) -> io::Result<OwnedFd> {
+    let mut a = LinkCreateTracingAttr::zeroed();
+    a.prog_fd = fd_u32(prog);
+    a.attach_type = attach_type;
+    a.cookie = cookie;
+    bpf_fd(Cmd::LinkCreate, &mut a)
+}
+
+/// Creates an iterator link (`BPF_TRACE_ITER`) with `iter_info` as the kernel's
+/// `union bpf_iter_link_info` bytes (empty: none).
+pub fn link_create_iter(prog: BorrowedFd<'_>, iter_info: &[u8]) -> io::Result<OwnedFd> {
+    let mut a = LinkCreateIterAttr::zeroed();
+    a.prog_fd = fd_u32(prog);
+    a.attach_type = super::attach_type::TRACE_ITER;
+    if !iter_info.is_empty() {
+        a.iter_info = ptr(iter_info.as_ptr());
+        a.iter_info_len = iter_info.len() as u32;
+    }
+    bpf_fd(Cmd::LinkCreate, &mut a)
+}
+
+/// Opens a raw tracepoint link: `name` for raw_tp programs, `None` for programs whose
+/// target is their BTF id (the pre-`BPF_LINK_CREATE` way to attach fentry, lsm, tp_btf).
+pub fn raw_tracepoint_open(prog: BorrowedFd<'_>, name: Option<&CStr>) -> io::Result<OwnedFd> {
+    let mut a = RawTracepointOpenAttr::zeroed();
+    a.name = name.map_or(0, |n| ptr(n.as_ptr()));
+    a.prog_fd = fd_u32(prog);
+    bpf_fd(Cmd::RawTracepointOpen, &mut a)
+}
+
+/// Starts one pass of an iterator link: the returned fd reads the program's output.
+pub fn iter_create(link: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    let mut a = IterCreateAttr { link_fd: fd_u32(link), flags: 0 };
+    bpf_fd(Cmd::IterCreate, &mut a)
+}
+
+/// Link info of a tracing link (fentry, fexit, fmod_ret, lsm).
+pub fn link_info_tracing(fd: BorrowedFd<'_>) -> io::Result<LinkInfoTracing> {
+    let mut info = LinkInfoTracing::zeroed();
+    obj_info(fd, &mut info).map(|()| info)
+}
+
+/// Link info of a raw tracepoint or iterator link, with its tracepoint or iterator name
+/// written into `name` (NUL-terminated, cut to the buffer).
+pub fn link_info_named(fd: BorrowedFd<'_>, name: &mut [u8]) -> io::Result<LinkInfoNamed> {
+    let mut info = LinkInfoNamed::zeroed();
+    info.name = ptr(name.as_mut_ptr());
+    info.name_len = name.len() as u32;
+    obj_info(fd, &mut info)?;
+    // The kernel wrote into `name`, which the caller owns; the pointer is not kept.
+    info.name = 0;
+    Ok(info)
 }

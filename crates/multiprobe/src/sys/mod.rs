@@ -123,6 +123,7 @@ pub mod attach_type {
 pub mod link_type {
     pub const RAW_TRACEPOINT: u32 = 1;
     pub const TRACING: u32 = 2;
+    pub const ITER: u32 = 4;
     pub const PERF_EVENT: u32 = 7;
     pub const KPROBE_MULTI: u32 = 8;
 }
