@@ -448,6 +448,23 @@ mod tracing_links {
     }
 
     #[test]
+    fn tracing_links_auto_attach_names_a_program_whose_section_has_no_target() {
+        require_root!("loading BPF programs");
+        let loaded = Object::parse("test_kprobe_multi", common::KPROBE_MULTI_OBJ).unwrap().load().unwrap();
+        // SEC("kprobe") and SEC("kprobe.multi"): attachable kinds, no target to attach to.
+        for (name, section) in [("plain", "kprobe"), ("entry", "kprobe.multi")] {
+            let e = loaded.program(name).unwrap().attach().unwrap_err();
+            assert!(
+                matches!(&e, AttachError::NoSectionTarget { program, section: s } if program == name && s == section),
+                "{name}: {e}"
+            );
+            assert!(e.to_string().contains(&format!("program `{name}`")), "{e}");
+        }
+        // attach_all leaves them out, as libbpf's skeleton does: nothing here names a target.
+        assert!(loaded.attach_all().unwrap().is_empty());
+    }
+
+    #[test]
     fn tracing_links_refuse_the_wrong_kind_and_unknown_raw_tracepoints() {
         require_every_kind!();
         let loaded = load();
