@@ -2,9 +2,9 @@
 /*
  * One program of every kind multiprobe attaches, in one object as tools mix them: a
  * kprobe.multi program next to a single kprobe, a kretprobe, a ksyscall, a tracepoint, a
- * raw tracepoint, tp_btf, fentry, fexit, lsm and an iterator. Each counts what the test's
- * own thread does (openat(2) of /dev/null) once the test has written its thread id and the
- * syscall number into `state`, so every count is exact. The iterator writes each task's
+ * raw tracepoint, tp_btf, fentry, fexit, fmod_ret, lsm and an iterator. Each counts what
+ * the test's own thread does (openat(2) of /dev/null) once the test has written its thread
+ * id and the syscall number into `state`, so every count is exact. The iterator writes each task's
  * pid. Attached by crates/multiprobe/tests/tracing.rs (module tracing_links) in the VMs.
  */
 #include "mp_bpf.h"
@@ -25,6 +25,7 @@ enum {
 	HIT_FENTRY,
 	HIT_FEXIT,
 	HIT_LSM,
+	HIT_FMOD_RET,
 	HIT_COUNT,
 };
 
@@ -113,6 +114,14 @@ int lsm_file_open(u64 *ctx)
 {
 	hit(HIT_LSM);
 	return 0; /* allow */
+}
+
+/* On a security_ hook, which fmod_ret may attach to; returning 0 lets the hook run. */
+SEC("fmod_ret/security_file_open")
+int fmod_ret_file_open(u64 *ctx)
+{
+	hit(HIT_FMOD_RET);
+	return 0;
 }
 
 /* The iterator's context, relocated to the kernel's layout. */

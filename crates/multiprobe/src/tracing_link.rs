@@ -2,8 +2,8 @@
 //! target they were loaded against (their `attach_btf_id`), as libbpf's
 //! `bpf_program__attach_trace` and `bpf_program__attach_lsm` do.
 //!
-//! `BPF_LINK_CREATE` with the program's expected attach type is the way since 5.10 (tp_btf
-//! since 6.x); older kernels answer EINVAL, and `BPF_RAW_TRACEPOINT_OPEN` without a name,
+//! `BPF_LINK_CREATE` with the program's expected attach type is the way since 5.19 (tp_btf
+//! since 6.10); older kernels answer EINVAL, and `BPF_RAW_TRACEPOINT_OPEN` without a name,
 //! which those kernels created the same links with, is tried then, as libbpf does.
 
 use std::io;

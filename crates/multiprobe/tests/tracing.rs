@@ -250,7 +250,7 @@ mod tracing_links {
     use super::*;
 
     /// The programs counting into `state.hits`, in the order of its indexes.
-    const COUNTERS: [&str; 10] = [
+    const COUNTERS: [&str; 11] = [
         "multi_open",
         "kprobe_open",
         "kretprobe_open",
@@ -261,11 +261,13 @@ mod tracing_links {
         "fentry_open",
         "fexit_open",
         "lsm_file_open",
+        "fmod_ret_file_open",
     ];
     const OPENS: u64 = 20;
     /// `enum bpf_attach_type` values the tracing links report.
     const BPF_TRACE_FENTRY: u32 = 24;
     const BPF_TRACE_FEXIT: u32 = 25;
+    const BPF_MODIFY_RETURN: u32 = 26;
     const BPF_LSM_MAC: u32 = 27;
 
     /// Skips where a kind of the object cannot attach; returns outside the VMs, whose
@@ -383,6 +385,7 @@ mod tracing_links {
             ("fentry_open", p("fentry_open").attach_trace().unwrap()),
             ("fexit_open", p("fexit_open").attach_trace().unwrap()),
             ("lsm_file_open", p("lsm_file_open").attach_lsm().unwrap_or_else(|e| panic!("{e}"))),
+            ("fmod_ret_file_open", p("fmod_ret_file_open").attach_trace().unwrap_or_else(|e| panic!("{e}"))),
         ];
         let iter = p("each_task_pid").attach_iter().unwrap();
 
@@ -404,6 +407,7 @@ mod tracing_links {
                     let want = match *name {
                         "fentry_open" => BPF_TRACE_FENTRY,
                         "fexit_open" => BPF_TRACE_FEXIT,
+                        "fmod_ret_file_open" => BPF_MODIFY_RETURN,
                         _ => BPF_LSM_MAC,
                     };
                     let LinkTarget::Tracing { attach_type, target_obj_id, target_btf_id } = target else {

@@ -466,7 +466,7 @@ pub fn link_create_perf_event(prog: BorrowedFd<'_>, event: BorrowedFd<'_>, cooki
 
 /// Creates a tracing link (fentry, fexit, fmod_ret, lsm, tp_btf) to the target the program
 /// was loaded with: `attach_type` must be the program's expected attach type. Kernels
-/// before 5.10 (tp_btf: before 6.x) refuse it with EINVAL; [`raw_tracepoint_open`] is the
+/// before 5.19 (tp_btf: before 6.10) refuse it with EINVAL; [`raw_tracepoint_open`] is the
 /// older way.
 pub fn link_create_tracing(prog: BorrowedFd<'_>, attach_type: u32, cookie: u64) -> io::Result<OwnedFd> {
     let mut a = LinkCreateTracingAttr::zeroed();
