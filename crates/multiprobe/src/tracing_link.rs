@@ -40,11 +40,11 @@ fn attach_btf_target(prog: &Program) -> Result<Link, AttachError> {
     let attach_type = prog.kind().expected_attach_type();
     match sys::link_create_tracing(prog.fd(), attach_type, 0) {
         Ok(fd) => Ok(Link::new(fd)),
-        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => match sys::raw_tracepoint_open(prog.fd(), None) {
-            Ok(fd) => Ok(Link::new(fd)),
-            // Both refused: the first answer is the one about this kernel's tracing links.
-            Err(_) => Err(tracing_error(prog, e)),
-        },
+        // EINVAL is also how kernels without tracing links in BPF_LINK_CREATE answer: the
+        // older command, which every kernel since 5.5 keeps, has the telling answer then.
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            sys::raw_tracepoint_open(prog.fd(), None).map(Link::new).map_err(|e| tracing_error(prog, e))
+        }
         Err(e) => Err(tracing_error(prog, e)),
     }
 }
