@@ -1,7 +1,9 @@
 //! Objects as real tools ship them (bpf/test_tracing.bpf.c): a kprobe.multi program next to
 //! fentry, fexit, tp_btf, lsm and iterator programs, a section name of the tool's own, maps
 //! whose BTF the kernel refuses, a stack trace map sized before load, `.kconfig` externs and
-//! a `__hidden` subprogram, loaded on this machine's kernel and in the VMs.
+//! a `__hidden` subprogram, loaded on this machine's kernel and in the VMs. Then
+//! (bpf/test_attach.bpf.c, module `tracing_links`) every kind attached at once, each one's
+//! hits counted exactly, links reporting their targets and detaching on drop.
 
 #[macro_use]
 mod common;
