@@ -35,3 +35,33 @@ fn correctness_list_without_tracefs_leaves_none_mounted() {
     let after = stdout.split("after\n").nth(1).unwrap_or_default();
     assert_eq!(after, "end\n", "the command left a mount behind:\n{stdout}");
 }
+
+/// Runs `multiprobe ARGS`; it must fail, and its stderr is returned.
+fn fails(args: &[&str]) -> String {
+    let bin = testkit::multiprobe_bin(env!("CARGO_BIN_EXE_multiprobe"));
+    let out = Command::new(bin).args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "{args:?} succeeded:\n{}", String::from_utf8_lossy(&out.stdout));
+    stderr
+}
+
+/// The hints for a selection that matches nothing count with the whole selection (module
+/// part, excludes, deny list): `rcu_*` is refused by the deny list and says how to allow
+/// it, not that RCU is notrace; `nomod:*` names the missing module instead of counting
+/// every kernel function; an excluded match is said to be excluded.
+#[test]
+fn correctness_no_match_hints_apply_the_whole_selection() {
+    require_root!("reading the traceable functions (tracefs)");
+    if !testkit::in_vm() {
+        return;
+    }
+    let e = fails(&["--no-cache", "list", "rcu_*"]);
+    assert!(e.contains("traceable functions match but are on the built-in deny list"), "{e}");
+    assert!(e.contains("`--no-deny-list`") && !e.contains("none is traceable"), "{e}");
+
+    let e = fails(&["--no-cache", "list", "nomod:*"]);
+    assert!(e.contains("no loaded module matches `nomod`") && !e.contains("kernel functions match"), "{e}");
+
+    let e = fails(&["--no-cache", "list", "vfs_read", "--exclude", "vfs_*"]);
+    assert!(e.contains("1 traceable functions match but are excluded") && !e.contains("none is traceable"), "{e}");
+}
