@@ -8,7 +8,7 @@ use std::process::Command;
 use testkit::require_root;
 
 #[test]
-fn correctness_list_without_tracefs_leaves_none_mounted() {
+fn conformance_list_without_tracefs_leaves_none_mounted() {
     require_root!("mounting tracefs");
     if !testkit::in_vm() {
         // Unmounting the host's tracefs, even in a namespace, is not this test's business.
@@ -50,7 +50,7 @@ fn fails(args: &[&str]) -> String {
 /// it, not that RCU is notrace; `nomod:*` names the missing module instead of counting
 /// every kernel function; an excluded match is said to be excluded.
 #[test]
-fn correctness_no_match_hints_apply_the_whole_selection() {
+fn conformance_no_match_hints_apply_the_whole_selection() {
     require_root!("reading the traceable functions (tracefs)");
     if !testkit::in_vm() {
         return;

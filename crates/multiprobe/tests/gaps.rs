@@ -1,7 +1,7 @@
 //! Issue 17's API gaps and the bisection rule, on real kernels (in the VMs): the fallback
 //! asked through `KprobeMultiOpts`, link info's raw flags and address order under the
 //! fallback, `Map::clear`, and an EINVAL for one target told from the kernel refusing the
-//! whole request. Test names start with `correctness_` (`--test-filter correctness_`).
+//! whole request. Test names start with `conformance_` (`--test-filter conformance` runs them with the libbpf conformance step).
 
 #[macro_use]
 mod common;
@@ -16,7 +16,7 @@ use testkit::{require_config, require_kernel, require_root};
 /// accepted: it is named (tried against another target alone first), not taken for the
 /// kernel refusing the request; with `skip_rejected` the rest attach.
 #[test]
-fn correctness_a_refused_first_target_is_named_once_another_is_taken() {
+fn conformance_a_refused_first_target_is_named_once_another_is_taken() {
     require_root!("loading BPF programs");
     require_config!("CONFIG_FPROBE", "kprobe_multi links");
     require_kernel!(5, 18, "kprobe_multi links");
@@ -38,7 +38,7 @@ fn correctness_a_refused_first_target_is_named_once_another_is_taken() {
 /// where it has not (6.1) the same opts attach per-function kprobes and count the same.
 /// Without the field, 6.1 refuses with libbpf's EOPNOTSUPP.
 #[test]
-fn correctness_opts_can_ask_for_the_fallback() {
+fn conformance_opts_can_ask_for_the_fallback() {
     require_root!("loading BPF programs");
     require_kernel!(5, 15, "perf-event kprobe links with cookies");
     require_config!("CONFIG_KPROBES", "kprobes");
@@ -66,7 +66,7 @@ fn correctness_opts_can_ask_for_the_fallback() {
 /// Link info's raw flags: 1 (`BPF_F_KPROBE_MULTI_RETURN`) for a return probe, 0 at entry,
 /// as the kernel reports them (6.6+), and the link's type as the kernel's number.
 #[test]
-fn correctness_link_info_gives_the_raw_flags() {
+fn conformance_link_info_gives_the_raw_flags() {
     require_root!("loading BPF programs");
     require_config!("CONFIG_FPROBE", "kprobe_multi links");
     require_kernel!(6, 6, "kprobe_multi link info");
@@ -85,7 +85,7 @@ fn correctness_link_info_gives_the_raw_flags() {
 /// Under the fallback, link info lists the targets in address order, as the kernel does
 /// for a kprobe_multi link, whatever order they were given in, each with its cookie.
 #[test]
-fn correctness_fallback_link_info_is_in_address_order() {
+fn conformance_fallback_link_info_is_in_address_order() {
     require_root!("loading BPF programs");
     require_kernel!(5, 15, "perf-event kprobe links with cookies");
     require_config!("CONFIG_KPROBES", "kprobes");
@@ -103,7 +103,7 @@ fn correctness_fallback_link_info_is_in_address_order() {
 
 /// `Map::clear` empties a hash (every key deleted) after a run filled it.
 #[test]
-fn correctness_map_clear_empties_a_hash() {
+fn conformance_map_clear_empties_a_hash() {
     require_root!("loading BPF programs");
     require_kernel!(5, 15, "perf-event kprobe links with cookies");
     require_config!("CONFIG_KPROBES", "kprobes");

@@ -127,7 +127,7 @@ fn runs(t: &Setup) -> u64 {
 /// kernel is what CI can give this test; a leak of anything per cycle shows after one, and
 /// the count reached is printed.
 #[test]
-fn correctness_attach_detach_cycles_leave_nothing_behind() {
+fn conformance_attach_detach_cycles_leave_nothing_behind() {
     require_kprobes!();
     const MAX_CYCLES: u64 = 1_000;
     const MIN_CYCLES: u64 = 10;

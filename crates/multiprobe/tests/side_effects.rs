@@ -22,7 +22,7 @@ fn fresh_read(dir: &Path) -> Result<usize, multiprobe::ListingError> {
 }
 
 #[test]
-fn correctness_the_cache_creates_no_parent_and_refuses_planted_files() {
+fn conformance_the_cache_creates_no_parent_and_refuses_planted_files() {
     require_root!("reading the traceable functions (tracefs)");
     if Listing::new().read().is_err() {
         // No tracefs here (a native host without it): the cache is never reached.
