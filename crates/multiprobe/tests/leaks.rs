@@ -121,11 +121,11 @@ fn runs(t: &Setup) -> u64 {
 ///
 /// Up to 1,000 cycles, stopping after a minute of them (at least `MIN_CYCLES`): under QEMU
 /// without KVM a cycle is not cheap enough for 1,000 in a minute. A kprobe_multi cycle waits
-/// for RCU grace periods when the fprobe is unregistered: measured 1.5 s a cycle on 6.12
-/// (40 in the minute) with the 2-core host running other emulated VMs, 6 s under heavier
-/// load. A per-function kprobe cycle on 6.1 (no kprobe_multi) is about 3 s. A minute per
-/// kernel is what CI can give this test; a leak of anything per cycle shows after one, and
-/// the count reached is printed.
+/// for RCU grace periods when the fprobe is unregistered; measured with the 2-core host
+/// running other emulated VMs: 68 cycles in the minute on 6.12, 74 on 7.2 (0.8-0.9 s each;
+/// 1.5 to 6 s under heavier load), and 34 per-function kprobe cycles on 6.1 (no
+/// kprobe_multi, 1.8 s each). A minute per kernel is what CI can give this test; a leak of
+/// anything per cycle shows after one, and the count reached is printed.
 #[test]
 fn conformance_attach_detach_cycles_leave_nothing_behind() {
     require_kprobes!();
