@@ -119,6 +119,80 @@ impl<'a> Program<'a> {
     }
 }
 
+/// Every field of `struct bpf_kprobe_multi_opts`, and the pattern argument, for the
+/// conformance scenarios (conformance.rs).
+#[derive(Debug, Default, Clone)]
+pub struct MultiOpts {
+    pub pattern: Option<CString>,
+    pub syms: Option<Vec<CString>>,
+    pub addrs: Option<Vec<u64>>,
+    pub cookies: Option<Vec<u64>>,
+    pub cnt: usize,
+    pub retprobe: bool,
+    pub session: bool,
+    pub unique_match: bool,
+}
+
+impl<'a> Program<'a> {
+    /// `bpf_program__attach_kprobe_multi_opts` with every option as given.
+    pub fn attach_kprobe_multi_opts(&self, o: &MultiOpts) -> io::Result<Link<'a>> {
+        let mut sym_ptrs: Vec<*const c_char> =
+            o.syms.as_ref().map(|v| v.iter().map(|s| s.as_ptr()).collect()).unwrap_or_default();
+        let opts = sys::bpf_kprobe_multi_opts {
+            sz: size_of::<sys::bpf_kprobe_multi_opts>() as sys::size_t,
+            syms: if o.syms.is_some() { sym_ptrs.as_mut_ptr() } else { std::ptr::null_mut() },
+            // c_ulong is u64 on the 64-bit targets this runner is built for.
+            addrs: o.addrs.as_ref().map_or(std::ptr::null(), |a| a.as_ptr().cast::<c_ulong>()),
+            cookies: o.cookies.as_ref().map_or(std::ptr::null(), |c| c.as_ptr()),
+            cnt: o.cnt as sys::size_t,
+            retprobe: o.retprobe,
+            session: o.session,
+            unique_match: o.unique_match,
+            ..Default::default()
+        };
+        let pattern = o.pattern.as_ref().map_or(std::ptr::null(), |p| p.as_ptr());
+        // SAFETY: `self.ptr` is a loaded program of a live object; `pattern` is null or a
+        // NUL-terminated string alive for the call; `syms`, `addrs` and `cookies` are null or
+        // point at arrays alive for the call (`sym_ptrs` at strings of `o.syms`). `cnt` may
+        // disagree with their lengths only where libbpf refuses before reading them (the
+        // scenarios give a larger cnt only with no arrays, or refuse-first combinations).
+        let link = unsafe { sys::bpf_program__attach_kprobe_multi_opts(self.ptr.as_ptr(), pattern, &opts) };
+        NonNull::new(link).map(|ptr| Link { ptr, _object: self._object }).ok_or_else(io::Error::last_os_error)
+    }
+}
+
+impl Object {
+    /// Overwrites the start of the `.rodata` map's initial value before load (what a
+    /// skeleton's `rodata->x = ...` does).
+    pub fn set_rodata(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let m = self.map_ptr(".rodata")?;
+        let mut size: sys::size_t = 0;
+        // SAFETY: `m` is a map of this opened, not yet loaded object, which we own; `size`
+        // is a valid out-pointer for the call.
+        let data = unsafe { sys::bpf_map__initial_value(m, &mut size) };
+        if data.is_null() || (size as usize) < bytes.len() {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, ".rodata too small"));
+        }
+        // SAFETY: libbpf's initial value buffer holds `size` bytes, at least `bytes.len()`,
+        // and nothing else refers to it during the copy (we own the object).
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), data.cast::<u8>(), bytes.len()) };
+        Ok(())
+    }
+
+    /// The fd of map `name` of the loaded object (owned by libbpf; borrowed here).
+    pub fn map_fd(&self, name: &str) -> io::Result<std::os::fd::BorrowedFd<'_>> {
+        let m = self.map_ptr(name)?;
+        // SAFETY: `m` is a map of this live object.
+        let fd = unsafe { sys::bpf_map__fd(m) };
+        if fd < 0 {
+            return Err(io::Error::from_raw_os_error(-fd));
+        }
+        // SAFETY: libbpf keeps the fd open until the object closes, which the borrow of
+        // `self` outlives.
+        Ok(unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) })
+    }
+}
+
 /// A libbpf link; destroyed (detached) on drop or with [`Link::destroy`].
 pub struct Link<'a> {
     ptr: NonNull<sys::bpf_link>,
@@ -126,6 +200,12 @@ pub struct Link<'a> {
 }
 
 impl Link<'_> {
+    /// The link's fd (owned by libbpf until the link is destroyed).
+    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        // SAFETY: the link is live for the borrow; libbpf keeps its fd open until destroy.
+        unsafe { std::os::fd::BorrowedFd::borrow_raw(sys::bpf_link__fd(self.ptr.as_ptr())) }
+    }
+
     /// Detaches (`bpf_link__destroy`).
     pub fn destroy(self) {
         drop(self)

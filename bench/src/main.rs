@@ -7,6 +7,7 @@
 //! multiprobe-bench child attach PATTERN [--disk-cache DIR]     (one cold attach, internal)
 //! multiprobe-bench child load OBJECT                            (one cold load, internal)
 //! multiprobe-bench corpus DIR [--settings F] [--allow F] [--reps N] (libbpf differential, corpus.rs)
+//! multiprobe-bench conformance [--filter SUBSTR]                (kprobe_multi against libbpf, conformance.rs)
 //! ```
 //!
 //! The VM also carries the static CLI (`/bin/multiprobe`): its `count '*'` and `latency '*'`
@@ -16,6 +17,7 @@ mod alt;
 mod attach;
 mod child;
 mod cli;
+mod conformance;
 mod corpus;
 mod libbpf;
 mod load;
@@ -114,6 +116,9 @@ fn main() {
     libbpf::silence();
     if args.first().map(String::as_str) == Some("corpus") {
         std::process::exit(corpus::run(&args[1..]));
+    }
+    if args.first().map(String::as_str) == Some("conformance") {
+        std::process::exit(conformance::run(&args[1..]));
     }
     if args.first().map(String::as_str) == Some("child") {
         std::process::exit(child::run(&args[1..]));

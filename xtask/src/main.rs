@@ -3,6 +3,7 @@
 mod apt;
 mod bench;
 mod bpf;
+mod conformance_cmd;
 mod corpus_cmd;
 mod fuzz_cmd;
 mod guest;

@@ -14,7 +14,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::skips::{KernelFacts, SkipReport};
 use crate::static_build::TestBinary;
-use crate::{corpus_cmd, kernels, static_build, tools, vmtest};
+use crate::{conformance_cmd, corpus_cmd, kernels, static_build, tools, vmtest};
 
 /// Arguments of `cargo xtask test`.
 #[derive(Debug, clap::Args)]
@@ -114,17 +114,41 @@ fn run_steps(args: &TestArgs, root: &Path, rows: &mut Vec<Row>) -> Result<()> {
     // The differential corpus against libbpf (corpus_cmd.rs), on the kernels it runs on;
     // with --test-filter only when the filter names it.
     let corpus: Vec<&String> = specs.iter().filter(|s| corpus_cmd::TEST_KERNELS.contains(&s.as_str())).collect();
-    if !corpus.is_empty() && args.test_filter.as_deref().is_none_or(|f| "corpus".contains(f)) {
-        let mut bin = None;
+    let run_corpus = !corpus.is_empty() && args.test_filter.as_deref().is_none_or(|f| "corpus".contains(f));
+    // The kprobe_multi conformance against libbpf (conformance_cmd.rs), on every kernel.
+    let run_conformance = args.test_filter.as_deref().is_none_or(|f| "conformance".contains(f));
+    let mut bin = None;
+    if run_corpus || run_conformance {
         step(rows, "corpus build (libbpf)", || {
             bin = Some(corpus_cmd::build(root)?);
             Ok(String::new())
         })?;
+    }
+    if run_corpus {
         for spec in corpus {
             rows.push(corpus_row(spec, bin.as_deref().unwrap(), &options.work));
         }
     }
+    if run_conformance {
+        for spec in &specs {
+            rows.push(conformance_row(spec, bin.as_deref().unwrap(), &options.work));
+        }
+    }
     Ok(())
+}
+
+/// The libbpf conformance scenarios on one kernel: a row, never a stop.
+fn conformance_row(spec: &str, bin: &Path, work: &Path) -> Row {
+    let start = Instant::now();
+    println!("==> conformance on {spec}");
+    let outcome = kernels::resolve(spec, work).and_then(|kernel| conformance_cmd::test_step(bin, &kernel));
+    Row {
+        what: format!("conformance {spec}"),
+        ok: outcome.is_ok(),
+        detail: outcome.unwrap_or_else(|e| format!("{e:#}")),
+        skips: String::new(),
+        time: start.elapsed(),
+    }
 }
 
 /// The corpus on one kernel: a row, never a stop.

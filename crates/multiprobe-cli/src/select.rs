@@ -76,7 +76,7 @@ pub fn resolve(selection: &Selection, listing: &Listing) -> Result<Resolved, Cli
     let listing = listing?;
     let functions = selection.select(&listing);
     if functions.is_empty() {
-        return Err(CliError::from(selection.no_match_error()));
+        return Err(CliError::from(selection.no_match_error_in(Some(&listing))));
     }
     // One pattern of several matching nothing is likely a typo: say so, and go on.
     if selection.includes().len() > 1 {

@@ -30,7 +30,9 @@ pub enum LinkType {
 }
 
 impl LinkType {
-    fn from_u32(v: u32) -> LinkType {
+    /// The type for the kernel's number (`enum bpf_link_type`); numbers without a name here
+    /// become [`LinkType::Other`].
+    pub fn from_raw(v: u32) -> LinkType {
         match v {
             sys::link_type::RAW_TRACEPOINT => LinkType::RawTracepoint,
             sys::link_type::TRACING => LinkType::Tracing,
@@ -39,6 +41,44 @@ impl LinkType {
             sys::link_type::KPROBE_MULTI => LinkType::KprobeMulti,
             other => LinkType::Other(other),
         }
+    }
+
+    /// The kernel's number for this type (`BPF_LINK_TYPE_KPROBE_MULTI` is 8), as link info
+    /// and `bpftool link` report it.
+    pub fn raw(self) -> u32 {
+        match self {
+            LinkType::RawTracepoint => sys::link_type::RAW_TRACEPOINT,
+            LinkType::Tracing => sys::link_type::TRACING,
+            LinkType::PerfEvent => sys::link_type::PERF_EVENT,
+            LinkType::KprobeMulti => sys::link_type::KPROBE_MULTI,
+            LinkType::Other(v) => v,
+        }
+    }
+}
+
+impl From<u32> for LinkType {
+    fn from(v: u32) -> LinkType {
+        LinkType::from_raw(v)
+    }
+}
+
+impl From<LinkType> for u32 {
+    fn from(t: LinkType) -> u32 {
+        t.raw()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LinkType;
+
+    #[test]
+    fn link_types_round_trip_through_the_kernels_numbers() {
+        for v in 0..64 {
+            assert_eq!(LinkType::from_raw(v).raw(), v);
+        }
+        assert_eq!(u32::from(LinkType::KprobeMulti), 8);
+        assert_eq!(LinkType::from(7), LinkType::PerfEvent);
     }
 }
 
@@ -115,7 +155,7 @@ impl Link {
     /// Identity of the link in the kernel.
     pub fn info(&self) -> io::Result<LinkInfo> {
         let i = sys::link_info(self.fd(), None, None)?;
-        Ok(LinkInfo { id: i.id, prog_id: i.prog_id, link_type: LinkType::from_u32(i.link_type) })
+        Ok(LinkInfo { id: i.id, prog_id: i.prog_id, link_type: LinkType::from_raw(i.link_type) })
     }
 
     /// What the link is attached to, for the link types whose target the kernel reports

@@ -325,6 +325,34 @@ impl Map {
         Keys { map: self, prev: None, done: false, _key: PhantomData }
     }
 
+    /// Empties the map: deletes every element of a hash-like map; zeroes every value of an
+    /// array (whose elements the kernel cannot delete: `BPF_MAP_DELETE_ELEM` answers EINVAL
+    /// there), every CPU's slot of a per-CPU array. Returns how many elements were deleted
+    /// or zeroed. Programs writing the map meanwhile may add elements behind the walk.
+    pub fn clear(&self) -> Result<usize, MapError> {
+        let m = &self.inner;
+        if matches!(m.map_type, MapType::Array | MapType::PercpuArray) {
+            let width =
+                if m.map_type.is_per_cpu() { slot_size(m.value_size) * possible_cpus() } else { m.value_size as usize };
+            let zero = vec![0u8; width];
+            for i in 0..m.max_entries {
+                sys::map_update_elem(self.fd(), &i.to_ne_bytes(), &zero, sys::update_flags::EXIST)
+                    .map_err(|e| self.syscall("clear", e))?;
+            }
+            return Ok(m.max_entries as usize);
+        }
+        // Deleting the first key each time, rather than walking from key to key, never
+        // asks for the successor of a key just deleted (which restarts the walk on hashes).
+        let mut key = vec![0u8; m.key_size as usize];
+        let mut deleted = 0;
+        while sys::map_get_next_key(self.fd(), None, &mut key).map_err(|e| self.syscall("clear", e))? {
+            if sys::map_delete_elem(self.fd(), &key).map_err(|e| self.syscall("clear", e))? {
+                deleted += 1;
+            }
+        }
+        Ok(deleted)
+    }
+
     /// Makes the map read-only for user space (programs may still write it).
     pub fn freeze(&self) -> Result<(), MapError> {
         sys::map_freeze(self.fd()).map_err(|e| self.syscall("freeze", e))

@@ -19,24 +19,42 @@ use crate::sys;
 /// [`Program::attach_kprobe_multi`]: resolves the targets, then creates the link or, as the
 /// spec's [`Fallback`] says, per-function kprobes.
 pub(crate) fn attach(prog: &Program, spec: &KprobeMulti) -> Result<KprobeMultiLink, AttachError> {
-    // A program loaded as a plain kprobe (where the kernel cannot even load kprobe_multi
-    // programs) can only stand behind per-function kprobes.
-    let plain = matches!(prog.kind(), ProgramKind::Kprobe | ProgramKind::Kretprobe);
-    if plain && spec.fallback != Fallback::Never {
-        let plan = resolve(&spec.targets, spec.cookies.clone(), Strictness::RefuseAmbiguousNames, &spec.listing)?;
-        return fallback::attach(prog, plan, spec.mode, spec.rejected, spec.cancel.as_ref());
+    if !is_plain(prog) || spec.fallback == Fallback::Never {
+        check_program(prog, spec.mode)?;
     }
-    check_program(prog, spec.mode)?;
     let plan = resolve(&spec.targets, spec.cookies.clone(), Strictness::RefuseAmbiguousNames, &spec.listing)?;
-    match spec.fallback {
-        Fallback::Always => fallback::attach(prog, plan, spec.mode, spec.rejected, spec.cancel.as_ref()),
-        Fallback::Auto => match create(prog, plan.clone(), spec.mode, spec.rejected, &spec.listing) {
-            Err(AttachError::NotSupported { .. }) => {
-                fallback::attach(prog, plan, spec.mode, spec.rejected, spec.cancel.as_ref())
-            }
+    attach_plan(prog, plan, spec.mode, spec.fallback, spec.rejected, &spec.listing, spec.cancel.as_ref())
+}
+
+/// A program loaded as a plain kprobe (where the kernel cannot even load kprobe_multi
+/// programs) can only stand behind per-function kprobes.
+fn is_plain(prog: &Program) -> bool {
+    matches!(prog.kind(), ProgramKind::Kprobe | ProgramKind::Kretprobe)
+}
+
+/// Attaches resolved targets as `fallback` says: one kprobe_multi link, or per-function
+/// kprobes where the kernel has none (or always). Shared by [`KprobeMulti`] and
+/// [`super::KprobeMultiOpts`], so both take the same paths with the same errors.
+pub(crate) fn attach_plan(
+    prog: &Program,
+    plan: Plan,
+    mode: Mode,
+    fallback: Fallback,
+    rejected: Rejected,
+    listing: &Listing,
+    cancel: Option<&super::cancel::CancelFlag>,
+) -> Result<KprobeMultiLink, AttachError> {
+    if is_plain(prog) && fallback != Fallback::Never {
+        return fallback::attach(prog, plan, mode, rejected, cancel);
+    }
+    check_program(prog, mode)?;
+    match fallback {
+        Fallback::Always => fallback::attach(prog, plan, mode, rejected, cancel),
+        Fallback::Auto => match create(prog, plan.clone(), mode, rejected, listing) {
+            Err(AttachError::NotSupported { .. }) => fallback::attach(prog, plan, mode, rejected, cancel),
             other => other,
         },
-        Fallback::Never => create(prog, plan, spec.mode, spec.rejected, &spec.listing),
+        Fallback::Never => create(prog, plan, mode, rejected, listing),
     }
 }
 
@@ -87,8 +105,32 @@ pub(crate) fn create(
     };
     match split::attach_split(plan.targets.len(), rejected, &mut create, &mut by_name) {
         Ok(split) => Ok(KprobeMultiLink::new(split.links, plan, mode, split.skipped)),
-        Err(Failure { error, target: Some(i) }) => Err(refused(error, &plan, i)),
-        Err(Failure { error, target: None }) => Err(diagnose(error, &plan, mode)),
+        Err(Failure { error, target: Some(i), .. }) => Err(refused(error, &plan, i)),
+        Err(Failure { error, target: None, every_target: true }) => refused_request(error, plan, mode, rejected),
+        Err(Failure { error, target: None, .. }) => Err(diagnose(error, &plan, mode)),
+    }
+}
+
+/// Every target alone got the same EINVAL: either the kernel refuses the request (link
+/// type, mode), which the feature probe finds and explains, or, where the probe finds the
+/// feature working, every target is at fault: the first is named, or all are skipped.
+fn refused_request(
+    error: io::Error,
+    plan: Plan,
+    mode: Mode,
+    rejected: Rejected,
+) -> Result<KprobeMultiLink, AttachError> {
+    let probe = if mode == Mode::Session { features::kprobe_session() } else { features::kprobe_multi() };
+    if let Some(reason) = probe.reason() {
+        let what = if mode == Mode::Session { "run kprobe sessions" } else { "create kprobe_multi links" };
+        return Err(AttachError::NotSupported { what, reason: reason.to_string(), source: error });
+    }
+    match rejected {
+        Rejected::Skip => {
+            let all = (0..plan.targets.len()).collect();
+            Ok(KprobeMultiLink::new(Vec::new(), plan, mode, all))
+        }
+        Rejected::Fail => Err(refused(error, &plan, 0)),
     }
 }
 

@@ -57,11 +57,16 @@ pub struct KprobeMultiInfo {
     pub prog_id: u32,
     /// Whether it is a return probe (`BPF_F_KPROBE_MULTI_RETURN`), when reported (6.6+).
     pub retprobe: Option<bool>,
+    /// The link's flags as the kernel reports them (6.6+): `BPF_F_KPROBE_MULTI_RETURN` (1)
+    /// and any the kernel adds later. Per-function kprobes report the flags a kprobe_multi
+    /// link of the same mode would have.
+    pub flags: Option<u32>,
     /// Number of targets (6.6+).
     pub count: Option<u32>,
     /// Runs the kernel skipped because of recursion or a full probe pool (6.7+).
     pub missed: Option<u64>,
-    /// The targets, sorted by address (6.6+; cookies 6.9+).
+    /// The targets, sorted by address (6.6+; cookies 6.9+); per-function kprobes too (a
+    /// target given by name only, address 0, comes first).
     pub targets: Vec<AttachedTarget>,
 }
 
@@ -202,7 +207,7 @@ impl KprobeMultiLink {
 
     fn kprobes_info(&self) -> KprobeMultiInfo {
         let (id, prog_id) = self.links.first().and_then(|l| l.info().ok()).map_or((0, 0), |i| (i.id, i.prog_id));
-        let targets = self
+        let mut targets: Vec<AttachedTarget> = self
             .functions
             .iter()
             .enumerate()
@@ -213,10 +218,13 @@ impl KprobeMultiLink {
                 module: f.module.clone(),
             })
             .collect();
+        // As the kernel sorts a kprobe_multi link's addresses (stable: copies keep their order).
+        targets.sort_by_key(|t| t.address);
         KprobeMultiInfo {
             id,
             prog_id,
             retprobe: Some(self.mode == Mode::Return),
+            flags: Some(if self.mode == Mode::Return { sys::KPROBE_MULTI_RETURN } else { 0 }),
             count: Some(self.functions.len() as u32),
             missed: None,
             targets,
@@ -240,6 +248,7 @@ fn link_info(link: &Link, level: LinkInfoLevel) -> io::Result<KprobeMultiInfo> {
         id: first.id,
         prog_id: first.prog_id,
         retprobe: None,
+        flags: None,
         count: None,
         missed: None,
         targets: Vec::new(),
@@ -253,6 +262,7 @@ fn link_info(link: &Link, level: LinkInfoLevel) -> io::Result<KprobeMultiInfo> {
     let want_cookies = level >= LinkInfoLevel::Cookies;
     let full = sys::link_info(fd, Some(&mut addrs), want_cookies.then_some(&mut cookies[..]))?;
     info.retprobe = Some(full.kmulti_flags & sys::KPROBE_MULTI_RETURN != 0);
+    info.flags = Some(full.kmulti_flags);
     info.count = Some(full.kmulti_count);
     info.missed = (level >= LinkInfoLevel::Missed).then_some(full.kmulti_missed);
     info.targets = addrs

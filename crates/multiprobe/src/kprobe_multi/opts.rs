@@ -1,10 +1,10 @@
 //! libbpf's `struct bpf_kprobe_multi_opts`, field for field, for code ported from C.
 
-use super::attach::create;
+use super::attach::attach_plan;
 use super::link::KprobeMultiLink;
 use super::plan::{Strictness, check_program, resolve};
 use super::split::Rejected;
-use super::{Mode, Targets};
+use super::{Fallback, Mode, Targets};
 use crate::error::AttachError;
 use crate::program::Program;
 use crate::symbols::{Glob, Listing};
@@ -32,6 +32,10 @@ pub struct KprobeMultiOpts {
     pub session: bool,
     /// With a pattern: fail unless exactly one function matches.
     pub unique_match: bool,
+    /// Not in libbpf: what to do where the kernel has no kprobe_multi links. The default,
+    /// [`Fallback::Never`], fails as libbpf does; [`Fallback::Auto`] attaches per-function
+    /// kprobes instead (the program may then be loaded as a plain kprobe too).
+    pub fallback: Fallback,
 }
 
 /// [`Program::attach_kprobe_multi_opts`]: libbpf's checks, in libbpf's order.
@@ -76,6 +80,8 @@ pub(crate) fn attach(prog: &Program, o: &KprobeMultiOpts) -> Result<KprobeMultiL
         (false, true) => Mode::Session,
         (false, false) => Mode::Entry,
     };
-    check_program(prog, mode)?;
-    create(prog, plan, mode, Rejected::Fail, &Listing::new())
+    if o.fallback == Fallback::Never {
+        check_program(prog, mode)?;
+    }
+    attach_plan(prog, plan, mode, o.fallback, Rejected::Fail, &Listing::new(), None)
 }

@@ -228,7 +228,7 @@ fn resolve_pattern(glob: &Glob, unique: bool, listing: &Listing) -> Result<Plan,
     let listing = listing.read()?;
     let functions = listing.matching(glob);
     if functions.is_empty() {
-        return Err(AttachError::NoMatch { pattern: glob.as_str().to_string(), hint: no_match_hint(&[glob]) });
+        return Err(AttachError::NoMatch { pattern: glob.as_str().to_string(), hint: no_match_hint(glob) });
     }
     if unique && functions.len() != 1 {
         let mut examples: Vec<String> = functions.iter().take(5).map(describe).collect();

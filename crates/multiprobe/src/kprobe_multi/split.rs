@@ -4,6 +4,12 @@
 //! probe memory pool fails for big sets (halving the batch works around it, as retsnoop
 //! does), and one target the kernel cannot trace, which fails the whole link without saying
 //! which (bisection finds it; then it either fails the attach, named, or is skipped).
+//!
+//! A refusal of the request itself (a mode or link type the kernel does not take) also
+//! comes as EINVAL, for the whole set and for every part of it; bisection alone would pin it
+//! on the first target. So before blaming a target for EINVAL, while nothing has been
+//! accepted yet, the others are tried alone: if every one is refused too, the failure is
+//! the kernel's, not a target's.
 
 use std::io;
 
@@ -30,6 +36,8 @@ pub(crate) struct Split<L> {
 pub(crate) struct Failure {
     pub error: io::Error,
     pub target: Option<usize>,
+    /// Every target alone got the same EINVAL: the kernel refuses the request.
+    pub every_target: bool,
 }
 
 /// Errnos with which the kernel refuses a set because of one of its targets: ESRCH (unknown
@@ -50,20 +58,36 @@ pub(crate) fn attach_split<L>(
 ) -> Result<Split<L>, Failure> {
     let all: Vec<usize> = (0..n).collect();
     let mut out = Split { links: Vec::new(), skipped: Vec::new() };
-    go(&all, rejected, create, single, &mut out)?;
+    let mut state = State { n, rejected, create, single, out: &mut out, witnessed: false };
+    go(&all, &mut state)?;
     Ok(out)
 }
 
-fn go<L>(
-    idx: &[usize],
+struct State<'a, L> {
+    n: usize,
     rejected: Rejected,
-    create: &mut dyn FnMut(&[usize]) -> io::Result<L>,
-    single: &mut dyn FnMut(usize) -> Option<L>,
-    out: &mut Split<L>,
-) -> Result<(), Failure> {
-    let error = match create(idx) {
+    create: &'a mut dyn FnMut(&[usize]) -> io::Result<L>,
+    single: &'a mut dyn FnMut(usize) -> Option<L>,
+    out: &'a mut Split<L>,
+    /// Some target was accepted (alone or in a set), so EINVAL is about targets.
+    witnessed: bool,
+}
+
+/// Whether any target other than `i` is accepted alone; the link made to find out is
+/// dropped (detached) at once. Stops at the first one accepted, so it costs one call when
+/// `i` really is at fault, and one per target when the kernel refuses everything.
+fn another_is_accepted<L>(i: usize, s: &mut State<'_, L>) -> bool {
+    (0..s.n).filter(|&j| j != i).any(|j| match (s.create)(&[j]) {
+        Ok(_) => true,
+        Err(e) => e.raw_os_error() != Some(libc::EINVAL),
+    })
+}
+
+fn go<L>(idx: &[usize], s: &mut State<'_, L>) -> Result<(), Failure> {
+    let error = match (s.create)(idx) {
         Ok(link) => {
-            out.links.push(link);
+            s.out.links.push(link);
+            s.witnessed = true;
             return Ok(());
         }
         Err(e) => e,
@@ -71,21 +95,28 @@ fn go<L>(
     let enomem = error.raw_os_error() == Some(libc::ENOMEM);
     if idx.len() > 1 && (enomem || is_rejection(&error)) {
         let (left, right) = idx.split_at(idx.len() / 2);
-        go(left, rejected, create, single, out)?;
-        return go(right, rejected, create, single, out);
+        go(left, s)?;
+        return go(right, s);
     }
     if idx.len() == 1 && is_rejection(&error) {
-        if let Some(link) = single(idx[0]) {
-            out.links.push(link);
+        if let Some(link) = (s.single)(idx[0]) {
+            s.out.links.push(link);
+            s.witnessed = true;
             return Ok(());
         }
-        if rejected == Rejected::Skip {
-            out.skipped.push(idx[0]);
+        if error.raw_os_error() == Some(libc::EINVAL) && !s.witnessed {
+            if !another_is_accepted(idx[0], s) {
+                return Err(Failure { error, target: None, every_target: true });
+            }
+            s.witnessed = true;
+        }
+        if s.rejected == Rejected::Skip {
+            s.out.skipped.push(idx[0]);
             return Ok(());
         }
-        return Err(Failure { error, target: Some(idx[0]) });
+        return Err(Failure { error, target: Some(idx[0]), every_target: false });
     }
-    Err(Failure { error, target: None })
+    Err(Failure { error, target: None, every_target: false })
 }
 
 #[cfg(test)]
@@ -161,6 +192,23 @@ mod tests {
         let mut k = Kernel { bad: vec![5], bad_errno: libc::EPERM, max: usize::MAX, calls: 0 };
         let f = run(&mut k, 100, Rejected::Skip).unwrap_err();
         assert_eq!((f.target, f.error.raw_os_error(), k.calls), (None, Some(libc::EPERM), 1));
+    }
+
+    #[test]
+    fn einval_from_every_target_alone_is_the_kernels_refusal() {
+        for rejected in [Rejected::Fail, Rejected::Skip] {
+            let mut k = Kernel { bad: (0..100).collect(), bad_errno: libc::EINVAL, max: usize::MAX, calls: 0 };
+            let f = run(&mut k, 100, rejected).unwrap_err();
+            assert_eq!((f.target, f.every_target), (None, true));
+        }
+        // One target alone is refused, but another is taken: the first is at fault.
+        let mut k = Kernel { bad: vec![0], bad_errno: libc::EINVAL, max: usize::MAX, calls: 0 };
+        let f = run(&mut k, 100, Rejected::Fail).unwrap_err();
+        assert_eq!((f.target, f.every_target), (Some(0), false));
+        // ESRCH names a target whatever the others get.
+        let mut k = Kernel { bad: (0..4).collect(), bad_errno: libc::ESRCH, max: usize::MAX, calls: 0 };
+        let f = run(&mut k, 4, Rejected::Fail).unwrap_err();
+        assert_eq!((f.target, f.every_target), (Some(0), false));
     }
 
     #[test]

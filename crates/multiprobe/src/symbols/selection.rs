@@ -159,6 +159,13 @@ impl Selection {
         listing.filter_with_hint(&needles, |name, module| self.accepts(name, module))
     }
 
+    /// Whether the function is selected but for the deny list.
+    fn accepts_but_denied(&self, name: &[u8], module: Option<&[u8]>) -> bool {
+        self.include.iter().any(|p| p.matches(name, module))
+            && !self.exclude.iter().any(|p| p.matches(name, module))
+            && self.deny.iter().any(|g| g.matches(name))
+    }
+
     /// Reads the traceable functions (kept in memory only, see [`Listing`]) and selects from
     /// them; an empty result is an error naming the patterns.
     pub fn resolve(&self) -> Result<Vec<Function>, ListingError> {
@@ -168,36 +175,82 @@ impl Selection {
     /// [`Selection::resolve`], reading the traceable functions as `listing` says (e.g. kept
     /// in a cache directory for the boot).
     pub fn resolve_with(&self, listing: &Listing) -> Result<Vec<Function>, ListingError> {
-        let listing = listing.read()?;
-        let found = self.select(&listing);
+        let functions = listing.read()?;
+        let found = self.select(&functions);
         if found.is_empty() {
-            return Err(self.no_match_error());
+            return Err(self.no_match_error_in(Some(&functions)));
         }
         Ok(found)
     }
 
-    /// The error for a selection that matched nothing, with hints: names that exist but
-    /// cannot be traced, syscall wrappers.
+    /// The error for a selection that matched nothing, with hints: functions the deny list
+    /// or the excludes removed, names that exist but cannot be traced, modules not loaded,
+    /// syscall wrappers. Reads the traceable functions again for the hints; see
+    /// [`Selection::no_match_error_in`] to pass them.
     pub fn no_match_error(&self) -> ListingError {
-        let globs: Vec<&Glob> = self.include.iter().map(|p| &p.name).collect();
-        ListingError::NoMatch { pattern: self.to_string(), hint: no_match_hint(&globs) }
+        self.no_match_error_in(Listing::new().read().ok().as_ref())
+    }
+
+    /// [`Selection::no_match_error`] with the traceable functions at hand (`None`: unknown).
+    pub fn no_match_error_in(&self, functions: Option<&TraceableFunctions>) -> ListingError {
+        ListingError::NoMatch { pattern: self.to_string(), hint: self.no_match_hint(functions) }
+    }
+
+    /// Why this selection matches nothing, each count with the whole selection applied
+    /// (module part, excludes, deny list). Empty, or ` (hint; hint)`.
+    fn no_match_hint(&self, functions: Option<&TraceableFunctions>) -> String {
+        let mut hints = Vec::new();
+        if let Some(functions) = functions {
+            let denied = functions.filter(|name, module| self.accepts_but_denied(name, module)).len();
+            if denied > 0 {
+                hints.push(format!(
+                    "{denied} traceable functions match but are on the built-in deny list (probing them can recurse \
+                     into BPF or trip RCU checks on idle CPUs); `--no-deny-list` (Selection::without_deny_list) \
+                     allows them"
+                ));
+            }
+            let excluded = functions
+                .filter(|name, module| {
+                    self.include.iter().any(|p| p.matches(name, module))
+                        && self.exclude.iter().any(|p| p.matches(name, module))
+                })
+                .len();
+            if excluded > 0 {
+                hints.push(format!("{excluded} traceable functions match but are excluded"));
+            }
+        }
+        if let Ok(kallsyms) = Kallsyms::read() {
+            // Accepted by the whole selection, yet not traceable (none is, or no error).
+            let n = kallsyms.text_symbols().filter(|s| self.accepts(s.name, s.module)).count();
+            if n > 0 {
+                hints.push(format!("{n} kernel functions match, but none is traceable: notrace or inlined"));
+            }
+            for p in &self.include {
+                if let ModuleFilter::Module(g) = &p.module
+                    && !kallsyms.text_symbols().any(|s| s.module.is_some_and(|m| g.matches(m)))
+                {
+                    hints.push(format!("no loaded module matches `{}`", g.as_str()));
+                }
+            }
+        }
+        if let Some(g) = self.include.iter().map(|p| &p.name).find(|g| g.as_str().starts_with("sys_")) {
+            hints.push(format!(
+                "syscall entry points carry an architecture prefix: try `{SYSCALL_PREFIX}{}`",
+                g.as_str()
+            ));
+        }
+        if hints.is_empty() { String::new() } else { format!(" ({})", hints.join("; ")) }
     }
 }
 
-/// Why patterns may match nothing: names that exist but are not traceable, or syscalls,
-/// whose entry points carry an architecture prefix. Empty, or ` (hint)`.
-pub(crate) fn no_match_hint(globs: &[&Glob]) -> String {
-    let mut hints = Vec::new();
-    if let Ok(kallsyms) = Kallsyms::read() {
-        let n = kallsyms.text_symbols().filter(|s| globs.iter().any(|g| g.matches(s.name))).count();
-        if n > 0 {
-            hints.push(format!("{n} kernel functions match, but none is traceable: notrace or inlined"));
-        }
-    }
-    if let Some(g) = globs.iter().find(|g| g.as_str().starts_with("sys_")) {
-        hints.push(format!("syscall entry points carry an architecture prefix: try `{SYSCALL_PREFIX}{}`", g.as_str()));
-    }
-    if hints.is_empty() { String::new() } else { format!(" ({})", hints.join("; ")) }
+/// Why a plain glob (kprobe_multi's pattern: no module part, no deny list) matches nothing.
+pub(crate) fn no_match_hint(glob: &Glob) -> String {
+    let s = Selection {
+        include: vec![Pattern { module: ModuleFilter::Any, name: glob.clone() }],
+        exclude: Vec::new(),
+        deny: Vec::new(),
+    };
+    s.no_match_hint(None)
 }
 
 impl std::fmt::Display for Selection {

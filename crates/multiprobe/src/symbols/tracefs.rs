@@ -1,6 +1,11 @@
 //! Finding (or mounting) the tracing file system, where the kernel lists traceable functions
 //! and tracepoints. Private to the crate but for [`root`], which the crate re-exports as
 //! [`super::tracefs_root`].
+//!
+//! Where none is mounted, one is mounted only for this process and leaves no trace: mounted
+//! at `/sys/kernel/tracing`, opened, then detached from the tree at once (`MNT_DETACH`), so
+//! it lives on only behind the open directory, reached as `/proc/self/fd/N`. A system whose
+//! administrator hid tracefs stays that way after the command.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -11,8 +16,9 @@ use crate::sys;
 /// Where tracefs lives on current systems, and where it lived under debugfs before 4.1.
 const CANDIDATES: &[&str] = &["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
 
-/// The tracefs mount point, mounting it at `/sys/kernel/tracing` if nothing is mounted (which
-/// needs root). The answer is cached for the process.
+/// The tracefs mount point or, where nothing is mounted, a private one of this process
+/// (`/proc/self/fd/N`, which needs root to make; see the module doc). The answer is cached
+/// for the process.
 pub fn root() -> Result<&'static Path, TracefsError> {
     static ROOT: OnceLock<Result<PathBuf, TracefsError>> = OnceLock::new();
     ROOT.get_or_init(find_or_mount).as_ref().map(PathBuf::as_path).map_err(Clone::clone)
@@ -27,9 +33,15 @@ fn find_or_mount() -> Result<PathBuf, TracefsError> {
         return Ok(PathBuf::from(dir));
     }
     let target = CANDIDATES[0];
-    match sys::mount_pseudo(c"tracefs", c"/sys/kernel/tracing") {
-        Ok(()) if is_tracefs(target) => Ok(PathBuf::from(target)),
-        Ok(()) => Err(TracefsError { reason: "mounted, but it lists nothing".into() }),
-        Err(e) => Err(TracefsError { reason: e.to_string() }),
+    sys::mount_pseudo(c"tracefs", c"/sys/kernel/tracing").map_err(|e| TracefsError { reason: e.to_string() })?;
+    // Opened before the detach, kept open for the process: the directory is the mount.
+    let dir = std::fs::File::open(target);
+    let detached = sys::umount_detach(c"/sys/kernel/tracing");
+    let dir = dir.map_err(|e| TracefsError { reason: format!("mounted, but not readable: {e}") })?;
+    detached.map_err(|e| TracefsError { reason: format!("mounted, but could not be detached again: {e}") })?;
+    let path = PathBuf::from(format!("/proc/self/fd/{}", std::os::fd::IntoRawFd::into_raw_fd(dir)));
+    if !is_tracefs(path.to_str().unwrap_or_default()) {
+        return Err(TracefsError { reason: "mounted, but it lists nothing".into() });
     }
+    Ok(path)
 }

@@ -157,6 +157,22 @@ pub fn mount_pseudo(fstype: &CStr, target: &CStr) -> io::Result<()> {
     if ret < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
 }
 
+/// Detaches the mount at `target` lazily (`umount2(MNT_DETACH)`): it leaves the tree at once
+/// and lives on only for the fds already open in it.
+pub fn umount_detach(target: &CStr) -> io::Result<()> {
+    // SAFETY: `target` is a valid NUL-terminated string alive for the call.
+    let ret = unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+    if ret < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+}
+
+/// Makes a FIFO at `path` (for tests of readers that must not block on one).
+#[cfg(test)]
+pub fn mkfifo(path: &CStr, mode: u32) -> io::Result<()> {
+    // SAFETY: `path` is a valid NUL-terminated string alive for the call.
+    let ret = unsafe { libc::mkfifo(path.as_ptr(), mode) };
+    if ret < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+}
+
 /// Effective user id, for error hints ("needs root or CAP_BPF").
 pub fn geteuid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.

@@ -15,26 +15,59 @@ use super::key::Key;
 /// Format marker; v2 added the payload length.
 const MAGIC: &[u8] = b"multiprobe cache v2\n";
 
+/// The largest cache file read. A listing line is at most an address, a name of up to
+/// `KSYM_NAME_LEN` (512) bytes and a module; real listings are far below: 3 MB for 7.2's
+/// 60,000 functions with every Debian module loaded, and the entries file 8 bytes a
+/// function. 64 MiB is twenty times that: a file past it was not written by this code.
+pub(super) const MAX_FILE: u64 = 64 << 20;
+
 /// The data cached in `dir/name` for `key`, if the file is there, private, whole and for
-/// that key.
-pub(super) fn load(dir: &Path, name: &str, key: &Key) -> Option<Vec<u8>> {
-    check_private_dir(dir).ok()?;
-    let mut file = OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(dir.join(name)).ok()?;
-    // The checks look at the file opened, not at whatever the path names by now.
-    let meta = file.metadata().ok()?;
-    if !meta.is_file() || !private(&meta) {
-        return None;
+/// that key. A file of this user that is not a regular file (a FIFO would block the read
+/// for ever) or is larger than any cache file can be ([`MAX_FILE`]) is an error naming it:
+/// only root could have put it in a private directory of root's.
+pub(super) fn load(dir: &Path, name: &str, key: &Key) -> io::Result<Option<Vec<u8>>> {
+    if check_private_dir(dir).is_err() {
+        return Ok(None);
     }
-    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).ok()?);
-    file.read_to_end(&mut bytes).ok()?;
-    decode(&bytes, key).map(<[u8]>::to_vec)
+    let path = dir.join(name);
+    // O_NONBLOCK: opening a FIFO for reading would wait for a writer; O_NOFOLLOW: a symlink
+    // is not followed (ELOOP, ignored below).
+    let mut file = match OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(&path) {
+        Ok(f) => f,
+        Err(_) => return Ok(None),
+    };
+    // The checks look at the file opened, not at whatever the path names by now.
+    let meta = file.metadata()?;
+    if !private(&meta) {
+        return Ok(None);
+    }
+    let bad = |what: String| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("cache file {} {what}; remove it (it is recreated as needed)", path.display()),
+        )
+    };
+    if !meta.is_file() {
+        return Err(bad("is not a regular file".into()));
+    }
+    if meta.len() > MAX_FILE {
+        return Err(bad(format!("is {} bytes, more than any cache file can be ({MAX_FILE})", meta.len())));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    // Bounded again in case the file grows while read.
+    (&mut file).take(MAX_FILE + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_FILE {
+        return Err(bad(format!("grew past {MAX_FILE} bytes while read")));
+    }
+    Ok(decode(&bytes, key).map(<[u8]>::to_vec))
 }
 
-/// Writes `data` for `key` to `dir/name`, creating `dir` private to this user if missing.
+/// Writes `data` for `key` to `dir/name`, creating `dir` private to this user if missing,
+/// but not its parent: where `/run` is missing, nothing is created and nothing is kept.
 pub(super) fn store(dir: &Path, name: &str, key: &Key, data: &[u8]) -> io::Result<()> {
     static SEQUENCE: AtomicU64 = AtomicU64::new(0);
-    if !dir.exists() {
-        DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    if fs::symlink_metadata(dir).is_err() {
+        DirBuilder::new().mode(0o700).create(dir)?;
     }
     check_private_dir(dir)?;
     // A name no other writer uses (threads, and processes of the same pid in other pid
@@ -109,12 +142,42 @@ mod tests {
         let key = Key("boot a\nrelease 6.12\n".into());
         store(&dir, "listing", &key, &text).unwrap();
         assert_eq!(fs::metadata(&dir).unwrap().mode() & 0o777, 0o700, "the directory is private");
-        assert_eq!(load(&dir, "listing", &key).as_deref(), Some(&text[..]), "same key");
-        assert!(load(&dir, "listing", &Key("boot b\nrelease 6.12\n".into())).is_none(), "another boot");
-        assert!(load(&dir, "listing", &Key("boot a\nrelease 6.12\nmod 1 2\n".into())).is_none(), "other modules");
-        assert!(load(&dir, "entries", &key).is_none(), "another file");
+        assert_eq!(load(&dir, "listing", &key).unwrap().as_deref(), Some(&text[..]), "same key");
+        assert!(loaded(&dir, "listing", &Key("boot b\nrelease 6.12\n".into())).is_none(), "another boot");
+        assert!(loaded(&dir, "listing", &Key("boot a\nrelease 6.12\nmod 1 2\n".into())).is_none(), "other modules");
+        assert!(loaded(&dir, "entries", &key).is_none(), "another file");
         fs::write(dir.join("listing"), b"garbage").unwrap();
-        assert!(load(&dir, "listing", &key).is_none());
+        assert!(loaded(&dir, "listing", &key).is_none());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn loaded(dir: &Path, name: &str, key: &Key) -> Option<Vec<u8>> {
+        load(dir, name, key).unwrap()
+    }
+
+    #[test]
+    fn a_missing_parent_is_not_created() {
+        let parent = temp_dir("parent");
+        let dir = parent.join("multiprobe");
+        assert!(store(&dir, "listing", &Key("k".into()), b"data").is_err());
+        assert!(!parent.exists(), "the parent directory was created");
+    }
+
+    #[test]
+    fn a_fifo_or_oversized_file_is_an_error_not_a_hang() {
+        let key = Key("k".into());
+        let dir = temp_dir("fifo");
+        store(&dir, "listing", &key, b"data").unwrap();
+        fs::remove_file(dir.join("listing")).unwrap();
+        let fifo = std::ffi::CString::new(dir.join("listing").into_os_string().into_encoded_bytes()).unwrap();
+        crate::sys::mkfifo(&fifo, 0o600).unwrap();
+        let e = load(&dir, "listing", &key).unwrap_err();
+        assert!(e.to_string().contains("is not a regular file; remove it"), "{e}");
+        fs::remove_file(dir.join("listing")).unwrap();
+        let big = File::create(dir.join("listing")).unwrap();
+        big.set_len(MAX_FILE + 1).unwrap();
+        let e = load(&dir, "listing", &key).unwrap_err();
+        assert!(e.to_string().contains("more than any cache file can be"), "{e}");
         fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -134,16 +197,16 @@ mod tests {
         let dir = temp_dir("shared");
         store(&dir, "listing", &key, b"data").unwrap();
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
-        assert!(load(&dir, "listing", &key).is_none(), "a directory others can write to");
+        assert!(loaded(&dir, "listing", &key).is_none(), "a directory others can write to");
         assert!(store(&dir, "listing", &key, b"data").is_err());
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
 
         let link = temp_dir("link");
         std::os::unix::fs::symlink(&dir, &link).unwrap();
-        assert!(load(&link, "listing", &key).is_none(), "a symlinked directory");
+        assert!(loaded(&link, "listing", &key).is_none(), "a symlinked directory");
         fs::remove_file(dir.join("listing")).unwrap();
         std::os::unix::fs::symlink("/etc/hostname", dir.join("listing")).unwrap();
-        assert!(load(&dir, "listing", &key).is_none(), "a symlinked file");
+        assert!(loaded(&dir, "listing", &key).is_none(), "a symlinked file");
         store(&dir, "listing", &key, b"data").unwrap();
         assert!(fs::symlink_metadata(dir.join("listing")).unwrap().is_file(), "the symlink replaced, not followed");
         fs::remove_file(&link).unwrap();

@@ -67,7 +67,7 @@ fn read_keyed(dir: Option<&Path>) -> Result<(Option<Key>, TraceableFunctions), L
     if let Some(m) = memory.as_ref().filter(|m| m.key == key) {
         return Ok((Some(key), m.listing.clone()));
     }
-    if let Some(text) = dir.and_then(|d| file::load(d, LISTING_FILE, &key)) {
+    if let Some(text) = load(dir, LISTING_FILE, &key)? {
         let listing = TraceableFunctions::from_text(text, ListingSource::FilterFunctionsAddrs);
         *memory = Some(Memory { key: key.clone(), listing: listing.clone(), entries: EntriesState::NotYet });
         return Ok((Some(key), listing));
@@ -86,6 +86,13 @@ fn read_keyed(dir: Option<&Path>) -> Result<(Option<Key>, TraceableFunctions), L
     }
     *memory = Some(Memory { key: key.clone(), listing: listing.clone(), entries: EntriesState::NotYet });
     Ok((Some(key), listing))
+}
+
+/// The cache file `name` in `dir` (if any) for `key`; a planted file that cannot be a cache
+/// file (not regular, oversized) is an error naming it.
+fn load(dir: Option<&Path>, name: &str, key: &Key) -> Result<Option<Vec<u8>>, ListingError> {
+    let Some(d) = dir else { return Ok(None) };
+    file::load(d, name, key).map_err(|e| ListingError::read(d.join(name).display().to_string(), e))
 }
 
 /// Whether entry addresses are at hand without reading `/proc/kallsyms` now: kept in memory
@@ -116,7 +123,7 @@ pub(crate) fn entries(dir: Option<&Path>) -> Result<Arc<Entries>, ListingError> 
         }
     }
     let cached = match (dir, &key) {
-        (Some(d), Some(k)) => file::load(d, ENTRIES_FILE, k).and_then(|b| Entries::from_bytes(&b)),
+        (Some(_), Some(k)) => load(dir, ENTRIES_FILE, k)?.and_then(|b| Entries::from_bytes(&b)),
         _ => None,
     };
     let (entries, fresh) = match cached {
