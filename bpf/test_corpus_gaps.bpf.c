@@ -1,0 +1,32 @@
+// SPDX-License-Identifier: (MIT OR GPL-2.0-only)
+/*
+ * Loader gaps the public-tools corpus showed (docs/loader.md, "The corpus"), each
+ * reproduced by a program of our own. Loaded by crates/multiprobe/tests/corpus_gaps.rs
+ * natively and in the VMs.
+ */
+#include "mp_bpf.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define KERNEL_VERSION(a, b, c) (((a) << 16) + ((b) << 8) + ((c) > 255 ? 255 : (c)))
+
+struct __sk_buff {
+	__u32 len;
+};
+
+extern u32 LINUX_KERNEL_VERSION __kconfig;
+
+/*
+ * bcc's biosnoop and bitesize read a tracepoint argument at another place on kernels
+ * before 5.10.137, behind a LINUX_KERNEL_VERSION test: code the verifier refuses on newer
+ * kernels and skips only when it reads the .kconfig value as a constant, which it does for a
+ * map read-only to programs and frozen, as libbpf creates .kconfig. Here the code for "old
+ * kernels" reads far outside the socket filter's context.
+ */
+SEC("socket")
+int kconfig_guarded(struct __sk_buff *skb)
+{
+	if (LINUX_KERNEL_VERSION < KERNEL_VERSION(3, 0, 0))
+		return *(volatile u32 *)((char *)skb + 4000);
+	return 7;
+}
