@@ -34,6 +34,20 @@ pub(crate) struct BtfTarget {
     pub module: Option<Arc<OwnedFd>>,
 }
 
+/// A kfunc or kernel variable found in a module's BTF.
+#[derive(Debug)]
+pub(crate) struct ModuleSymbol {
+    /// The module's name.
+    pub module: String,
+    /// Its BTF object in the kernel (`fd_array` entry of a kfunc call, second half of a
+    /// variable's `ld_imm64`).
+    pub fd: Arc<OwnedFd>,
+    /// The symbol's id in the module's split numbering.
+    pub btf_id: u32,
+    /// The kernel's and the module's types together, to compare declarations.
+    pub btf: crate::btf::Btf,
+}
+
 /// The kernel's BTF and, once a name is not in it, its modules' BTF; kept for one load.
 #[derive(Debug, Default)]
 pub(crate) struct KernelBtfs {
@@ -98,6 +112,17 @@ impl KernelBtfs {
             let id = m.raw.find_split(&vmlinux, btf_name, btf_kind)?;
             Some(BtfTarget { btf_id: id, module: Some(Arc::clone(&m.fd)) })
         })
+    }
+
+    /// Finds a kfunc (`FUNC`) or kernel variable (`VAR`) named `name` in the loaded modules'
+    /// BTF, as libbpf's `find_ksym_btf_id` does once vmlinux lacks it, with the module's
+    /// types read on top of `base` (the kernel's, parsed) to check the object's declaration.
+    pub fn find_module_symbol(&mut self, base: &crate::btf::Btf, name: &str, btf_kind: u32) -> Option<ModuleSymbol> {
+        let vmlinux = self.vmlinux()?;
+        let modules = self.modules.get_or_insert_with(load_modules);
+        let (m, btf_id) = modules.iter().find_map(|m| Some((m, m.raw.find_split(&vmlinux, name, btf_kind)?)))?;
+        let btf = crate::btf::Btf::parse_split(base, m.raw.bytes()).ok()?;
+        Some(ModuleSymbol { module: m.name.clone(), fd: Arc::clone(&m.fd), btf_id, btf })
     }
 
     fn vmlinux(&mut self) -> Option<Arc<RawBtf>> {

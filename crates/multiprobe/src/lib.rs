@@ -59,6 +59,7 @@ pub mod fuzzing;
 pub mod insn;
 mod kconfig;
 pub mod kprobe_multi;
+pub(crate) mod ksym;
 pub mod link;
 mod loader;
 pub mod map;
