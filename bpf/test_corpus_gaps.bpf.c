@@ -30,3 +30,15 @@ int kconfig_guarded(struct __sk_buff *skb)
 		return *(volatile u32 *)((char *)skb + 4000);
 	return 7;
 }
+
+extern bool LINUX_HAS_SYSCALL_WRAPPER __kconfig;
+
+/* What LINUX_HAS_SYSCALL_WRAPPER read (asked of the kernel's BTF, else /proc/kallsyms). */
+u32 seen_wrapper = 2;
+
+SEC("socket")
+int syscall_wrapper(struct __sk_buff *skb)
+{
+	seen_wrapper = LINUX_HAS_SYSCALL_WRAPPER;
+	return 0;
+}

@@ -1,7 +1,8 @@
 //! Loader gaps found by the differential corpus of public tools (docs/loader.md, "The
 //! corpus"), each reproduced by an object of our own, loaded on this machine's kernel and
-//! in the VMs: the `.kconfig` map read as constants by the verifier, and a kfunc defined by
-//! a module (called through the module's BTF in `fd_array`, as libbpf does).
+//! in the VMs: the `.kconfig` map read as constants by the verifier,
+//! `LINUX_HAS_SYSCALL_WRAPPER` from the kernel's BTF, and a kfunc defined by a module
+//! (called through the module's BTF in `fd_array`, as libbpf does).
 
 use multiprobe::{LoadError, Object};
 use testkit::{require_kernel, require_root};
@@ -22,6 +23,20 @@ fn corpus_gap_kconfig_value_is_constant_to_the_verifier() {
     let loaded = obj.load().unwrap_or_else(|e| panic!("{e}"));
     let run = loaded.program("kconfig_guarded").unwrap().test_run(&PACKET).unwrap();
     assert_eq!(run.retval, 7);
+}
+
+#[test]
+fn corpus_gap_syscall_wrapper_extern_agrees_with_kallsyms() {
+    require_root!("loading BPF programs");
+    // LINUX_HAS_SYSCALL_WRAPPER is read from the kernel's BTF (kallsyms took 200-400 ms in
+    // the VMs); it must say what /proc/kallsyms says.
+    let kallsyms = std::fs::read_to_string("/proc/kallsyms").unwrap();
+    let listed = cfg!(target_arch = "x86_64") && kallsyms.lines().any(|l| l.ends_with(" __x64_sys_bpf"));
+    let obj = Object::parse("test_corpus_gaps", GAPS_OBJ).unwrap();
+    let loaded = obj.load().unwrap_or_else(|e| panic!("{e}"));
+    loaded.program("syscall_wrapper").unwrap().test_run(&PACKET).unwrap();
+    let data = loaded.map(".data").unwrap().get_bytes(&0u32.to_le_bytes()).unwrap().unwrap();
+    assert_eq!(u32::from_le_bytes(data[..4].try_into().unwrap()), u32::from(listed));
 }
 
 /// Loads `name.ko` from the VM's test modules unless it is loaded already.
