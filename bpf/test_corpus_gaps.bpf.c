@@ -42,3 +42,18 @@ int syscall_wrapper(struct __sk_buff *skb)
 	seen_wrapper = LINUX_HAS_SYSCALL_WRAPPER;
 	return 0;
 }
+
+struct pt_regs;
+
+/*
+ * A USDT program as libbpf's usdt.bpf.h users write them (bcc's javagc, libbpf-bootstrap's
+ * usdt): a kprobe-type program, loaded, not attached (no USDT attach yet).
+ */
+u64 usdt_hits;
+
+SEC("usdt")
+int usdt_probe(struct pt_regs *ctx)
+{
+	__sync_fetch_and_add(&usdt_hits, 1);
+	return 0;
+}

@@ -4,7 +4,7 @@
 //! `LINUX_HAS_SYSCALL_WRAPPER` from the kernel's BTF, and a kfunc defined by a module
 //! (called through the module's BTF in `fd_array`, as libbpf does).
 
-use multiprobe::{LoadError, Object};
+use multiprobe::{LoadError, Object, ProgramKind};
 use testkit::{require_kernel, require_root};
 
 const GAPS_OBJ: &[u8] = include_bytes!("../../../bpf/test_corpus_gaps.bpf.o");
@@ -37,6 +37,16 @@ fn corpus_gap_syscall_wrapper_extern_agrees_with_kallsyms() {
     loaded.program("syscall_wrapper").unwrap().test_run(&PACKET).unwrap();
     let data = loaded.map(".data").unwrap().get_bytes(&0u32.to_le_bytes()).unwrap().unwrap();
     assert_eq!(u32::from_le_bytes(data[..4].try_into().unwrap()), u32::from(listed));
+}
+
+#[test]
+fn corpus_gap_usdt_programs_load_as_kprobe_programs() {
+    require_root!("loading BPF programs");
+    let obj = Object::parse("test_corpus_gaps", GAPS_OBJ).unwrap();
+    assert_eq!(obj.program("usdt_probe").unwrap().kind(), Some(ProgramKind::Usdt));
+    let loaded = obj.load().unwrap_or_else(|e| panic!("{e}"));
+    const BPF_PROG_TYPE_KPROBE: u32 = 2;
+    assert_eq!(loaded.program("usdt_probe").unwrap().info().unwrap().prog_type, BPF_PROG_TYPE_KPROBE);
 }
 
 /// Loads `name.ko` from the VM's test modules unless it is loaded already.
