@@ -73,6 +73,14 @@ impl Object {
         let to_load: Vec<_> = self.programs.iter().filter(|p| p.autoload).collect();
         // What each program loads as, attach targets found, before anything is created.
         let mut kernel_btfs = KernelBtfs::default();
+        // A load that parses the kernel's BTF anyway finds BTF attach targets through its name
+        // index: a scan of 100,000+ raw types per target otherwise (bcc's klockstat has 36).
+        if self.needs_kernel_btf()
+            && to_load.iter().any(|p| p.kind.is_some_and(ProgramKind::needs_btf_target))
+            && let Ok(parsed) = btf::kernel::vmlinux()
+        {
+            kernel_btfs.use_parsed(parsed);
+        }
         let attrs = to_load.iter().map(|p| load_attrs(p, &mut kernel_btfs)).collect::<Result<Vec<_>, _>>()?;
         let mut warnings = Vec::new();
         let kconfig = match self.kconfig_map {
@@ -123,6 +131,14 @@ impl Object {
         }
         let not_loaded = self.programs.iter().filter(|p| !p.autoload).map(|p| p.name.clone()).collect();
         Ok(LoadedObject { name: self.name.clone(), programs, maps, not_loaded, warnings })
+    }
+
+    /// Whether loading reads the kernel's parsed BTF whatever the programs: CO-RE
+    /// relocations or kfunc and `__ksym` externs (an over-estimate: some relocations and
+    /// externs may belong to programs not loaded).
+    fn needs_kernel_btf(&self) -> bool {
+        !self.externs.is_empty()
+            || self.btf_ext.as_ref().is_some_and(|e| e.core_relos.by_section.values().any(|v| !v.is_empty()))
     }
 
     /// Loads the program BTF; on refusal, goes on without it and says so.
