@@ -74,7 +74,7 @@ impl Object {
         // What each program loads as, attach targets found, before anything is created.
         let mut kernel_btfs = KernelBtfs::default();
         // A load that parses the kernel's BTF anyway finds BTF attach targets through its name
-        // index: a scan of 100,000+ raw types per target otherwise (bcc's klockstat has 36).
+        // index: a scan of 100,000+ raw types per target otherwise (bcc's klockstat has 28).
         if self.needs_kernel_btf()
             && to_load.iter().any(|p| p.kind.is_some_and(ProgramKind::needs_btf_target))
             && let Ok(parsed) = btf::kernel::vmlinux()
