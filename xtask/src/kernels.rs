@@ -12,7 +12,10 @@ use crate::{kernel_unpack, tools};
 
 /// Test modules shipped to the VMs, by path under the kernel's `kernel/` module directory
 /// without the `.ko` extension. Add one here and it appears as `/modules/<name>.ko`.
-pub const TEST_MODULES: &[&str] = &["fs/binfmt_misc"];
+/// fou defines kfuncs (a module kfunc test, tests/corpus_gaps.rs) and needs the two
+/// UDP tunnel modules and ip_tunnel, loaded first.
+pub const TEST_MODULES: &[&str] =
+    &["fs/binfmt_misc", "net/ipv4/ip_tunnel", "net/ipv4/udp_tunnel", "net/ipv6/ip6_udp_tunnel", "net/ipv4/fou"];
 
 /// The matrix `cargo xtask test` runs when no `--kernel` is given.
 pub const DEFAULT_MATRIX: &[&str] = &["6.1", "6.12", "7.2"];

@@ -34,11 +34,28 @@ pub(crate) struct BtfTarget {
     pub module: Option<Arc<OwnedFd>>,
 }
 
+/// A kfunc or kernel variable found in a module's BTF.
+#[derive(Debug)]
+pub(crate) struct ModuleSymbol {
+    /// The module's name.
+    pub module: String,
+    /// Its BTF object in the kernel (`fd_array` entry of a kfunc call, second half of a
+    /// variable's `ld_imm64`).
+    pub fd: Arc<OwnedFd>,
+    /// The symbol's id in the module's split numbering.
+    pub btf_id: u32,
+    /// The kernel's and the module's types together, to compare declarations.
+    pub btf: crate::btf::Btf,
+}
+
 /// The kernel's BTF and, once a name is not in it, its modules' BTF; kept for one load.
 #[derive(Debug, Default)]
 pub(crate) struct KernelBtfs {
     vmlinux: Option<Arc<RawBtf>>,
     modules: Option<Vec<ModuleBtf>>,
+    /// The kernel's BTF parsed, when the load needs it anyway: its name index answers in
+    /// microseconds what a scan of the raw types answers in a millisecond or more per name.
+    parsed: Option<Arc<crate::btf::Btf>>,
 }
 
 /// The name and `BTF_KIND_*` under which the kernel declares an attach target.
@@ -86,7 +103,12 @@ impl KernelBtfs {
     pub fn find(&mut self, module: Option<&str>, btf_name: &str, btf_kind: u32) -> Option<BtfTarget> {
         let vmlinux = self.vmlinux()?;
         if module.is_none() || module == Some("vmlinux") {
-            if let Some(id) = vmlinux.find(btf_name, btf_kind) {
+            // Both give the first id of that name and kind.
+            let found = match &self.parsed {
+                Some(parsed) => parsed.find_by_name_kind(btf_name, btf_kind),
+                None => vmlinux.find(btf_name, btf_kind),
+            };
+            if let Some(id) = found {
                 return Some(BtfTarget { btf_id: id, module: None });
             }
             if module.is_some() {
@@ -98,6 +120,23 @@ impl KernelBtfs {
             let id = m.raw.find_split(&vmlinux, btf_name, btf_kind)?;
             Some(BtfTarget { btf_id: id, module: Some(Arc::clone(&m.fd)) })
         })
+    }
+
+    /// Looks names up in `parsed` (the kernel's BTF, parsed) rather than scanning the raw
+    /// types: for loads that parse it anyway (CO-RE, kfunc and `__ksym` externs).
+    pub fn use_parsed(&mut self, parsed: Arc<crate::btf::Btf>) {
+        self.parsed = Some(parsed);
+    }
+
+    /// Finds a kfunc (`FUNC`) or kernel variable (`VAR`) named `name` in the loaded modules'
+    /// BTF, as libbpf's `find_ksym_btf_id` does once vmlinux lacks it, with the module's
+    /// types read on top of `base` (the kernel's, parsed) to check the object's declaration.
+    pub fn find_module_symbol(&mut self, base: &crate::btf::Btf, name: &str, btf_kind: u32) -> Option<ModuleSymbol> {
+        let vmlinux = self.vmlinux()?;
+        let modules = self.modules.get_or_insert_with(load_modules);
+        let (m, btf_id) = modules.iter().find_map(|m| Some((m, m.raw.find_split(&vmlinux, name, btf_kind)?)))?;
+        let btf = crate::btf::Btf::parse_split(base, m.raw.bytes()).ok()?;
+        Some(ModuleSymbol { module: m.name.clone(), fd: Arc::clone(&m.fd), btf_id, btf })
     }
 
     fn vmlinux(&mut self) -> Option<Arc<RawBtf>> {
@@ -143,6 +182,17 @@ mod tests {
         assert_eq!(btf_name_kind(attach_type::TRACE_ITER, "task"), ("bpf_iter_task".into(), kind::FUNC));
         assert_eq!(btf_name_kind(attach_type::TRACE_FENTRY, "vfs_read"), ("vfs_read".into(), kind::FUNC));
         assert_eq!(btf_name_kind(attach_type::TRACE_FEXIT, "vfs_read"), ("vfs_read".into(), kind::FUNC));
+    }
+
+    #[test]
+    fn targets_found_through_the_parsed_index_are_the_raw_scans() {
+        let Ok(parsed) = crate::btf::kernel::vmlinux() else { return }; // no kernel BTF here
+        let mut indexed = KernelBtfs::default();
+        indexed.use_parsed(parsed);
+        for (name, k) in [("vfs_read", kind::FUNC), ("btf_trace_sched_switch", kind::TYPEDEF), ("nope_x", kind::FUNC)] {
+            let raw = KernelBtfs::default().find(Some("vmlinux"), name, k).map(|t| t.btf_id);
+            assert_eq!(indexed.find(Some("vmlinux"), name, k).map(|t| t.btf_id), raw, "{name}");
+        }
     }
 
     #[test]

@@ -60,6 +60,7 @@ pub mod insn;
 mod iterator;
 mod kconfig;
 pub mod kprobe_multi;
+pub(crate) mod ksym;
 pub mod link;
 mod loader;
 pub mod map;

@@ -10,9 +10,10 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::btf::{self, Btf, BtfError, CoreOutcome, ExternKind};
+use crate::btf::{self, Btf, CoreOutcome, ExternKind};
 use crate::btf_target::KernelBtfs;
 use crate::error::LoadError;
+use crate::ksym::{ModuleFds, resolve_kfunc, resolve_ksym};
 use crate::map::{Map, UpdateFlags};
 use crate::map_create::{create_map, initialize, reuse_pinned};
 use crate::object::{
@@ -72,6 +73,14 @@ impl Object {
         let to_load: Vec<_> = self.programs.iter().filter(|p| p.autoload).collect();
         // What each program loads as, attach targets found, before anything is created.
         let mut kernel_btfs = KernelBtfs::default();
+        // A load that parses the kernel's BTF anyway finds BTF attach targets through its name
+        // index: a scan of 100,000+ raw types per target otherwise (bcc's klockstat has 28).
+        if self.needs_kernel_btf()
+            && to_load.iter().any(|p| p.kind.is_some_and(ProgramKind::needs_btf_target))
+            && let Ok(parsed) = btf::kernel::vmlinux()
+        {
+            kernel_btfs.use_parsed(parsed);
+        }
         let attrs = to_load.iter().map(|p| load_attrs(p, &mut kernel_btfs)).collect::<Result<Vec<_>, _>>()?;
         let mut warnings = Vec::new();
         let kconfig = match self.kconfig_map {
@@ -97,7 +106,9 @@ impl Object {
         };
 
         let used_sections = used_sections(self, &to_load);
-        let externs = self.resolve_externs(&used_sections, &mut kernel_btf)?;
+        let mut module_fds = ModuleFds::default();
+        let externs = self.resolve_externs(&used_sections, &mut kernel_btf, &mut kernel_btfs, &mut module_fds)?;
+        let fd_array = module_fds.into_fds();
         let (sections, poisons) = self.apply_core(&used_sections, &mut kernel_btf)?;
 
         let resolver = LoadResolver { maps: &maps, externs: &externs };
@@ -114,11 +125,20 @@ impl Object {
                 _maps: maps.clone(),
                 missing_kfuncs: linked.missing_kfuncs,
                 core_poisons: poisons.clone(),
+                fd_array: fd_array.clone(),
             };
             programs.push(Program::load(&spec.name, attrs, spec.target.clone(), Arc::new(recipe))?);
         }
         let not_loaded = self.programs.iter().filter(|p| !p.autoload).map(|p| p.name.clone()).collect();
         Ok(LoadedObject { name: self.name.clone(), programs, maps, not_loaded, warnings })
+    }
+
+    /// Whether loading reads the kernel's parsed BTF whatever the programs: CO-RE
+    /// relocations or kfunc and `__ksym` externs (an over-estimate: some relocations and
+    /// externs may belong to programs not loaded).
+    fn needs_kernel_btf(&self) -> bool {
+        !self.externs.is_empty()
+            || self.btf_ext.as_ref().is_some_and(|e| e.core_relos.by_section.values().any(|v| !v.is_empty()))
     }
 
     /// Loads the program BTF; on refusal, goes on without it and says so.
@@ -193,11 +213,14 @@ impl Object {
             .or_else(|| (spec.pinning == Pinning::ByName).then(|| Path::new(DEFAULT_PIN_ROOT).join(&spec.name)))
     }
 
-    /// Resolves every extern the loaded programs reference.
+    /// Resolves every extern the loaded programs reference; module BTF objects that kfunc
+    /// calls and variables name go into `module_fds`.
     fn resolve_externs(
         &self,
         used_sections: &[usize],
         kernel_btf: &mut dyn FnMut(&str) -> Result<Arc<Btf>, LoadError>,
+        kernel_btfs: &mut KernelBtfs,
+        module_fds: &mut ModuleFds,
     ) -> Result<HashMap<String, ExternValue>, LoadError> {
         let mut out = HashMap::new();
         for &si in used_sections {
@@ -212,11 +235,11 @@ impl Object {
                 let value = match ext.kind {
                     ExternKind::Func { func_id } => {
                         let kernel = kernel_btf(&format!("kfunc `{name}`"))?;
-                        resolve_kfunc(self.btf.as_ref(), func_id, &kernel, name, *weak)?
+                        resolve_kfunc(self.btf.as_ref(), func_id, &kernel, kernel_btfs, module_fds, name, *weak)?
                     }
                     ExternKind::Var { type_id } => {
                         let kernel = kernel_btf(&format!("kernel symbol `{name}`"))?;
-                        resolve_ksym(&kernel, name, type_id, *weak)?
+                        resolve_ksym(&kernel, kernel_btfs, module_fds, name, type_id, *weak)?
                     }
                 };
                 out.insert(name.clone(), value);
@@ -337,72 +360,5 @@ impl Resolver for LoadResolver<'_> {
 
     fn extern_value(&self, name: &str) -> Result<ExternValue, ObjectError> {
         Ok(self.externs.get(name).copied().unwrap_or(ExternValue::Missing))
-    }
-}
-
-/// A kfunc by name in the kernel's BTF (ignoring a `___flavor` suffix), checked against the
-/// program's declaration. A weak extern the kernel lacks, or declares differently, is missing.
-fn resolve_kfunc(
-    local: Option<&Btf>,
-    func_id: u32,
-    kernel: &Btf,
-    name: &str,
-    weak: bool,
-) -> Result<ExternValue, LoadError> {
-    let essential = name.split("___").next().unwrap_or(name);
-    let fail = |reason: String| -> Result<ExternValue, LoadError> {
-        if weak { Ok(ExternValue::Missing) } else { Err(LoadError::Kfunc { name: name.to_string(), reason }) }
-    };
-    let Some(kid) = kernel.find_by_name_kind(essential, btf::kind::FUNC) else {
-        return fail(
-            "not found in the kernel's BTF (kernel too old, or the kfunc lives in a module, which is not supported)"
-                .into(),
-        );
-    };
-    if let Some(local) = local {
-        let (Ok(lp), Ok(kp)) = (func_proto(local, func_id), func_proto(kernel, kid)) else {
-            return fail("its BTF has no prototype".into());
-        };
-        match btf::types_are_compat(local, lp, kernel, kp) {
-            Ok(true) => {}
-            _ => return fail("the kernel declares it with another prototype".into()),
-        }
-    }
-    Ok(ExternValue::Kfunc { btf_id: kid, fd_index: 0 })
-}
-
-fn func_proto(btf: &Btf, func_id: u32) -> Result<u32, BtfError> {
-    match btf.type_by_id(func_id)?.kind {
-        btf::TypeKind::Func { proto, .. } => Ok(proto),
-        ref other => Err(BtfError::WrongKind { id: func_id, found: other.name(), expected: "func" }),
-    }
-}
-
-/// A kernel variable: typed ones by BTF id, `const void` ones by address from kallsyms.
-fn resolve_ksym(kernel: &Btf, name: &str, type_id: u32, weak: bool) -> Result<ExternValue, LoadError> {
-    let fail = |reason: &str| -> Result<ExternValue, LoadError> {
-        if weak {
-            Ok(ExternValue::Missing)
-        } else {
-            Err(LoadError::Ksym { name: name.to_string(), reason: reason.to_string() })
-        }
-    };
-    if type_id == 0 {
-        let kallsyms = std::fs::read_to_string("/proc/kallsyms").unwrap_or_default();
-        let addr = kallsyms.lines().find_map(|l| {
-            let mut f = l.split_whitespace();
-            let addr = f.next()?;
-            let _kind = f.next()?;
-            (f.next()? == name).then(|| u64::from_str_radix(addr, 16).ok()).flatten()
-        });
-        return match addr {
-            Some(0) => fail("/proc/kallsyms hides addresses from this user (needs root)"),
-            Some(a) => Ok(ExternValue::Address(a)),
-            None => fail("not in /proc/kallsyms (data symbols are listed only with CONFIG_KALLSYMS_ALL)"),
-        };
-    }
-    match kernel.find_by_name_kind(name, btf::kind::VAR) {
-        Some(id) => Ok(ExternValue::Var { btf_id: id, btf_obj_fd: 0 }),
-        None => fail("no variable of that name in the kernel's BTF"),
     }
 }

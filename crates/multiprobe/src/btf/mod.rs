@@ -86,6 +86,22 @@ impl Btf {
         Ok(Btf { types, strings, by_name: OnceLock::new() })
     }
 
+    /// Parses split BTF (a module's, `/sys/kernel/btf/<module>`) on top of `base` (the
+    /// kernel's): one `Btf` holding both, so ids and string offsets read as the kernel numbers
+    /// them. Split BTF numbers its types after base's and its string offsets after base's
+    /// strings, so appending both to base's keeps every id and offset valid.
+    pub fn parse_split(base: &Btf, data: &[u8]) -> Result<Btf, BtfError> {
+        let (split_types, split_strings) = parse::parse(data)?;
+        let mut types = Vec::with_capacity(base.types.len() + split_types.len());
+        types.extend_from_slice(&base.types);
+        // Skip the split part's own `void`: its first type is base's last id + 1.
+        types.extend(split_types.into_iter().skip(1));
+        let mut strings = Vec::with_capacity(base.strings.len() + split_strings.len());
+        strings.extend_from_slice(&base.strings);
+        strings.extend_from_slice(&split_strings);
+        Ok(Btf { types, strings, by_name: OnceLock::new() })
+    }
+
     /// Encodes the types and strings back into raw BTF, as the kernel loads it.
     pub fn to_bytes(&self) -> Vec<u8> {
         parse::encode(&self.types, &self.strings)

@@ -69,6 +69,11 @@ impl RawBtf {
         (1..=self.offsets.len() as u32).find(|&id| self.kind(id) == Some(kind) && self.name_is(id, name))
     }
 
+    /// The raw bytes, as read.
+    pub fn bytes(&self) -> &[u8] {
+        &self.data
+    }
+
     /// Number of types (ids `1..=type_count`).
     pub fn type_count(&self) -> u32 {
         self.offsets.len() as u32

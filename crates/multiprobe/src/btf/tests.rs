@@ -188,3 +188,33 @@ fn raw_reading_of_the_kernel_btf_agrees_with_parsing() {
     let info = b.find_by_name_kind("bpf_link_info", kind::STRUCT);
     assert_eq!(raw.find("bpf_link_info", kind::STRUCT), info);
 }
+
+#[test]
+fn split_btf_reads_on_top_of_its_base() {
+    let (base, pair_id, _) = sample();
+    // A module's BTF: its strings and ids continue base's, and its types refer to base's.
+    let base_strings = base.strings.len() as u32;
+    let mut split = Btf::new();
+    let local_name = split.add_string("mod_kfunc");
+    let proto = split.add_type(Type {
+        name_off: 0,
+        kind_flag: false,
+        kind: TypeKind::FuncProto { ret: pair_id, params: vec![] },
+    });
+    // The split part's ids start after base's: its proto is base.len() + 0 once read on base.
+    assert_eq!(proto, 1);
+    split.add_type(Type {
+        name_off: base_strings + local_name,
+        kind_flag: false,
+        kind: TypeKind::Func { proto: base.len(), linkage: FuncLinkage::Global },
+    });
+    let all = Btf::parse_split(&base, &split.to_bytes()).unwrap();
+    assert_eq!(all.len(), base.len() + 2);
+    let f = all.find_by_name_kind("mod_kfunc", kind::FUNC).expect("the module's function by name");
+    assert_eq!(f, base.len() + 1);
+    let TypeKind::Func { proto, .. } = all.type_by_id(f).unwrap().kind else { panic!("a func") };
+    let TypeKind::FuncProto { ret, .. } = all.type_by_id(proto).unwrap().kind else { panic!("a proto") };
+    assert_eq!(all.name(ret), "pair", "a split type refers to a base type by base's id");
+    // Base's own names still resolve.
+    assert_eq!(all.find_by_name_kind("pair", kind::STRUCT), base.find_by_name_kind("pair", kind::STRUCT));
+}

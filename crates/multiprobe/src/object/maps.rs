@@ -479,8 +479,13 @@ fn pointee(btf: &Btf, type_id: u32) -> Result<u32, String> {
 
 /// The backing map of a global data section: one array element holding the whole section,
 /// `size` bytes, initially `data` (`None`: zeros, as for `.bss`).
+///
+/// `.rodata*` and `.kconfig` are read-only to programs and frozen once written, as libbpf
+/// makes them: only then does the verifier read their values as constants and skip the
+/// branches they rule out (tools guard code for other kernels with `LINUX_KERNEL_VERSION`,
+/// code the verifier would refuse on this one).
 pub(super) fn global_data_map(section: &str, size: u32, data: Option<Vec<u8>>, datasec_id: u32) -> MapSpec {
-    let read_only = section.starts_with(".rodata");
+    let read_only = section.starts_with(".rodata") || section == crate::btf::kconfig::KCONFIG_SEC;
     MapSpec {
         name: section.to_string(),
         map_type: MapType::Array,

@@ -140,3 +140,14 @@ fn a_relocation_outside_its_section_is_an_error() {
     let err = Object::parse("t", &bytes).unwrap_err();
     assert!(matches!(&err, ObjectError::BadRelocation { section, .. } if section == "socket"), "{err}");
 }
+
+#[test]
+fn kconfig_map_is_read_only_and_frozen_like_rodata() {
+    // libbpf's .kconfig map is read-only to programs and frozen, so the verifier reads
+    // `LINUX_KERNEL_VERSION` as a constant and skips code guarded for other kernels (bcc's
+    // biosnoop and bitesize fail to verify otherwise).
+    let obj = Object::parse("test_tracing", include_bytes!("../../../../bpf/test_tracing.bpf.o")).unwrap();
+    let kconfig = obj.map(".kconfig").expect("the .kconfig map");
+    assert_eq!(kconfig.origin(), &MapOrigin::GlobalData { read_only: true });
+    assert_eq!(kconfig.flags() & crate::sys::MAP_F_RDONLY_PROG, crate::sys::MAP_F_RDONLY_PROG);
+}

@@ -32,6 +32,9 @@ pub(crate) struct Recipe {
     pub missing_kfuncs: Vec<String>,
     /// Why CO-RE relocations were poisoned in this program's sections.
     pub core_poisons: Vec<String>,
+    /// Module BTF objects named by kfunc calls (`off` = index, from 1) and module
+    /// variables: `BPF_PROG_LOAD`'s `fd_array` from entry 1, held while the code may load.
+    pub fd_array: Vec<Arc<OwnedFd>>,
 }
 
 /// How a program is loaded: what `BPF_PROG_LOAD` takes besides the code.
@@ -118,6 +121,12 @@ impl Program {
         let func_info = ext_bytes(&recipe.func_info, |f| [f.insn_off, f.type_id].to_vec());
         let line_info =
             ext_bytes(&recipe.line_info, |l| [l.insn_off, l.file_name_off, l.line_off, l.line_col].to_vec());
+        // Entry 0 is never read (a kfunc call's `off` 0 means vmlinux); -1 if it ever were.
+        let fd_array: Vec<i32> = if recipe.fd_array.is_empty() {
+            Vec::new()
+        } else {
+            std::iter::once(-1).chain(recipe.fd_array.iter().map(|fd| fd.as_raw_fd())).collect()
+        };
         let req = sys::ProgLoad {
             prog_type: kind.prog_type(),
             expected_attach_type: attrs.expected_attach_type,
@@ -131,7 +140,7 @@ impl Program {
             line_info: (!recipe.line_info.is_empty()).then_some(sys::ExtInfo { rec_size: 16, data: &line_info }),
             attach_btf_id: attrs.attach_btf_id,
             attach_btf_obj_fd: attrs.attach_btf_obj.as_deref().map(AsFd::as_fd),
-            fd_array: &[],
+            fd_array: &fd_array,
         };
         let fd = load_with_log(&req).map_err(|(source, log)| LoadError::Program {
             program: name.to_string(),
