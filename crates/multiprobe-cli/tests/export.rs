@@ -297,3 +297,88 @@ fn export_duration_ends_the_service() {
     assert!(stderr.contains("ended after --duration"), "{stderr}");
     assert!(stderr.contains("served 0 scrapes"), "{stderr}");
 }
+
+/// The `multiprobe_function_calls_total` series of a module's functions in a scrape.
+fn module_series(body: &str, module: &str) -> Vec<(String, f64)> {
+    let suffix = format!(",module=\"{module}\"}}");
+    body.lines()
+        .filter_map(|l| l.strip_prefix("multiprobe_function_calls_total{function=\""))
+        .filter_map(|rest| {
+            let (labels, value) = rest.split_once("} ")?;
+            let name = format!("{labels}}}").strip_suffix(&suffix)?.strip_suffix('"')?.to_string();
+            Some((name, value.parse().ok()?))
+        })
+        .collect()
+}
+
+/// A module loaded while the exporter runs gets its matching functions attached (a probe
+/// of its own) and counted, without touching the counts of the functions attached before;
+/// where the kernel lets it unload meanwhile (per-function kprobes hold no reference on it),
+/// its functions leave the metrics; a kprobe_multi link holds the module, so there it stays
+/// until the exporter ends.
+#[test]
+fn export_follows_a_module_loaded_while_it_runs() {
+    require_kprobes!();
+    require_config!("CONFIG_MODULES", "loadable modules");
+    // The test module ships with the VMs only.
+    let Some(dir) = testkit::test_modules_dir() else { return };
+    let sh = |cmd: &str| Command::new("sh").args(["-c", cmd]).status().unwrap().success();
+    let _ = sh("umount /tmp/binfmt-export 2>/dev/null; rmmod binfmt_misc 2>/dev/null");
+
+    let mut exporter = Exporter::start(&["vfs_read", "binfmt_misc:bm_*", "--duration", "10m"]);
+    let first = exporter.get("/metrics", None).body;
+    assert!(module_series(&first, "binfmt_misc").is_empty(), "not loaded yet:\n{first}");
+    let before = calls(&first, "vfs_read");
+    let gauge = "multiprobe_attached_functions{probe=\"calls\",module=\"binfmt_misc\"}";
+
+    assert!(sh(&format!("insmod {}", dir.join("binfmt_misc.ko").display())), "insmod binfmt_misc");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let body = loop {
+        let body = exporter.get("/metrics", None).body;
+        if sample(&body, gauge).is_some() || Instant::now() > deadline {
+            break body;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    let attached = sample(&body, gauge).unwrap_or_else(|| panic!("binfmt_misc never attached:\n{body}"));
+    let series = module_series(&body, "binfmt_misc");
+    assert_eq!(series.len() as f64, attached, "{body}");
+    assert!(series.iter().any(|(name, _)| name == "bm_status_read"), "{body}");
+    assert!(series.iter().all(|(name, _)| name.starts_with("bm_")), "only what the pattern selects: {series:?}");
+    assert!(calls(&body, "vfs_read") >= before, "vfs_read's count was lost:\n{body}");
+
+    // Calls of the module's functions are counted: one read(2) of its status file, one
+    // bm_status_read.
+    assert!(sh("mkdir -p /tmp/binfmt-export && mount -t binfmt_misc none /tmp/binfmt-export"));
+    for _ in 0..3 {
+        std::fs::read("/tmp/binfmt-export/status").unwrap();
+    }
+    assert!(sh("umount /tmp/binfmt-export"));
+    let body = exporter.get("/metrics", None).body;
+    let status_reads = module_series(&body, "binfmt_misc").into_iter().find(|(n, _)| n == "bm_status_read").unwrap().1;
+    assert!(status_reads >= 3.0, "{body}");
+
+    let held = exporter.stderr.lock().unwrap().contains("(kprobe_multi, calls)");
+    if held {
+        assert!(!sh("rmmod binfmt_misc 2>/dev/null"), "a kprobe_multi link holds its module");
+    } else {
+        assert!(sh("rmmod binfmt_misc"), "per-function kprobes let the module go");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let body = loop {
+            let body = exporter.get("/metrics", None).body;
+            if sample(&body, gauge).is_none() || Instant::now() > deadline {
+                break body;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        };
+        assert!(module_series(&body, "binfmt_misc").is_empty(), "unloaded functions stay:\n{body}");
+        assert!(calls(&body, "vfs_read") >= before, "{body}");
+    }
+
+    exporter.signal("TERM");
+    let (status, stderr) = exporter.finish();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("module binfmt_misc loaded: attached to"), "{stderr}");
+    assert!(!stderr.contains("warning: module"), "{stderr}");
+    let _ = sh("rmmod binfmt_misc 2>/dev/null");
+}

@@ -5,13 +5,17 @@
 //! It attaches with `count`'s and `latency`'s own code (`probes.rs`), names and encodes the
 //! values with `prometheus-client` (`metrics.rs`) and answers HTTP with `tiny_http`
 //! (`server.rs`) on a thread of its own, while the main thread waits for `--duration` or a
-//! signal, then stops the server and detaches.
+//! signal, then stops the server and detaches. Once a second the main thread looks for
+//! modules that loaded or unloaded (`modules.rs`) and attaches to, or stops reporting, their
+//! matching functions; the probes sit behind a mutex only scrapes and those changes take.
 
 mod metrics;
+mod modules;
 mod probes;
 mod server;
 
 use std::net::SocketAddr;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use clap::Args;
@@ -24,6 +28,7 @@ use crate::error::CliError;
 use crate::latency;
 use crate::output;
 use crate::probe;
+use crate::probe::Strategy;
 use crate::run;
 use crate::select::{self, TargetArgs};
 use crate::signals::{self, End, Stop};
@@ -85,18 +90,29 @@ pub fn run(args: &ExportArgs, listing: &Listing) -> Result<(), CliError> {
     };
     eprintln!(
         "exporting calls of {}{latency_note} on http://{}/metrics {until}",
-        output::functions(probes.calls.len()),
+        output::functions(probes.calls_len()),
         listener.addr()
     );
 
     let started = Instant::now();
+    let probes = Mutex::new(probes);
+    let mut watch = modules::ModuleWatch::new()
+        .map_err(|e| eprintln!("warning: cannot read /proc/modules ({e}): modules loaded later are not followed"))
+        .ok();
+    let selection = select::selection(&args.targets.patterns, &args.targets.select);
     let (end, scrapes) = std::thread::scope(|scope| {
         let serving = scope.spawn(|| listener.serve(&probes));
-        let end = run::run_until(&stop, started, args.duration, None, || Ok(()));
+        let end = run::run_until(&stop, started, args.duration, Some(MODULE_POLL), || {
+            if let Some(change) = watch.as_mut().and_then(|w| w.poll().ok().flatten()) {
+                follow_modules(&change, &probes, &selection, strategy, listing, &stop);
+            }
+            Ok(())
+        });
         listener.stop();
         (end, serving.join().unwrap_or(0))
     });
     let ran = started.elapsed();
+    let probes = probes.into_inner().unwrap_or_else(|e| e.into_inner());
     let detach_time = probe::detach(probes.into_links());
     let how = match end? {
         End::Duration => "after --duration".to_string(),
@@ -109,4 +125,59 @@ pub fn run(args: &ExportArgs, listing: &Listing) -> Result<(), CliError> {
         duration::human(detach_time)
     );
     Ok(())
+}
+
+/// How often `/proc/modules` is looked at.
+const MODULE_POLL: Duration = Duration::from_secs(1);
+
+/// Drops the functions of unloaded modules from the metrics (detaching their own probes) and
+/// attaches a probe to the matching functions of each module that loaded. A failure is a
+/// warning: the service goes on with what it has.
+fn follow_modules(
+    change: &modules::Change,
+    probes: &Mutex<Probes>,
+    selection: &multiprobe::symbols::Selection,
+    strategy: Strategy,
+    listing: &Listing,
+    stop: &Stop,
+) {
+    let lock = || probes.lock().unwrap_or_else(|e| e.into_inner());
+    for module in &change.unloaded {
+        let (own, dropped) = lock().module_unloaded(module);
+        // Detached outside the lock: scrapes go on meanwhile.
+        probe::detach(own.into_iter().flat_map(CallProbe::into_links).collect());
+        if dropped > 0 {
+            eprintln!("module {module} unloaded: dropped {}", output::functions(dropped));
+        }
+    }
+    if change.loaded.is_empty() {
+        return;
+    }
+    // The listing is read again: its key holds the loaded modules.
+    let functions = match listing.read() {
+        Ok(all) => selection.select(&all),
+        Err(e) => {
+            eprintln!(
+                "warning: modules {} loaded, but reading the traceable functions failed: {e}",
+                change.loaded.join(", ")
+            );
+            return;
+        }
+    };
+    for module in &change.loaded {
+        let theirs: Vec<_> =
+            functions.iter().filter(|f| f.module.as_deref() == Some(module.as_str())).cloned().collect();
+        if theirs.is_empty() {
+            continue;
+        }
+        match CallProbe::attach(strategy, &theirs, listing, stop) {
+            Ok(probe) => {
+                eprintln!("module {module} loaded: attached to {}", output::functions(probe.len()));
+                lock().add_module_probe(probe.for_module(module));
+            }
+            Err(e) => {
+                eprintln!("warning: module {module} loaded, but attaching to its functions failed: {}", e.message)
+            }
+        }
+    }
 }

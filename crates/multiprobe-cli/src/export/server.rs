@@ -4,6 +4,7 @@
 
 use std::io::{self, Cursor};
 use std::net::SocketAddr;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use tiny_http::{Header, Method, Request, Response, Server};
@@ -52,7 +53,7 @@ impl Listener {
     }
 
     /// Answers requests until [`Listener::stop`]; returns how many scrapes it served.
-    pub fn serve(&self, probes: &Probes) -> u64 {
+    pub fn serve(&self, probes: &Mutex<Probes>) -> u64 {
         let mut scrapes = 0;
         loop {
             match self.server.recv() {
@@ -85,7 +86,7 @@ fn path(request: &Request) -> &str {
     request.url().split(['?', '#']).next().unwrap_or("")
 }
 
-fn respond(request: &Request, probes: &Probes) -> Response<Cursor<Vec<u8>>> {
+fn respond(request: &Request, probes: &Mutex<Probes>) -> Response<Cursor<Vec<u8>>> {
     if !matches!(request.method(), Method::Get | Method::Head) {
         return text(405, "only GET and HEAD are served\n").with_header(header("Allow", "GET, HEAD"));
     }
@@ -93,8 +94,10 @@ fn respond(request: &Request, probes: &Probes) -> Response<Cursor<Vec<u8>>> {
         "/metrics" => {
             let accept = request.headers().iter().find(|h| h.field.equiv("Accept")).map(|h| h.value.as_str());
             let format = Format::negotiate(accept);
-            let body = probes
-                .snapshot()
+            // The lock is ours alone (the BPF side never takes it): held for the batched map
+            // reads so that a module's probe cannot be detached halfway through them.
+            let snapshot = probes.lock().unwrap_or_else(|e| e.into_inner()).snapshot();
+            let body = snapshot
                 .and_then(|s| metrics::encode(s, format).map_err(|_| CliError::new("encoding the metrics failed")));
             match body {
                 Ok(body) => Response::from_string(body).with_header(header("Content-Type", format.content_type())),
