@@ -4,6 +4,7 @@ mod apt;
 mod bench;
 mod bpf;
 mod corpus_cmd;
+mod export_e2e;
 mod fuzz_cmd;
 mod guest;
 mod initramfs;
