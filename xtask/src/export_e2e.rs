@@ -102,12 +102,13 @@ fn run_in(kernel: &Kernel, cli: &Path, work: &Path, dir: &Path) -> Result<String
             ensure!(line.ends_with("EXIT 0"), "the exporter did not end cleanly on SIGTERM: {line}");
             Ok(detail)
         });
-        let vm_outcome = booted.join().map_err(|_| anyhow::anyhow!("the VM thread panicked"))?;
-        let console = vm_outcome?;
-        if let Some(failure) = console.failure {
+        let booted = booted.join().map_err(|_| anyhow::anyhow!("the VM thread panicked"))?;
+        // A failed check says more than the VM's end it caused.
+        let detail = exit.map_err(|e| anyhow::anyhow!("{e:#} (console log: {})", vm.log.display()))?;
+        if let Some(failure) = booted?.failure {
             bail!("{failure}; console log: {}", vm.log.display());
         }
-        exit.map(|detail| format!("{detail}; {:.0}s", started.elapsed().as_secs_f64()))
+        Ok(format!("{detail}; {:.0}s", started.elapsed().as_secs_f64()))
     })
 }
 
@@ -129,10 +130,12 @@ fn check(console: &mpsc::Receiver<String>, forward: Forward, phases: &PhaseServe
 
     let prometheus = Prometheus::start(dir, forward.host)?;
     let only_loopback = loopback_only(&[forward.host, prometheus.port, phases.port])?;
+    eprintln!("e2e: Prometheus on 127.0.0.1:{}, scraping 127.0.0.1:{}; {only_loopback}", prometheus.port, forward.host);
 
     let calls = r#"multiprobe_function_calls_total{function="vfs_read",module="vmlinux",job="multiprobe"}"#;
     let first = wait_for(&prometheus, calls, |v| v.first().copied())?;
     let grown = wait_for(&prometheus, calls, |v| v.first().copied().filter(|n| *n > first))?;
+    eprintln!("e2e: Prometheus saw vfs_read's count go from {first} to {grown}");
     let module_functions = format!(r#"multiprobe_attached_functions{{module="{MODULE}",probe="calls"}}"#);
     ensure!(
         prometheus.query(&module_functions)?.is_empty(),
@@ -141,6 +144,7 @@ fn check(console: &mpsc::Receiver<String>, forward: Forward, phases: &PhaseServe
 
     phases.set(LOAD_PHASE);
     wait_line(console, "E2E-MODULE-LOADED")?;
+    eprintln!("e2e: {MODULE} loaded in the guest");
     let attached = wait_for(&prometheus, &module_functions, |v| v.first().copied().filter(|n| *n > 0.0))?;
     let series = format!(r#"count(multiprobe_function_calls_total{{module="{MODULE}"}})"#);
     let counted = wait_for(&prometheus, &series, |v| v.first().copied())?;
@@ -154,7 +158,8 @@ fn check(console: &mpsc::Receiver<String>, forward: Forward, phases: &PhaseServe
 }
 
 /// The guest's `/init`: network, a workload calling vfs_read, the exporter, its listening
-/// sockets, then the phases the host gives.
+/// sockets, then the phases the host gives. (Debian's static busybox wget crashes with
+/// `-T`: `timeout` bounds it instead.)
 fn init_script(kernel: &Kernel, net_modules: &[PathBuf], phase_port: u16) -> String {
     let mut script = guest::init_preamble(kernel);
     script.push_str(&guest::network_setup(net_modules));
@@ -163,10 +168,14 @@ fn init_script(kernel: &Kernel, net_modules: &[PathBuf], phase_port: u16) -> Str
 LOAD=$!
 /bin/multiprobe export vfs_read '{MODULE}:*' --listen {GUEST_ADDR}:{GUEST_PORT} </dev/null &
 EXP=$!
+# The host's next phase: load or stop (with an argument: stop only).
 phase() {{
   while :; do
-    s=$(wget -q -T 5 -O - http://10.0.2.2:{phase_port}/ 2>/dev/null)
-    case "$s" in load|stop) echo "$s"; return;; esac
+    s=$(timeout 10 wget -q -O - http://10.0.2.2:{phase_port}/ 2>/dev/null)
+    case "$s" in
+      stop) echo stop; return;;
+      load) [ -z "$1" ] && {{ echo load; return; }};;
+    esac
     sleep 0.5
   done
 }}
@@ -176,7 +185,7 @@ netstat -ltn | grep LISTEN | sed 's/^/E2E-LISTEN /'
 echo E2E-SERVING
 if [ "$(phase)" = load ]; then
   insmod /modules/{MODULE}.ko && echo E2E-MODULE-LOADED
-  phase >/dev/null
+  phase stop >/dev/null
 fi
 kill -TERM $EXP
 wait $EXP

@@ -85,7 +85,7 @@ fn network_args(forwards: &[Forward]) -> Vec<String> {
     for f in forwards {
         netdev.push_str(&format!(",hostfwd=tcp:127.0.0.1:{}-:{}", f.host, f.guest));
     }
-    vec!["-netdev".into(), netdev, "-device".into(), "virtio-net-pci,netdev=net0".into()]
+    vec!["-netdev".into(), netdev, "-device".into(), "virtio-net-pci,netdev=net0,romfile=".into()]
 }
 
 /// What a VM run printed and how it ended.
@@ -295,7 +295,7 @@ mod tests {
                 "-netdev",
                 "user,id=net0,hostfwd=tcp:127.0.0.1:9435-:9100,hostfwd=tcp:127.0.0.1:1-:2",
                 "-device",
-                "virtio-net-pci,netdev=net0"
+                "virtio-net-pci,netdev=net0,romfile="
             ]
         );
         for bad in ["9435", "0:1", "1:0", "a:1", "1:65536", ":"] {

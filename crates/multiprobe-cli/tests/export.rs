@@ -382,3 +382,113 @@ fn export_follows_a_module_loaded_while_it_runs() {
     assert!(!stderr.contains("warning: module"), "{stderr}");
     let _ = sh("rmmod binfmt_misc 2>/dev/null");
 }
+
+/// A config file of the test's own, removed on drop.
+struct ConfigFile(PathBuf);
+
+impl ConfigFile {
+    fn new(name: &str, text: &str) -> ConfigFile {
+        let path = std::env::temp_dir().join(format!("multiprobe-export-{name}-{}.toml", std::process::id()));
+        std::fs::write(&path, text).unwrap();
+        ConfigFile(path)
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for ConfigFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// A config file with a mistake is refused before anything is attached, naming the file,
+/// the line and the key (no root needed to see it); flags and --config do not mix.
+#[test]
+fn export_config_errors_name_file_line_and_key() {
+    let file = ConfigFile::new("bad", "[[set]]\nname = \"vfs\"\npatterns = [\"vfs_read\"]\nlabel = { a = \"b\" }\n");
+    let out =
+        Command::new(bin()).args(["export", "--config", file.path(), "--listen", "127.0.0.1:0"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.starts_with(&format!("error: config file {}, line 4: ", file.path())), "{stderr}");
+    assert!(stderr.contains("unknown field `label`"), "{stderr}");
+    assert!(!stderr.contains("attached"), "{stderr}");
+
+    let out = Command::new(bin())
+        .args(["export", "--config", "/nonexistent/export.toml", "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot read the config file /nonexistent/export.toml"), "{stderr}");
+
+    for args in [&["vfs_read", "--config", file.path()][..], &["--config", file.path(), "--latency", "vfs_read"]] {
+        let out = Command::new(bin()).arg("export").args(args).args(["--listen", "127.0.0.1:0"]).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+/// Several sets from a file, each series labelled with its set and the set's own labels;
+/// SIGHUP reads the file again: the unchanged set keeps its counts, the removed one is
+/// detached, the new one attached.
+#[test]
+fn export_config_sets_and_sighup_reload() {
+    require_kprobes!();
+    let links_before = links();
+    let file = ConfigFile::new(
+        "sets",
+        "[[set]]\nname = \"reads\"\npatterns = [\"vfs_read\"]\nlabels = { team = \"storage\" }\n\n\
+         [[set]]\nname = \"writes\"\npatterns = [\"vfs_write\"]\n",
+    );
+    let mut exporter = Exporter::start(&["--config", file.path(), "--duration", "10m"]);
+    let read_series =
+        "multiprobe_function_calls_total{set=\"reads\",team=\"storage\",function=\"vfs_read\",module=\"vmlinux\"}";
+    let writes = "multiprobe_function_calls_total{set=\"writes\",function=\"vfs_write\",module=\"vmlinux\"}";
+    let opens = "multiprobe_function_calls_total{set=\"opens\",function=\"vfs_open\",module=\"vmlinux\"}";
+    let first = exporter.get("/metrics", None).body;
+    assert!(sample(&first, writes).is_some(), "{first}");
+    let before = sample(&first, read_series).unwrap_or_else(|| panic!("no {read_series}:\n{first}"));
+    reads(20);
+    let second = exporter.get("/metrics", None).body;
+    let grown = sample(&second, read_series).unwrap();
+    assert!(grown >= before + 20.0, "{before} -> {grown}");
+    let gauge = "multiprobe_attached_functions{set=\"reads\",team=\"storage\",probe=\"calls\",module=\"vmlinux\"}";
+    assert_eq!(sample(&second, gauge), Some(1.0), "{second}");
+
+    std::fs::write(
+        &file.0,
+        "[[set]]\nname = \"reads\"\npatterns = [\"vfs_read\"]\nlabels = { team = \"storage\" }\n\n\
+         [[set]]\nname = \"opens\"\npatterns = [\"vfs_open\"]\n",
+    )
+    .unwrap();
+    exporter.signal("HUP");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let body = loop {
+        let body = exporter.get("/metrics", None).body;
+        if sample(&body, opens).is_some() || Instant::now() > deadline {
+            break body;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert!(sample(&body, opens).is_some(), "the new set never showed:\n{body}");
+    assert!(sample(&body, writes).is_none(), "the removed set stays:\n{body}");
+    assert!(sample(&body, read_series).unwrap() >= grown, "the unchanged set lost its counts:\n{body}");
+
+    // A broken file on SIGHUP changes nothing.
+    std::fs::write(&file.0, "[[set]]\nname = \"reads\"\n").unwrap();
+    exporter.signal("HUP");
+    std::thread::sleep(Duration::from_secs(3));
+    let body = exporter.get("/metrics", None).body;
+    assert!(sample(&body, opens).is_some() && sample(&body, read_series).is_some(), "{body}");
+
+    exporter.signal("TERM");
+    let (status, stderr) = exporter.finish();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("in 2 sets on http://"), "{stderr}");
+    assert!(stderr.contains("1 set unchanged, 1 attached, 1 detached"), "{stderr}");
+    assert!(stderr.contains("missing field `patterns`; the running sets stay"), "{stderr}");
+    assert_eq!(links_settle_to(&links_before), links_before, "links left behind");
+}

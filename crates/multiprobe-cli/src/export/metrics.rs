@@ -45,15 +45,25 @@ pub struct Latency {
     pub sum_ns: u64,
 }
 
+/// What one probe set reports.
+#[derive(Debug)]
+pub struct SetValues {
+    /// Labels on every series of the set, before the others (`set` and the config's extra
+    /// labels; none for the flags' one set).
+    pub labels: Vec<(String, String)>,
+    /// Calls per function.
+    pub calls: ProbeValues<u64>,
+    /// Latencies per function, with `--latency`.
+    pub latency: Option<ProbeValues<Latency>>,
+}
+
 /// Everything a scrape reports.
 #[derive(Debug)]
 pub struct Snapshot {
     /// The running kernel's release, for `multiprobe_build_info`.
     pub kernel: String,
-    /// Calls per function.
-    pub calls: ProbeValues<u64>,
-    /// Latencies per function, with `--latency`.
-    pub latency: Option<ProbeValues<Latency>>,
+    /// Every probe set, in the config's order.
+    pub sets: Vec<SetValues>,
 }
 
 /// The two text formats a scraper can ask for.
@@ -107,9 +117,14 @@ pub fn encode(snapshot: Snapshot, format: Format) -> Result<String, fmt::Error> 
     Ok(body)
 }
 
-/// A function's labels.
-fn labels(f: &Function) -> [(&'static str, &str); 2] {
-    [("function", f.name.as_str()), ("module", module_name(f))]
+/// A set's labels, then `more`.
+fn with<'a>(set: &'a [(String, String)], more: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    set.iter().map(|(k, v)| (k.as_str(), v.as_str())).chain(more.iter().copied()).collect()
+}
+
+/// A function's labels, after its set's.
+fn labels<'a>(set: &'a [(String, String)], f: &'a Function) -> Vec<(&'a str, &'a str)> {
+    with(set, &[("function", f.name.as_str()), ("module", module_name(f))])
 }
 
 /// A histogram's buckets as `prometheus-client` takes them: (upper bound in seconds, count
@@ -142,29 +157,38 @@ impl Collector for Snapshot {
                 None,
                 MetricType::Counter,
             )?;
-            for (f, calls) in self.calls.functions.iter().zip(&self.calls.values) {
-                family.encode_family(&labels(f))?.encode_counter::<NoLabelSet, u64, f64>(calls, None)?;
+            for set in &self.sets {
+                for (f, calls) in set.calls.functions.iter().zip(&set.calls.values) {
+                    family
+                        .encode_family(&labels(&set.labels, f))?
+                        .encode_counter::<NoLabelSet, u64, f64>(calls, None)?;
+                }
             }
         }
-        if let Some(latency) = &self.latency {
+        if self.sets.iter().any(|s| s.latency.is_some()) {
             let mut family = encoder.encode_descriptor(
                 "multiprobe_function_latency",
                 "Time from entry to return of each call of the --latency functions, in log2 buckets.",
                 Some(&Unit::Seconds),
                 MetricType::Histogram,
             )?;
-            for (f, l) in latency.functions.iter().zip(&latency.values) {
-                family.encode_family(&labels(f))?.encode_histogram::<NoLabelSet>(
-                    l.sum_ns as f64 / 1e9,
-                    l.hist.count(),
-                    &le_buckets(&l.hist),
-                    None,
-                )?;
+            for set in &self.sets {
+                let Some(latency) = &set.latency else { continue };
+                for (f, l) in latency.functions.iter().zip(&latency.values) {
+                    family.encode_family(&labels(&set.labels, f))?.encode_histogram::<NoLabelSet>(
+                        l.sum_ns as f64 / 1e9,
+                        l.hist.count(),
+                        &le_buckets(&l.hist),
+                        None,
+                    )?;
+                }
             }
         }
         let probes = || {
-            std::iter::once((self.calls.probe, &self.calls.functions, self.calls.missed))
-                .chain(self.latency.iter().map(|l| (l.probe, &l.functions, l.missed)))
+            self.sets.iter().flat_map(|set| {
+                std::iter::once((&set.labels, set.calls.probe, &set.calls.functions, set.calls.missed))
+                    .chain(set.latency.iter().map(move |l| (&set.labels, l.probe, &l.functions, l.missed)))
+            })
         };
         {
             let mut family = encoder.encode_descriptor(
@@ -174,9 +198,11 @@ impl Collector for Snapshot {
                 None,
                 MetricType::Counter,
             )?;
-            for (probe, _, missed) in probes() {
+            for (set, probe, _, missed) in probes() {
                 if let Some(missed) = missed {
-                    family.encode_family(&[("probe", probe)])?.encode_counter::<NoLabelSet, u64, f64>(&missed, None)?;
+                    family
+                        .encode_family(&with(set, &[("probe", probe)]))?
+                        .encode_counter::<NoLabelSet, u64, f64>(&missed, None)?;
                 }
             }
         }
@@ -187,9 +213,9 @@ impl Collector for Snapshot {
                 None,
                 MetricType::Gauge,
             )?;
-            for (probe, functions, _) in probes() {
+            for (set, probe, functions, _) in probes() {
                 for (module, n) in per_module(functions) {
-                    family.encode_family(&[("probe", probe), ("module", module)])?.encode_gauge(&n)?;
+                    family.encode_family(&with(set, &[("probe", probe), ("module", module)]))?.encode_gauge(&n)?;
                 }
             }
         }
@@ -226,13 +252,16 @@ mod tests {
         hist.buckets[40] = 2; // over 68.7 s
         Snapshot {
             kernel: "6.12.57+deb13-amd64".into(),
-            calls: ProbeValues { probe: "calls", functions, values: vec![12, 0, 3], missed: Some(0) },
-            latency: latency.then(|| ProbeValues {
-                probe: "latency",
-                functions: vec![function("vfs_read", None)].into(),
-                values: vec![Latency { hist, sum_ns: 3_000_000_000 }],
-                missed: None,
-            }),
+            sets: vec![SetValues {
+                labels: Vec::new(),
+                calls: ProbeValues { probe: "calls", functions, values: vec![12, 0, 3], missed: Some(0) },
+                latency: latency.then(|| ProbeValues {
+                    probe: "latency",
+                    functions: vec![function("vfs_read", None)].into(),
+                    values: vec![Latency { hist, sum_ns: 3_000_000_000 }],
+                    missed: None,
+                }),
+            }],
         }
     }
 
@@ -314,8 +343,8 @@ multiprobe_function_calls_total{function=\"load_misc_binary\",module=\"binfmt_mi
     #[test]
     fn label_values_are_escaped() {
         let mut s = snapshot(false);
-        s.calls.functions = vec![function("odd\"name\\", None)].into();
-        s.calls.values = vec![1];
+        s.sets[0].calls.functions = vec![function("odd\"name\\", None)].into();
+        s.sets[0].calls.values = vec![1];
         let body = encode(s, Format::Prometheus).unwrap();
         assert!(body.contains(r#"{function="odd\"name\\",module="vmlinux"} 1"#), "{body}");
     }

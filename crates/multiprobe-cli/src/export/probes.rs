@@ -13,7 +13,7 @@ use multiprobe::kprobe_multi::KprobeMultiLink;
 use multiprobe::symbols::{Function, Listing};
 use multiprobe::{LoadedObject, Map, Program};
 
-use super::metrics::{Latency, ProbeValues, Snapshot};
+use super::metrics::{Latency, ProbeValues};
 use crate::count::{self, Counters};
 use crate::error::CliError;
 use crate::latency::{self, Method};
@@ -52,7 +52,6 @@ pub struct Probes {
     pub calls: Vec<CallProbe>,
     /// With `--latency`.
     pub latency: Option<LatencyProbe>,
-    kernel: String,
 }
 
 impl CallProbe {
@@ -177,22 +176,13 @@ impl LatencyProbe {
 impl Probes {
     /// The attached probes, ready to be read.
     pub fn new(calls: CallProbe, latency: Option<LatencyProbe>) -> Probes {
-        let calls = vec![calls];
-        // The release never changes while the process runs: read it once.
-        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-            .map(|r| r.trim().to_string())
-            .unwrap_or_else(|_| "unknown".into());
-        Probes { calls, latency, kernel }
+        Probes { calls: vec![calls], latency }
     }
 
-    /// Every value, now: one batched read per map, no lock held (the probes take none of
-    /// ours, and the kernel's per-CPU arrays are read without stopping them).
-    pub fn snapshot(&self) -> Result<Snapshot, CliError> {
-        Ok(Snapshot {
-            kernel: self.kernel.clone(),
-            calls: self.read_calls()?,
-            latency: self.latency.as_ref().map(LatencyProbe::read).transpose()?,
-        })
+    /// Every value, now: one batched read per map, no lock held that the probes take (the
+    /// kernel's per-CPU arrays are read without stopping them).
+    pub fn read(&self) -> Result<(ProbeValues<u64>, Option<ProbeValues<Latency>>), CliError> {
+        Ok((self.read_calls()?, self.latency.as_ref().map(LatencyProbe::read).transpose()?))
     }
 
     /// Every call probe's values as one list: the metrics do not tell the probes apart.

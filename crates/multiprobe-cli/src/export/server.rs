@@ -4,13 +4,12 @@
 
 use std::io::{self, Cursor};
 use std::net::SocketAddr;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use tiny_http::{Header, Method, Request, Response, Server};
 
 use super::metrics::{self, Format};
-use super::probes::Probes;
+use super::sets::Sets;
 use crate::error::CliError;
 
 /// The listening socket, bound before anything is attached so that a busy port fails fast.
@@ -53,7 +52,7 @@ impl Listener {
     }
 
     /// Answers requests until [`Listener::stop`]; returns how many scrapes it served.
-    pub fn serve(&self, probes: &Mutex<Probes>) -> u64 {
+    pub fn serve(&self, probes: &Sets) -> u64 {
         let mut scrapes = 0;
         loop {
             match self.server.recv() {
@@ -86,7 +85,7 @@ fn path(request: &Request) -> &str {
     request.url().split(['?', '#']).next().unwrap_or("")
 }
 
-fn respond(request: &Request, probes: &Mutex<Probes>) -> Response<Cursor<Vec<u8>>> {
+fn respond(request: &Request, probes: &Sets) -> Response<Cursor<Vec<u8>>> {
     if !matches!(request.method(), Method::Get | Method::Head) {
         return text(405, "only GET and HEAD are served\n").with_header(header("Allow", "GET, HEAD"));
     }
@@ -94,10 +93,8 @@ fn respond(request: &Request, probes: &Mutex<Probes>) -> Response<Cursor<Vec<u8>
         "/metrics" => {
             let accept = request.headers().iter().find(|h| h.field.equiv("Accept")).map(|h| h.value.as_str());
             let format = Format::negotiate(accept);
-            // The lock is ours alone (the BPF side never takes it): held for the batched map
-            // reads so that a module's probe cannot be detached halfway through them.
-            let snapshot = probes.lock().unwrap_or_else(|e| e.into_inner()).snapshot();
-            let body = snapshot
+            let body = probes
+                .snapshot()
                 .and_then(|s| metrics::encode(s, format).map_err(|_| CliError::new("encoding the metrics failed")));
             match body {
                 Ok(body) => Response::from_string(body).with_header(header("Content-Type", format.content_type())),
