@@ -341,6 +341,28 @@ multiprobe_function_calls_total{function=\"load_misc_binary\",module=\"binfmt_mi
     }
 
     #[test]
+    fn sets_label_their_series() {
+        let mut s = snapshot(true);
+        let mut other = snapshot(false).sets.remove(0);
+        s.sets[0].labels = vec![("set".into(), "vfs".into()), ("team".into(), "storage".into())];
+        other.labels = vec![("set".into(), "other".into())];
+        s.sets.push(other);
+        let body = encode(s, Format::Prometheus).unwrap();
+        let vfs = "set=\"vfs\",team=\"storage\"";
+        assert!(
+            body.contains(&format!("_calls_total{{{vfs},function=\"vfs_read\",module=\"vmlinux\"}} 12\n")),
+            "{body}"
+        );
+        assert!(body.contains("_calls_total{set=\"other\",function=\"vfs_read\",module=\"vmlinux\"} 12\n"), "{body}");
+        assert!(
+            body.contains(&format!("_latency_seconds_count{{{vfs},function=\"vfs_read\",module=\"vmlinux\"}} 7\n"))
+        );
+        assert!(body.contains(&format!("multiprobe_probe_missed_total{{{vfs},probe=\"calls\"}} 0\n")), "{body}");
+        assert!(body.contains("multiprobe_attached_functions{set=\"other\",probe=\"calls\",module=\"vmlinux\"} 2\n"));
+        assert_eq!(body.matches("# TYPE multiprobe_function_calls_total counter").count(), 1, "one family: {body}");
+    }
+
+    #[test]
     fn label_values_are_escaped() {
         let mut s = snapshot(false);
         s.sets[0].calls.functions = vec![function("odd\"name\\", None)].into();
