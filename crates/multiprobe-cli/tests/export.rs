@@ -262,6 +262,10 @@ fn export_scrapes_follow_the_calls_and_sigterm_detaches() {
     assert_eq!(gauge("multiprobe_attached_functions{probe=\"calls\",module=\"vmlinux\"}"), 2.0);
     assert_eq!(gauge("multiprobe_attached_functions{probe=\"latency\",module=\"vmlinux\"}"), 1.0);
     assert!(gauge("multiprobe_probe_missed_total{probe=\"calls\"}") >= 0.0);
+    // The first scrape, timed by the exporter, reported by the second.
+    assert!(gauge("multiprobe_scrape_duration_seconds{phase=\"read\"}") > 0.0);
+    assert!(gauge("multiprobe_scrape_duration_seconds{phase=\"encode\"}") > 0.0);
+    assert!(sample(&first.body, "multiprobe_scrape_duration_seconds{phase=\"read\"}").is_none());
     let build = format!("multiprobe_build_info{{version=\"{}\",kernel=\"{}\"}}", env!("CARGO_PKG_VERSION"), {
         testkit::kernel_release()
     });

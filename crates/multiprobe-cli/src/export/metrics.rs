@@ -64,6 +64,17 @@ pub struct Snapshot {
     pub kernel: String,
     /// Every probe set, in the config's order.
     pub sets: Vec<SetValues>,
+    /// How long the previous scrape took, if there was one.
+    pub previous: Option<ScrapeTimes>,
+}
+
+/// Where a scrape's time went, as the exporter measured it.
+#[derive(Debug, Clone, Copy)]
+pub struct ScrapeTimes {
+    /// Reading every probe's BPF maps: what `count` does at each interval.
+    pub read_seconds: f64,
+    /// Encoding the body.
+    pub encode_seconds: f64,
 }
 
 /// The two text formats a scraper can ask for.
@@ -219,6 +230,17 @@ impl Collector for Snapshot {
                 }
             }
         }
+        if let Some(t) = self.previous {
+            let mut family = encoder.encode_descriptor(
+                "multiprobe_scrape_duration_seconds",
+                "Time the previous scrape took in the exporter: reading the BPF maps, encoding the body.",
+                None,
+                MetricType::Gauge,
+            )?;
+            for (phase, seconds) in [("read", t.read_seconds), ("encode", t.encode_seconds)] {
+                family.encode_family(&[("phase", phase)])?.encode_gauge(&seconds)?;
+            }
+        }
         encoder
             .encode_descriptor(
                 "multiprobe_build",
@@ -262,6 +284,7 @@ mod tests {
                     missed: None,
                 }),
             }],
+            previous: None,
         }
     }
 
@@ -288,6 +311,7 @@ multiprobe_function_calls_total{function=\"load_misc_binary\",module=\"binfmt_mi
             "{body}"
         );
         assert!(!body.contains("latency"), "no --latency, no histogram: {body}");
+        assert!(!body.contains("scrape_duration"), "no scrape before: {body}");
         assert!(!body.contains("# EOF"), "{body}");
     }
 
@@ -338,6 +362,16 @@ multiprobe_function_calls_total{function=\"load_misc_binary\",module=\"binfmt_mi
         }
         assert!(body.contains("multiprobe_attached_functions{probe=\"latency\",module=\"vmlinux\"} 1\n"), "{body}");
         assert!(!body.contains("multiprobe_probe_missed_total{probe=\"latency\""), "not known, not said: {body}");
+    }
+
+    #[test]
+    fn the_previous_scrape_is_timed() {
+        let mut s = snapshot(false);
+        s.previous = Some(ScrapeTimes { read_seconds: 0.25, encode_seconds: 0.5 });
+        let body = encode(s, Format::Prometheus).unwrap();
+        assert!(body.contains("# TYPE multiprobe_scrape_duration_seconds gauge\n"), "{body}");
+        assert!(body.contains("multiprobe_scrape_duration_seconds{phase=\"read\"} 0.25\n"), "{body}");
+        assert!(body.contains("multiprobe_scrape_duration_seconds{phase=\"encode\"} 0.5\n"), "{body}");
     }
 
     #[test]

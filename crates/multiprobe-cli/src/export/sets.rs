@@ -114,7 +114,7 @@ impl Sets {
                 Ok(SetValues { labels: s.labels.clone(), calls, latency })
             })
             .collect::<Result<Vec<_>, CliError>>()?;
-        Ok(Snapshot { kernel: self.kernel.clone(), sets: values })
+        Ok(Snapshot { kernel: self.kernel.clone(), sets: values, previous: None })
     }
 
     /// (calls, latency) function counts over all sets, for messages.
