@@ -99,14 +99,17 @@ pub fn run(args: &ExportArgs, listing: &Listing) -> Result<(), CliError> {
     // Link info reads the kernel's BTF: read it before attaching, not at the first scrape.
     let _ = multiprobe::features::kprobe_multi_link_info();
     let mut attached = Vec::new();
+    // `pending` takes the signal: asked once per set, its answer kept.
+    let mut interrupted = false;
     for spec in specs {
-        if stop.pending().is_some() {
+        interrupted = stop.pending().is_some();
+        if interrupted {
             break;
         }
         // A failure drops (detaches) the sets attached before it on the way out.
         attached.push(attacher.attach(spec, named)?);
     }
-    if stop.pending().is_some() {
+    if interrupted || stop.pending().is_some() {
         eprintln!("interrupted before serving: detaching");
         probe::detach(Sets::new(attached).into_links());
         return Ok(());

@@ -24,10 +24,15 @@ use crate::signals::Stop;
 
 /// How sets are attached: the same for every set of a run.
 pub struct Attacher<'a> {
+    /// kprobe_multi or the per-function fallback, chosen once.
     pub strategy: Strategy,
+    /// `--no-session`: latency from an entry/return pair even with sessions.
     pub no_session: bool,
+    /// `--no-fallback`: fail without kprobe_multi.
     pub no_fallback: bool,
+    /// The traceable functions, read again when modules change.
     pub listing: &'a Listing,
+    /// Signals, which cancel a slow per-function attach.
     pub stop: &'a Stop,
 }
 
@@ -92,6 +97,7 @@ pub struct Sets {
 }
 
 impl Sets {
+    /// The attached sets, ready to be scraped.
     pub fn new(sets: Vec<ProbeSet>) -> Sets {
         let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
             .map(|r| r.trim().to_string())
