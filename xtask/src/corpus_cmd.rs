@@ -201,7 +201,7 @@ fn run_kernel(kernel: &Kernel, bin: &Path, dir: &Path, args: &CorpusArgs) -> Res
     let argv: Vec<String> = argv.iter().map(|a| guest::shell_quote(a)).collect();
     let mut init = guest::init_preamble(kernel);
     init.push_str(&format!("/tests/multiprobe-bench {} </dev/null\necho \"{EXIT}$?\"\npoweroff -f\n", argv.join(" ")));
-    let guest = Guest { kernel, multiprobe: None, tests: &tests, init, scripts: Vec::new() };
+    let guest = Guest { kernel, multiprobe: None, tests: &tests, init, scripts: Vec::new(), net_modules: Vec::new() };
     guest.write_initramfs(&initramfs)?;
     // The objects: a second archive appended to the first.
     let mut extra = Initramfs::new();
@@ -224,6 +224,7 @@ fn run_kernel(kernel: &Kernel, bin: &Path, dir: &Path, args: &CorpusArgs) -> Res
         inactivity: Duration::from_secs(300),
         log: work.join("logs").join(format!("corpus-{}.log", kernel.label)),
         done_marker: EXIT.to_string(),
+        forwards: Vec::new(),
     };
     let prefix = format!("[{}] ", kernel.label);
     // An emulated kernel now and then dies of an int3 Oops while patching its text (QEMU's

@@ -34,6 +34,9 @@ pub struct Guest<'a> {
     pub init: String,
     /// More executable scripts: `(path, text)`.
     pub scripts: Vec<(&'static str, String)>,
+    /// The network card's modules in load order (`kernels::net_modules`), shipped as
+    /// `/lib/net/<name>.ko` for [`network_setup`]; empty for VMs without a network.
+    pub net_modules: Vec<std::path::PathBuf>,
 }
 
 impl Guest<'_> {
@@ -63,6 +66,13 @@ impl Guest<'_> {
         for module in &self.kernel.modules {
             let name = module.file_name().unwrap().to_string_lossy();
             cpio.copy(&format!("/modules/{name}"), module)?;
+        }
+        if !self.net_modules.is_empty() {
+            cpio.dirs(&["/lib", "/lib/net"])?;
+        }
+        for module in &self.net_modules {
+            let name = module.file_name().unwrap().to_string_lossy();
+            cpio.copy(&format!("/lib/net/{name}"), module)?;
         }
         for test in self.tests {
             cpio.copy(&format!("/tests/{}", test.name), &test.path)?;
@@ -96,6 +106,33 @@ export RUST_BACKTRACE=1
 {config}echo "MULTIPROBE-KERNEL $(uname -r)"
 cd /tmp
 "#
+    )
+}
+
+/// The guest address QEMU's user network hands out (by DHCP, to the first card), and its
+/// gateway (the host).
+pub const GUEST_ADDR: &str = "10.0.2.15";
+
+/// `/init` lines that give the guest its network: the card's modules loaded in order (a
+/// module whose dependencies come later is retried once), then the address QEMU's user
+/// network would hand out by DHCP, set statically (busybox's udhcpc needs a script to apply
+/// a lease; the address never changes). Ends with `MULTIPROBE-NET up` or `MULTIPROBE-NET
+/// failed: ...` on the console.
+pub fn network_setup(modules: &[std::path::PathBuf]) -> String {
+    let names: Vec<String> =
+        modules.iter().map(|m| format!("/lib/net/{}", m.file_name().unwrap_or_default().to_string_lossy())).collect();
+    format!(
+        r#"for pass in 1 2; do for m in {modules}; do insmod "$m" 2>/dev/null; done; done
+i=0
+while [ ! -e /sys/class/net/eth0 ] && [ $i -lt 50 ]; do sleep 0.2; i=$((i+1)); done
+if ip link set eth0 up && ip addr add {GUEST_ADDR}/24 dev eth0 && ip route add default via 10.0.2.2; then
+  echo "MULTIPROBE-NET up"
+else
+  echo "MULTIPROBE-NET failed: no eth0 ($(ls /sys/class/net | tr '
+' ' '))"
+fi
+"#,
+        modules = names.join(" ")
     )
 }
 

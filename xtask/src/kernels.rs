@@ -17,6 +17,22 @@ use crate::{kernel_unpack, tools};
 pub const TEST_MODULES: &[&str] =
     &["fs/binfmt_misc", "net/ipv4/ip_tunnel", "net/ipv4/udp_tunnel", "net/ipv6/ip6_udp_tunnel", "net/ipv4/fou"];
 
+/// What gives a VM a network card (`cargo xtask vm --forward`, the Prometheus end-to-end
+/// test), in load order: the virtio PCI transport (built in on 6.12 and 7.2, modules on 6.1),
+/// then virtio_net and the failover modules it needs. Kept apart from `TEST_MODULES`, whose
+/// stamp decides whether a cached kernel is complete: adding these there would make every
+/// cached kernel be downloaded again, and the tests do not need them.
+pub const NET_MODULES: &[&str] = &[
+    "drivers/virtio/virtio",
+    "drivers/virtio/virtio_ring",
+    "drivers/virtio/virtio_pci_modern_dev",
+    "drivers/virtio/virtio_pci_legacy_dev",
+    "drivers/virtio/virtio_pci",
+    "net/core/failover",
+    "drivers/net/net_failover",
+    "drivers/net/virtio_net",
+];
+
 /// The matrix `cargo xtask test` runs when no `--kernel` is given.
 pub const DEFAULT_MATRIX: &[&str] = &["6.1", "6.12", "7.2"];
 
@@ -111,12 +127,7 @@ fn from_path(vmlinuz: &Path) -> Kernel {
 /// The newest kernel of a series: from the cache when it is the newest the archive has,
 /// else downloaded. Without network, the newest cached one, with a warning.
 pub fn fetch(series: &Series, cache: &Path) -> Result<Kernel> {
-    let apt_dir = cache.join("apt").join(series.name);
-    let mut suites = vec![series.suite.to_string()];
-    if series.security {
-        suites.push(format!("{}-security", series.suite));
-    }
-    let apt = AptList::new(apt_dir, &suites)?;
+    let apt = apt_list(series, cache)?;
     let store = cache.join("kernels").join(series.name);
     let mut updated = false;
     if apt.is_stale() {
@@ -158,6 +169,58 @@ pub fn fetch(series: &Series, cache: &Path) -> Result<Kernel> {
             None => Err(e.context(format!("fetching the {} kernel", series.name))),
         },
     }
+}
+
+/// The private package list of a series.
+fn apt_list(series: &Series, cache: &Path) -> Result<AptList> {
+    let mut suites = vec![series.suite.to_string()];
+    if series.security {
+        suites.push(format!("{}-security", series.suite));
+    }
+    AptList::new(cache.join("apt").join(series.name), &suites)
+}
+
+/// The network modules (`NET_MODULES`) of a kernel of the matrix, decompressed, in load
+/// order; those the kernel builds in are left out. Unpacked once into `net/` next to the
+/// kernel's test modules, from the same packages (downloaded again the first time).
+pub fn net_modules(kernel: &Kernel, cache: &Path) -> Result<Vec<PathBuf>> {
+    let Some(series) = SERIES.iter().find(|s| s.name == kernel.label) else {
+        bail!(
+            "networking needs a kernel of the matrix ({}): the network card's driver comes from its \
+             Debian package, and {} is not one",
+            SERIES.iter().map(|s| s.name).collect::<Vec<_>>().join(", "),
+            kernel.label
+        );
+    };
+    let version_dir = kernel.vmlinuz.parent().context("the kernel image has no directory")?;
+    let dir = version_dir.join("net");
+    let stamp: String = NET_MODULES.iter().map(|m| format!("{m}\n")).collect();
+    let listed = |dir: &Path| -> Vec<PathBuf> {
+        NET_MODULES
+            .iter()
+            .map(|m| dir.join(format!("{}.ko", m.rsplit('/').next().unwrap_or(m))))
+            .filter(|p| p.is_file())
+            .collect()
+    };
+    if std::fs::read_to_string(dir.join("complete")).ok().as_deref() == Some(stamp.as_str()) {
+        return Ok(listed(&dir));
+    }
+    tools::ensure(&[tools::XZ, tools::DPKG_DEB])?;
+    eprintln!("xtask: fetching the network modules of the {} kernel {}", series.name, kernel.version);
+    let work = version_dir.join(format!("net.partial-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    let fetched = (|| -> Result<()> {
+        let debs = apt_list(series, cache)?.download(&packages(series, &kernel.version), &work.join("debs"))?;
+        let out = work.join("kernel");
+        kernel_unpack::unpack(&debs, &work.join("tree"), &out, NET_MODULES)?;
+        std::fs::write(out.join("modules").join("complete"), &stamp)?;
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::rename(out.join("modules"), &dir)?;
+        Ok(())
+    })();
+    let _ = std::fs::remove_dir_all(&work);
+    fetched.with_context(|| format!("fetching the network modules of the {} kernel", series.name))?;
+    Ok(listed(&dir))
 }
 
 /// The package carrying `vmlinuz` for a series and ABI version.

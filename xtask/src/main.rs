@@ -5,6 +5,7 @@ mod bench;
 mod bpf;
 mod conformance_cmd;
 mod corpus_cmd;
+mod export_e2e;
 mod fuzz_cmd;
 mod guest;
 mod initramfs;

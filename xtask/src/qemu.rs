@@ -46,6 +46,46 @@ pub struct Vm {
     pub log: PathBuf,
     /// The console line the guest prints when it is done; the run fails without it.
     pub done_marker: String,
+    /// Host ports forwarded to guest ports; none: the VM has no network card at all.
+    pub forwards: Vec<Forward>,
+}
+
+/// A TCP port of 127.0.0.1 on the host forwarded to a port of the guest (QEMU user
+/// networking: the guest is 10.0.2.15, the host 10.0.2.2 as seen from it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Forward {
+    /// The port QEMU listens on, on the host's loopback only.
+    pub host: u16,
+    /// Where in the guest connections go.
+    pub guest: u16,
+}
+
+impl std::str::FromStr for Forward {
+    type Err = String;
+
+    /// `HOST_PORT:GUEST_PORT`.
+    fn from_str(text: &str) -> Result<Forward, String> {
+        let port = |p: &str, side: &str| match p.trim().parse::<u16>() {
+            Ok(0) | Err(_) => Err(format!("{side} port {p:?} of {text:?} is not a port number from 1 to 65535")),
+            Ok(n) => Ok(n),
+        };
+        let (host, guest) =
+            text.split_once(':').ok_or_else(|| format!("{text:?} is not HOST_PORT:GUEST_PORT (say 9435:9435)"))?;
+        Ok(Forward { host: port(host, "host")?, guest: port(guest, "guest")? })
+    }
+}
+
+/// QEMU's network options: a virtio NIC on user networking with the forwards, the host side
+/// bound to 127.0.0.1 so that nothing beyond this machine reaches the guest.
+fn network_args(forwards: &[Forward]) -> Vec<String> {
+    if forwards.is_empty() {
+        return vec!["-nic".into(), "none".into()];
+    }
+    let mut netdev = "user,id=net0".to_string();
+    for f in forwards {
+        netdev.push_str(&format!(",hostfwd=tcp:127.0.0.1:{}-:{}", f.host, f.guest));
+    }
+    vec!["-netdev".into(), netdev, "-device".into(), "virtio-net-pci,netdev=net0,romfile=".into()]
 }
 
 /// What a VM run printed and how it ended.
@@ -81,7 +121,8 @@ impl Vm {
         append.extend(self.append.iter().cloned());
         let mut cmd = Command::new("qemu-system-x86_64");
         cmd.args(["-accel", "tcg,thread=multi", "-cpu", "max", "-m", "2048"])
-            .args(["-smp", "2", "-nographic", "-no-reboot", "-nic", "none"])
+            .args(["-smp", "2", "-nographic", "-no-reboot"])
+            .args(network_args(&self.forwards))
             .arg("-kernel")
             .arg(&self.vmlinuz)
             .arg("-initrd")
@@ -240,6 +281,25 @@ mod tests {
             "[    9.0] reboot: Restarting system",
         ] {
             assert!(crash_marker(line).is_some(), "{line}");
+        }
+    }
+
+    #[test]
+    fn forwards_bind_the_host_loopback() {
+        let f: Forward = "9435:9100".parse().unwrap();
+        assert_eq!(f, Forward { host: 9435, guest: 9100 });
+        assert_eq!(network_args(&[]), ["-nic", "none"]);
+        assert_eq!(
+            network_args(&[f, "1:2".parse().unwrap()]),
+            [
+                "-netdev",
+                "user,id=net0,hostfwd=tcp:127.0.0.1:9435-:9100,hostfwd=tcp:127.0.0.1:1-:2",
+                "-device",
+                "virtio-net-pci,netdev=net0,romfile="
+            ]
+        );
+        for bad in ["9435", "0:1", "1:0", "a:1", "1:65536", ":"] {
+            assert!(bad.parse::<Forward>().is_err(), "{bad}");
         }
     }
 

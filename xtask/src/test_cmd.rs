@@ -14,7 +14,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::skips::{KernelFacts, SkipReport};
 use crate::static_build::TestBinary;
-use crate::{conformance_cmd, corpus_cmd, kernels, static_build, tools, vmtest};
+use crate::{conformance_cmd, corpus_cmd, export_e2e, kernels, static_build, tools, vmtest};
 
 /// Arguments of `cargo xtask test`.
 #[derive(Debug, clap::Args)]
@@ -71,6 +71,9 @@ fn run_steps(args: &TestArgs, root: &Path, rows: &mut Vec<Row>) -> Result<()> {
     }
     if !args.no_vm {
         needed.extend([tools::QEMU, tools::BUSYBOX, tools::XZ, tools::DPKG_DEB]);
+        if runs_export_e2e(args) {
+            needed.push(tools::PROMETHEUS);
+        }
     }
     tools::ensure(&needed)?;
 
@@ -110,6 +113,9 @@ fn run_steps(args: &TestArgs, root: &Path, rows: &mut Vec<Row>) -> Result<()> {
     };
     for spec in &specs {
         rows.push(kernel_row(spec, &tests, &cli, &options));
+        if spec == export_e2e::KERNEL && runs_export_e2e(args) {
+            rows.push(export_e2e_row(&cli, &options.work));
+        }
     }
     // The differential corpus against libbpf (corpus_cmd.rs), on the kernels it runs on;
     // with --test-filter only when the filter names it.
@@ -144,6 +150,27 @@ fn conformance_row(spec: &str, bin: &Path, work: &Path) -> Row {
     let outcome = kernels::resolve(spec, work).and_then(|kernel| conformance_cmd::test_step(bin, &kernel));
     Row {
         what: format!("conformance {spec}"),
+        ok: outcome.is_ok(),
+        detail: outcome.unwrap_or_else(|e| format!("{e:#}")),
+        skips: String::new(),
+        time: start.elapsed(),
+    }
+}
+
+/// Whether the run includes the Prometheus end-to-end test of `multiprobe export`: with 6.12
+/// in the run and no --test-filter, or one it contains (`export`, `e2e`).
+fn runs_export_e2e(args: &TestArgs) -> bool {
+    let on_6_12 = args.kernels.is_empty() || args.kernels.iter().any(|k| k == export_e2e::KERNEL);
+    on_6_12 && args.test_filter.as_deref().is_none_or(|f| "export-e2e".contains(f))
+}
+
+/// `multiprobe export` in a 6.12 VM scraped by Prometheus on the host: a row, never a stop.
+fn export_e2e_row(cli: &Path, work: &Path) -> Row {
+    let start = Instant::now();
+    println!("==> export e2e (Prometheus) on {}", export_e2e::KERNEL);
+    let outcome = kernels::resolve(export_e2e::KERNEL, work).and_then(|kernel| export_e2e::run(&kernel, cli, work));
+    Row {
+        what: format!("export e2e {}", export_e2e::KERNEL),
         ok: outcome.is_ok(),
         detail: outcome.unwrap_or_else(|e| format!("{e:#}")),
         skips: String::new(),

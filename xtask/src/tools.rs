@@ -31,6 +31,8 @@ pub const QEMU: Tool = Tool { command: "qemu-system-x86_64", package: "qemu-syst
 pub const BUSYBOX: Tool = Tool { command: "/bin/busybox", package: "busybox-static" };
 /// Decompresses the `.ko.xz` kernel modules of newer Debian kernels.
 pub const XZ: Tool = Tool { command: "xz", package: "xz-utils" };
+/// Scrapes `multiprobe export` in the end-to-end test (Debian's build, 2.42 on bookworm).
+pub const PROMETHEUS: Tool = Tool { command: "prometheus", package: "prometheus" };
 /// Unpacks downloaded kernel packages.
 pub const DPKG_DEB: Tool = Tool { command: "dpkg-deb", package: "dpkg" };
 

@@ -10,7 +10,7 @@ use anyhow::{Result, bail};
 
 use crate::guest::{self, Guest};
 use crate::kernels::{self, Kernel};
-use crate::qemu::Vm;
+use crate::qemu::{Forward, Vm};
 use crate::{static_build, tools};
 
 const START: &str = "MULTIPROBE-START";
@@ -42,6 +42,11 @@ pub struct VmArgs {
     /// An interactive busybox shell on the serial console instead (`poweroff -f` leaves).
     #[arg(long)]
     shell: bool,
+    /// Forward HOST_PORT on the host's 127.0.0.1 to GUEST_PORT in the guest (repeatable),
+    /// over QEMU user networking: the guest gets a virtio NIC with address 10.0.2.15, so a
+    /// service there listens on 10.0.2.15:GUEST_PORT (or 0.0.0.0).
+    #[arg(long = "forward", value_name = "HOST_PORT:GUEST_PORT")]
+    forwards: Vec<Forward>,
     /// Time limit for the whole VM run (s, m or h suffix); not applied to --shell.
     #[arg(long, default_value = "15m", value_parser = crate::parse_duration)]
     timeout: Duration,
@@ -67,14 +72,16 @@ pub fn run(args: &VmArgs) -> Result<()> {
     let cli = static_build::build_cli(&root, !args.debug)?;
     let kernel = kernels::resolve(&args.kernel, &work)?;
     eprintln!("xtask: booting {} ({})", kernel.label, kernel.version);
+    let net_modules = if args.forwards.is_empty() { Vec::new() } else { kernels::net_modules(&kernel, &work)? };
     let dir = work.join("run").join(format!("vm-{}", std::process::id()));
     let initramfs = dir.join("initramfs.cpio.gz");
     let guest = Guest {
         kernel: &kernel,
         multiprobe: Some(&cli),
         tests: &[],
-        init: init_script(&kernel, args),
+        init: init_script(&kernel, args, &net_modules),
         scripts: vec![("/bin/workload", format!("#!/bin/sh\n{DEFAULT_WORKLOAD}"))],
+        net_modules,
     };
     guest.write_initramfs(&initramfs)?;
     let vm = Vm {
@@ -85,6 +92,7 @@ pub fn run(args: &VmArgs) -> Result<()> {
         inactivity: args.timeout,
         log: work.join("logs").join(format!("vm-{}.log", kernel.label)),
         done_marker: EXIT.to_string(),
+        forwards: args.forwards.clone(),
     };
     let outcome = if args.shell { vm.run_interactive().map(|_| 0) } else { run_command(&vm) };
     let _ = std::fs::remove_dir_all(&dir);
@@ -104,6 +112,8 @@ fn run_command(vm: &Vm) -> Result<i32> {
         } else if let Some(at) = line.find(EXIT) {
             inside = false;
             code = line[at + EXIT.len()..].trim().parse::<i32>().ok();
+        } else if let Some(net) = line.strip_prefix("MULTIPROBE-NET ") {
+            eprintln!("xtask: guest network {net}");
         } else if let Some(err) = line.strip_prefix(STDERR) {
             eprintln!("{err}");
         } else if inside && !is_kernel_message(line) {
@@ -127,8 +137,11 @@ fn is_kernel_message(line: &str) -> bool {
 }
 
 /// `/init`: the common preamble, then either the shell or multiprobe.
-fn init_script(kernel: &Kernel, args: &VmArgs) -> String {
+fn init_script(kernel: &Kernel, args: &VmArgs, net_modules: &[std::path::PathBuf]) -> String {
     let mut script = guest::init_preamble(kernel);
+    if !args.forwards.is_empty() {
+        script.push_str(&guest::network_setup(net_modules));
+    }
     if args.shell {
         script.push_str(
             "echo 'multiprobe VM: /bin/multiprobe, test modules in /modules, \

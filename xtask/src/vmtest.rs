@@ -72,6 +72,7 @@ pub fn run(kernel: &Kernel, tests: &[TestBinary], cli: &Path, options: &Options)
         tests,
         init: init_script(kernel, tests, options.filter.as_deref()),
         scripts: Vec::new(),
+        net_modules: Vec::new(),
     };
     guest.write_initramfs(&initramfs)?;
     let vm = Vm {
@@ -82,6 +83,7 @@ pub fn run(kernel: &Kernel, tests: &[TestBinary], cli: &Path, options: &Options)
         inactivity: Duration::from_secs(300),
         log: options.work.join("logs").join(format!("{}.log", kernel.label)),
         done_marker: DONE.to_string(),
+        forwards: Vec::new(),
     };
     let prefix = format!("[{}] ", kernel.label);
     let mut console = vm.run(&mut |line| println!("{prefix}{line}"))?;

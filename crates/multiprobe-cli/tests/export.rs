@@ -262,6 +262,10 @@ fn export_scrapes_follow_the_calls_and_sigterm_detaches() {
     assert_eq!(gauge("multiprobe_attached_functions{probe=\"calls\",module=\"vmlinux\"}"), 2.0);
     assert_eq!(gauge("multiprobe_attached_functions{probe=\"latency\",module=\"vmlinux\"}"), 1.0);
     assert!(gauge("multiprobe_probe_missed_total{probe=\"calls\"}") >= 0.0);
+    // The first scrape, timed by the exporter, reported by the second.
+    assert!(gauge("multiprobe_scrape_duration_seconds{phase=\"read\"}") > 0.0);
+    assert!(gauge("multiprobe_scrape_duration_seconds{phase=\"encode\"}") > 0.0);
+    assert!(sample(&first.body, "multiprobe_scrape_duration_seconds{phase=\"read\"}").is_none());
     let build = format!("multiprobe_build_info{{version=\"{}\",kernel=\"{}\"}}", env!("CARGO_PKG_VERSION"), {
         testkit::kernel_release()
     });
@@ -296,4 +300,199 @@ fn export_duration_ends_the_service() {
     assert_eq!(status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("ended after --duration"), "{stderr}");
     assert!(stderr.contains("served 0 scrapes"), "{stderr}");
+}
+
+/// The `multiprobe_function_calls_total` series of a module's functions in a scrape.
+fn module_series(body: &str, module: &str) -> Vec<(String, f64)> {
+    let suffix = format!(",module=\"{module}\"}}");
+    body.lines()
+        .filter_map(|l| l.strip_prefix("multiprobe_function_calls_total{function=\""))
+        .filter_map(|rest| {
+            let (labels, value) = rest.split_once("} ")?;
+            let name = format!("{labels}}}").strip_suffix(&suffix)?.strip_suffix('"')?.to_string();
+            Some((name, value.parse().ok()?))
+        })
+        .collect()
+}
+
+/// A module loaded while the exporter runs gets its matching functions attached (a probe
+/// of its own) and counted, without touching the counts of the functions attached before;
+/// where the kernel lets it unload meanwhile (per-function kprobes hold no reference on it),
+/// its functions leave the metrics; a kprobe_multi link holds the module, so there it stays
+/// until the exporter ends.
+#[test]
+fn export_follows_a_module_loaded_while_it_runs() {
+    require_kprobes!();
+    require_config!("CONFIG_MODULES", "loadable modules");
+    // The test module ships with the VMs only.
+    let Some(dir) = testkit::test_modules_dir() else { return };
+    let sh = |cmd: &str| Command::new("sh").args(["-c", cmd]).status().unwrap().success();
+    let _ = sh("umount /tmp/binfmt-export 2>/dev/null; rmmod binfmt_misc 2>/dev/null");
+
+    let mut exporter = Exporter::start(&["vfs_read", "binfmt_misc:bm_*", "--duration", "10m"]);
+    let first = exporter.get("/metrics", None).body;
+    assert!(module_series(&first, "binfmt_misc").is_empty(), "not loaded yet:\n{first}");
+    let before = calls(&first, "vfs_read");
+    let gauge = "multiprobe_attached_functions{probe=\"calls\",module=\"binfmt_misc\"}";
+
+    assert!(sh(&format!("insmod {}", dir.join("binfmt_misc.ko").display())), "insmod binfmt_misc");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let body = loop {
+        let body = exporter.get("/metrics", None).body;
+        if sample(&body, gauge).is_some() || Instant::now() > deadline {
+            break body;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    let attached = sample(&body, gauge).unwrap_or_else(|| panic!("binfmt_misc never attached:\n{body}"));
+    let series = module_series(&body, "binfmt_misc");
+    assert_eq!(series.len() as f64, attached, "{body}");
+    assert!(series.iter().any(|(name, _)| name == "bm_status_read"), "{body}");
+    assert!(series.iter().all(|(name, _)| name.starts_with("bm_")), "only what the pattern selects: {series:?}");
+    assert!(calls(&body, "vfs_read") >= before, "vfs_read's count was lost:\n{body}");
+
+    // Calls of the module's functions are counted: one read(2) of its status file, one
+    // bm_status_read.
+    assert!(sh("mkdir -p /tmp/binfmt-export && mount -t binfmt_misc none /tmp/binfmt-export"));
+    for _ in 0..3 {
+        std::fs::read("/tmp/binfmt-export/status").unwrap();
+    }
+    assert!(sh("umount /tmp/binfmt-export"));
+    let body = exporter.get("/metrics", None).body;
+    let status_reads = module_series(&body, "binfmt_misc").into_iter().find(|(n, _)| n == "bm_status_read").unwrap().1;
+    assert!(status_reads >= 3.0, "{body}");
+
+    let held = exporter.stderr.lock().unwrap().contains("(kprobe_multi, calls)");
+    if held {
+        assert!(!sh("rmmod binfmt_misc 2>/dev/null"), "a kprobe_multi link holds its module");
+    } else {
+        assert!(sh("rmmod binfmt_misc"), "per-function kprobes let the module go");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let body = loop {
+            let body = exporter.get("/metrics", None).body;
+            if sample(&body, gauge).is_none() || Instant::now() > deadline {
+                break body;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        };
+        assert!(module_series(&body, "binfmt_misc").is_empty(), "unloaded functions stay:\n{body}");
+        assert!(calls(&body, "vfs_read") >= before, "{body}");
+    }
+
+    exporter.signal("TERM");
+    let (status, stderr) = exporter.finish();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("module binfmt_misc loaded: attached to"), "{stderr}");
+    assert!(!stderr.contains("warning: module"), "{stderr}");
+    let _ = sh("rmmod binfmt_misc 2>/dev/null");
+}
+
+/// A config file of the test's own, removed on drop.
+struct ConfigFile(PathBuf);
+
+impl ConfigFile {
+    fn new(name: &str, text: &str) -> ConfigFile {
+        let path = std::env::temp_dir().join(format!("multiprobe-export-{name}-{}.toml", std::process::id()));
+        std::fs::write(&path, text).unwrap();
+        ConfigFile(path)
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for ConfigFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// A config file with a mistake is refused before anything is attached, naming the file,
+/// the line and the key (no root needed to see it); flags and --config do not mix.
+#[test]
+fn export_config_errors_name_file_line_and_key() {
+    let file = ConfigFile::new("bad", "[[set]]\nname = \"vfs\"\npatterns = [\"vfs_read\"]\nlabel = { a = \"b\" }\n");
+    let out =
+        Command::new(bin()).args(["export", "--config", file.path(), "--listen", "127.0.0.1:0"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.starts_with(&format!("error: config file {}, line 4: ", file.path())), "{stderr}");
+    assert!(stderr.contains("unknown field `label`"), "{stderr}");
+    assert!(!stderr.contains("attached"), "{stderr}");
+
+    let out = Command::new(bin())
+        .args(["export", "--config", "/nonexistent/export.toml", "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot read the config file /nonexistent/export.toml"), "{stderr}");
+
+    for args in [&["vfs_read", "--config", file.path()][..], &["--config", file.path(), "--latency", "vfs_read"]] {
+        let out = Command::new(bin()).arg("export").args(args).args(["--listen", "127.0.0.1:0"]).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+/// Several sets from a file, each series labelled with its set and the set's own labels;
+/// SIGHUP reads the file again: the unchanged set keeps its counts, the removed one is
+/// detached, the new one attached.
+#[test]
+fn export_config_sets_and_sighup_reload() {
+    require_kprobes!();
+    let links_before = links();
+    let file = ConfigFile::new(
+        "sets",
+        "[[set]]\nname = \"reads\"\npatterns = [\"vfs_read\"]\nlabels = { team = \"storage\" }\n\n\
+         [[set]]\nname = \"writes\"\npatterns = [\"vfs_write\"]\n",
+    );
+    let mut exporter = Exporter::start(&["--config", file.path(), "--duration", "10m"]);
+    let read_series =
+        "multiprobe_function_calls_total{set=\"reads\",team=\"storage\",function=\"vfs_read\",module=\"vmlinux\"}";
+    let writes = "multiprobe_function_calls_total{set=\"writes\",function=\"vfs_write\",module=\"vmlinux\"}";
+    let opens = "multiprobe_function_calls_total{set=\"opens\",function=\"vfs_open\",module=\"vmlinux\"}";
+    let first = exporter.get("/metrics", None).body;
+    assert!(sample(&first, writes).is_some(), "{first}");
+    let before = sample(&first, read_series).unwrap_or_else(|| panic!("no {read_series}:\n{first}"));
+    reads(20);
+    let second = exporter.get("/metrics", None).body;
+    let grown = sample(&second, read_series).unwrap();
+    assert!(grown >= before + 20.0, "{before} -> {grown}");
+    let gauge = "multiprobe_attached_functions{set=\"reads\",team=\"storage\",probe=\"calls\",module=\"vmlinux\"}";
+    assert_eq!(sample(&second, gauge), Some(1.0), "{second}");
+
+    std::fs::write(
+        &file.0,
+        "[[set]]\nname = \"reads\"\npatterns = [\"vfs_read\"]\nlabels = { team = \"storage\" }\n\n\
+         [[set]]\nname = \"opens\"\npatterns = [\"vfs_open\"]\n",
+    )
+    .unwrap();
+    exporter.signal("HUP");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let body = loop {
+        let body = exporter.get("/metrics", None).body;
+        if sample(&body, opens).is_some() || Instant::now() > deadline {
+            break body;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert!(sample(&body, opens).is_some(), "the new set never showed:\n{body}");
+    assert!(sample(&body, writes).is_none(), "the removed set stays:\n{body}");
+    assert!(sample(&body, read_series).unwrap() >= grown, "the unchanged set lost its counts:\n{body}");
+
+    // A broken file on SIGHUP changes nothing.
+    std::fs::write(&file.0, "[[set]]\nname = \"reads\"\n").unwrap();
+    exporter.signal("HUP");
+    std::thread::sleep(Duration::from_secs(3));
+    let body = exporter.get("/metrics", None).body;
+    assert!(sample(&body, opens).is_some() && sample(&body, read_series).is_some(), "{body}");
+
+    exporter.signal("TERM");
+    let (status, stderr) = exporter.finish();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("in 2 sets on http://"), "{stderr}");
+    assert!(stderr.contains("1 set unchanged, 1 attached, 1 detached"), "{stderr}");
+    assert!(stderr.contains("missing field `patterns`; the running sets stay"), "{stderr}");
+    assert_eq!(links_settle_to(&links_before), links_before, "links left behind");
 }

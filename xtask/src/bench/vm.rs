@@ -53,7 +53,8 @@ pub(super) fn run_vm(
     let argv: Vec<String> = bench_argv.iter().map(|a| guest::shell_quote(a)).collect();
     let mut init = guest::init_preamble(kernel);
     init.push_str(&format!("/tests/multiprobe-bench {} </dev/null\necho \"{EXIT}$?\"\npoweroff -f\n", argv.join(" ")));
-    let guest = Guest { kernel, multiprobe: Some(cli), tests: &tests, init, scripts: Vec::new() };
+    let guest =
+        Guest { kernel, multiprobe: Some(cli), tests: &tests, init, scripts: Vec::new(), net_modules: Vec::new() };
     guest.write_initramfs(&initramfs)?;
     let vm = Vm {
         vmlinuz: kernel.vmlinuz.clone(),
@@ -64,6 +65,7 @@ pub(super) fn run_vm(
         inactivity: Duration::from_secs(600),
         log: work.join("logs").join(format!("bench-{}.log", kernel.label)),
         done_marker: EXIT.to_string(),
+        forwards: Vec::new(),
     };
     let prefix = format!("[{}] ", kernel.label);
     let mut records = Vec::new();

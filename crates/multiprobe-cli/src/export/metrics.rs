@@ -45,15 +45,36 @@ pub struct Latency {
     pub sum_ns: u64,
 }
 
+/// What one probe set reports.
+#[derive(Debug)]
+pub struct SetValues {
+    /// Labels on every series of the set, before the others (`set` and the config's extra
+    /// labels; none for the flags' one set).
+    pub labels: Vec<(String, String)>,
+    /// Calls per function.
+    pub calls: ProbeValues<u64>,
+    /// Latencies per function, with `--latency`.
+    pub latency: Option<ProbeValues<Latency>>,
+}
+
 /// Everything a scrape reports.
 #[derive(Debug)]
 pub struct Snapshot {
     /// The running kernel's release, for `multiprobe_build_info`.
     pub kernel: String,
-    /// Calls per function.
-    pub calls: ProbeValues<u64>,
-    /// Latencies per function, with `--latency`.
-    pub latency: Option<ProbeValues<Latency>>,
+    /// Every probe set, in the config's order.
+    pub sets: Vec<SetValues>,
+    /// How long the previous scrape took, if there was one.
+    pub previous: Option<ScrapeTimes>,
+}
+
+/// Where a scrape's time went, as the exporter measured it.
+#[derive(Debug, Clone, Copy)]
+pub struct ScrapeTimes {
+    /// Reading every probe's BPF maps: what `count` does at each interval.
+    pub read_seconds: f64,
+    /// Encoding the body.
+    pub encode_seconds: f64,
 }
 
 /// The two text formats a scraper can ask for.
@@ -107,9 +128,14 @@ pub fn encode(snapshot: Snapshot, format: Format) -> Result<String, fmt::Error> 
     Ok(body)
 }
 
-/// A function's labels.
-fn labels(f: &Function) -> [(&'static str, &str); 2] {
-    [("function", f.name.as_str()), ("module", module_name(f))]
+/// A set's labels, then `more`.
+fn with<'a>(set: &'a [(String, String)], more: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    set.iter().map(|(k, v)| (k.as_str(), v.as_str())).chain(more.iter().copied()).collect()
+}
+
+/// A function's labels, after its set's.
+fn labels<'a>(set: &'a [(String, String)], f: &'a Function) -> Vec<(&'a str, &'a str)> {
+    with(set, &[("function", f.name.as_str()), ("module", module_name(f))])
 }
 
 /// A histogram's buckets as `prometheus-client` takes them: (upper bound in seconds, count
@@ -142,29 +168,38 @@ impl Collector for Snapshot {
                 None,
                 MetricType::Counter,
             )?;
-            for (f, calls) in self.calls.functions.iter().zip(&self.calls.values) {
-                family.encode_family(&labels(f))?.encode_counter::<NoLabelSet, u64, f64>(calls, None)?;
+            for set in &self.sets {
+                for (f, calls) in set.calls.functions.iter().zip(&set.calls.values) {
+                    family
+                        .encode_family(&labels(&set.labels, f))?
+                        .encode_counter::<NoLabelSet, u64, f64>(calls, None)?;
+                }
             }
         }
-        if let Some(latency) = &self.latency {
+        if self.sets.iter().any(|s| s.latency.is_some()) {
             let mut family = encoder.encode_descriptor(
                 "multiprobe_function_latency",
                 "Time from entry to return of each call of the --latency functions, in log2 buckets.",
                 Some(&Unit::Seconds),
                 MetricType::Histogram,
             )?;
-            for (f, l) in latency.functions.iter().zip(&latency.values) {
-                family.encode_family(&labels(f))?.encode_histogram::<NoLabelSet>(
-                    l.sum_ns as f64 / 1e9,
-                    l.hist.count(),
-                    &le_buckets(&l.hist),
-                    None,
-                )?;
+            for set in &self.sets {
+                let Some(latency) = &set.latency else { continue };
+                for (f, l) in latency.functions.iter().zip(&latency.values) {
+                    family.encode_family(&labels(&set.labels, f))?.encode_histogram::<NoLabelSet>(
+                        l.sum_ns as f64 / 1e9,
+                        l.hist.count(),
+                        &le_buckets(&l.hist),
+                        None,
+                    )?;
+                }
             }
         }
         let probes = || {
-            std::iter::once((self.calls.probe, &self.calls.functions, self.calls.missed))
-                .chain(self.latency.iter().map(|l| (l.probe, &l.functions, l.missed)))
+            self.sets.iter().flat_map(|set| {
+                std::iter::once((&set.labels, set.calls.probe, &set.calls.functions, set.calls.missed))
+                    .chain(set.latency.iter().map(move |l| (&set.labels, l.probe, &l.functions, l.missed)))
+            })
         };
         {
             let mut family = encoder.encode_descriptor(
@@ -174,9 +209,11 @@ impl Collector for Snapshot {
                 None,
                 MetricType::Counter,
             )?;
-            for (probe, _, missed) in probes() {
+            for (set, probe, _, missed) in probes() {
                 if let Some(missed) = missed {
-                    family.encode_family(&[("probe", probe)])?.encode_counter::<NoLabelSet, u64, f64>(&missed, None)?;
+                    family
+                        .encode_family(&with(set, &[("probe", probe)]))?
+                        .encode_counter::<NoLabelSet, u64, f64>(&missed, None)?;
                 }
             }
         }
@@ -187,10 +224,21 @@ impl Collector for Snapshot {
                 None,
                 MetricType::Gauge,
             )?;
-            for (probe, functions, _) in probes() {
+            for (set, probe, functions, _) in probes() {
                 for (module, n) in per_module(functions) {
-                    family.encode_family(&[("probe", probe), ("module", module)])?.encode_gauge(&n)?;
+                    family.encode_family(&with(set, &[("probe", probe), ("module", module)]))?.encode_gauge(&n)?;
                 }
+            }
+        }
+        if let Some(t) = self.previous {
+            let mut family = encoder.encode_descriptor(
+                "multiprobe_scrape_duration_seconds",
+                "Time the previous scrape took in the exporter: reading the BPF maps, encoding the body.",
+                None,
+                MetricType::Gauge,
+            )?;
+            for (phase, seconds) in [("read", t.read_seconds), ("encode", t.encode_seconds)] {
+                family.encode_family(&[("phase", phase)])?.encode_gauge(&seconds)?;
             }
         }
         encoder
@@ -226,13 +274,17 @@ mod tests {
         hist.buckets[40] = 2; // over 68.7 s
         Snapshot {
             kernel: "6.12.57+deb13-amd64".into(),
-            calls: ProbeValues { probe: "calls", functions, values: vec![12, 0, 3], missed: Some(0) },
-            latency: latency.then(|| ProbeValues {
-                probe: "latency",
-                functions: vec![function("vfs_read", None)].into(),
-                values: vec![Latency { hist, sum_ns: 3_000_000_000 }],
-                missed: None,
-            }),
+            sets: vec![SetValues {
+                labels: Vec::new(),
+                calls: ProbeValues { probe: "calls", functions, values: vec![12, 0, 3], missed: Some(0) },
+                latency: latency.then(|| ProbeValues {
+                    probe: "latency",
+                    functions: vec![function("vfs_read", None)].into(),
+                    values: vec![Latency { hist, sum_ns: 3_000_000_000 }],
+                    missed: None,
+                }),
+            }],
+            previous: None,
         }
     }
 
@@ -259,6 +311,7 @@ multiprobe_function_calls_total{function=\"load_misc_binary\",module=\"binfmt_mi
             "{body}"
         );
         assert!(!body.contains("latency"), "no --latency, no histogram: {body}");
+        assert!(!body.contains("scrape_duration"), "no scrape before: {body}");
         assert!(!body.contains("# EOF"), "{body}");
     }
 
@@ -312,10 +365,42 @@ multiprobe_function_calls_total{function=\"load_misc_binary\",module=\"binfmt_mi
     }
 
     #[test]
+    fn the_previous_scrape_is_timed() {
+        let mut s = snapshot(false);
+        s.previous = Some(ScrapeTimes { read_seconds: 0.25, encode_seconds: 0.5 });
+        let body = encode(s, Format::Prometheus).unwrap();
+        assert!(body.contains("# TYPE multiprobe_scrape_duration_seconds gauge\n"), "{body}");
+        assert!(body.contains("multiprobe_scrape_duration_seconds{phase=\"read\"} 0.25\n"), "{body}");
+        assert!(body.contains("multiprobe_scrape_duration_seconds{phase=\"encode\"} 0.5\n"), "{body}");
+    }
+
+    #[test]
+    fn sets_label_their_series() {
+        let mut s = snapshot(true);
+        let mut other = snapshot(false).sets.remove(0);
+        s.sets[0].labels = vec![("set".into(), "vfs".into()), ("team".into(), "storage".into())];
+        other.labels = vec![("set".into(), "other".into())];
+        s.sets.push(other);
+        let body = encode(s, Format::Prometheus).unwrap();
+        let vfs = "set=\"vfs\",team=\"storage\"";
+        assert!(
+            body.contains(&format!("_calls_total{{{vfs},function=\"vfs_read\",module=\"vmlinux\"}} 12\n")),
+            "{body}"
+        );
+        assert!(body.contains("_calls_total{set=\"other\",function=\"vfs_read\",module=\"vmlinux\"} 12\n"), "{body}");
+        assert!(
+            body.contains(&format!("_latency_seconds_count{{{vfs},function=\"vfs_read\",module=\"vmlinux\"}} 7\n"))
+        );
+        assert!(body.contains(&format!("multiprobe_probe_missed_total{{{vfs},probe=\"calls\"}} 0\n")), "{body}");
+        assert!(body.contains("multiprobe_attached_functions{set=\"other\",probe=\"calls\",module=\"vmlinux\"} 2\n"));
+        assert_eq!(body.matches("# TYPE multiprobe_function_calls_total counter").count(), 1, "one family: {body}");
+    }
+
+    #[test]
     fn label_values_are_escaped() {
         let mut s = snapshot(false);
-        s.calls.functions = vec![function("odd\"name\\", None)].into();
-        s.calls.values = vec![1];
+        s.sets[0].calls.functions = vec![function("odd\"name\\", None)].into();
+        s.sets[0].calls.values = vec![1];
         let body = encode(s, Format::Prometheus).unwrap();
         assert!(body.contains(r#"{function="odd\"name\\",module="vmlinux"} 1"#), "{body}");
     }

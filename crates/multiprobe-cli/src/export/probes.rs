@@ -1,14 +1,19 @@
 //! The exporter's probes: `count`'s program on the selected functions and, with
 //! `--latency`, `latency`'s on the others, attached with those commands' own code and read
 //! in one batch per map at each scrape.
+//!
+//! Calls are counted by one probe for the functions selected at start and one more per
+//! module that loaded later (its own object and link), so that a module coming or going
+//! touches no other probe's counts.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use multiprobe::kprobe_multi::KprobeMultiLink;
 use multiprobe::symbols::{Function, Listing};
 use multiprobe::{LoadedObject, Map, Program};
 
-use super::metrics::{Latency, ProbeValues, Snapshot};
+use super::metrics::{Latency, ProbeValues};
 use crate::count::{self, Counters};
 use crate::error::CliError;
 use crate::latency::{self, Method};
@@ -21,6 +26,12 @@ pub struct CallProbe {
     functions: Arc<[Function]>,
     program: Program,
     link: KprobeMultiLink,
+    /// The module it was attached for when that module loaded, `None` for the start's set.
+    module: Option<String>,
+    /// Modules that unloaded since: their functions are gone (their kprobes with them, on
+    /// the per-function fallback; a kprobe_multi link holds its modules, so there they can
+    /// only go once their probe is dropped) and no longer reported.
+    gone: BTreeSet<String>,
 }
 
 /// Latency per function: `latency`'s object and its link(s).
@@ -36,11 +47,11 @@ pub struct LatencyProbe {
 
 /// Both probes, and what a scrape needs besides.
 pub struct Probes {
-    /// Always there: the main patterns.
-    pub calls: CallProbe,
+    /// Always at least one: the main patterns' functions at start, then one per module
+    /// loaded since that has matching functions.
+    pub calls: Vec<CallProbe>,
     /// With `--latency`.
     pub latency: Option<LatencyProbe>,
-    kernel: String,
 }
 
 impl CallProbe {
@@ -62,24 +73,49 @@ impl CallProbe {
         )?;
         let mask = probe::attached_mask(functions, link.skipped());
         let functions = probe::masked(functions, &mask).into();
-        Ok(CallProbe { counters: Counters::new(map, mask), functions, program, link })
-    }
-
-    /// How many functions it is attached to.
-    pub fn len(&self) -> usize {
-        self.functions.len()
-    }
-
-    fn read(&self) -> Result<ProbeValues<u64>, CliError> {
-        Ok(ProbeValues {
-            probe: "calls",
-            functions: self.functions.clone(),
-            values: self.counters.read()?,
-            missed: count::missed(&self.link, &self.program),
+        Ok(CallProbe {
+            counters: Counters::new(map, mask),
+            functions,
+            program,
+            link,
+            module: None,
+            gone: BTreeSet::new(),
         })
     }
 
-    fn into_links(self) -> Vec<KprobeMultiLink> {
+    /// The same probe, marked as the one for `module`'s functions.
+    pub fn for_module(self, module: &str) -> CallProbe {
+        CallProbe { module: Some(module.to_string()), ..self }
+    }
+
+    /// How many functions it is attached to (those of unloaded modules left out).
+    pub fn len(&self) -> usize {
+        self.functions.iter().filter(|f| !self.is_gone(f)).count()
+    }
+
+    fn is_gone(&self, f: &Function) -> bool {
+        f.module.as_ref().is_some_and(|m| self.gone.contains(m))
+    }
+
+    fn read(&self) -> Result<ProbeValues<u64>, CliError> {
+        let values = self.counters.read()?;
+        let (functions, values) = if self.gone.is_empty() {
+            (self.functions.clone(), values)
+        } else {
+            let (f, v): (Vec<Function>, Vec<u64>) = self
+                .functions
+                .iter()
+                .zip(values)
+                .filter(|(f, _)| !self.is_gone(f))
+                .map(|(f, v)| (f.clone(), v))
+                .unzip();
+            (f.into(), v)
+        };
+        Ok(ProbeValues { probe: "calls", functions, values, missed: count::missed(&self.link, &self.program) })
+    }
+
+    /// Its link, to drop (detach).
+    pub fn into_links(self) -> Vec<KprobeMultiLink> {
         vec![self.link]
     }
 }
@@ -140,27 +176,62 @@ impl LatencyProbe {
 impl Probes {
     /// The attached probes, ready to be read.
     pub fn new(calls: CallProbe, latency: Option<LatencyProbe>) -> Probes {
-        // The release never changes while the process runs: read it once.
-        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-            .map(|r| r.trim().to_string())
-            .unwrap_or_else(|_| "unknown".into());
-        Probes { calls, latency, kernel }
+        Probes { calls: vec![calls], latency }
     }
 
-    /// Every value, now: one batched read per map, no lock held (the probes take none of
-    /// ours, and the kernel's per-CPU arrays are read without stopping them).
-    pub fn snapshot(&self) -> Result<Snapshot, CliError> {
-        Ok(Snapshot {
-            kernel: self.kernel.clone(),
-            calls: self.calls.read()?,
-            latency: self.latency.as_ref().map(LatencyProbe::read).transpose()?,
-        })
+    /// Every value, now: one batched read per map, no lock held that the probes take (the
+    /// kernel's per-CPU arrays are read without stopping them).
+    pub fn read(&self) -> Result<(ProbeValues<u64>, Option<ProbeValues<Latency>>), CliError> {
+        Ok((self.read_calls()?, self.latency.as_ref().map(LatencyProbe::read).transpose()?))
+    }
+
+    /// Every call probe's values as one list: the metrics do not tell the probes apart.
+    fn read_calls(&self) -> Result<ProbeValues<u64>, CliError> {
+        if let [only] = self.calls.as_slice() {
+            return only.read();
+        }
+        let (mut functions, mut values, mut missed) = (Vec::new(), Vec::new(), None);
+        for probe in &self.calls {
+            let part = probe.read()?;
+            functions.extend(part.functions.iter().cloned());
+            values.extend(part.values);
+            missed = match (missed, part.missed) {
+                (None, None) => None,
+                (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
+            };
+        }
+        Ok(ProbeValues { probe: "calls", functions: functions.into(), values, missed })
+    }
+
+    /// How many functions the calls are counted for.
+    pub fn calls_len(&self) -> usize {
+        self.calls.iter().map(CallProbe::len).sum()
+    }
+
+    /// Adds the probe attached for a module that loaded.
+    pub fn add_module_probe(&mut self, probe: CallProbe) {
+        self.calls.push(probe);
+    }
+
+    /// Stops reporting `module`'s functions, which went away with it: returns its own probe,
+    /// if it had one, for the caller to drop (detach) outside any lock, and how many functions
+    /// were dropped in all.
+    pub fn module_unloaded(&mut self, module: &str) -> (Vec<CallProbe>, usize) {
+        let before = self.calls_len();
+        let (own, kept): (Vec<CallProbe>, Vec<CallProbe>) =
+            std::mem::take(&mut self.calls).into_iter().partition(|p| p.module.as_deref() == Some(module));
+        self.calls = kept;
+        for probe in &mut self.calls {
+            probe.gone.insert(module.to_string());
+        }
+        let dropped = before - self.calls_len();
+        (own, dropped)
     }
 
     /// The links, in the order to drop them: entry links before return links, so calls in
     /// flight still find their start time.
     pub fn into_links(self) -> Vec<KprobeMultiLink> {
-        let mut links = self.calls.into_links();
+        let mut links: Vec<KprobeMultiLink> = self.calls.into_iter().flat_map(CallProbe::into_links).collect();
         links.extend(self.latency.map(LatencyProbe::into_links).unwrap_or_default());
         links
     }

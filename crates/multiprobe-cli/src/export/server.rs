@@ -5,11 +5,12 @@
 use std::io::{self, Cursor};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use tiny_http::{Header, Method, Request, Response, Server};
 
-use super::metrics::{self, Format};
-use super::probes::Probes;
+use super::metrics::{self, Format, ScrapeTimes};
+use super::sets::Sets;
 use crate::error::CliError;
 
 /// The listening socket, bound before anything is attached so that a busy port fails fast.
@@ -52,13 +53,14 @@ impl Listener {
     }
 
     /// Answers requests until [`Listener::stop`]; returns how many scrapes it served.
-    pub fn serve(&self, probes: &Probes) -> u64 {
+    pub fn serve(&self, probes: &Sets) -> u64 {
         let mut scrapes = 0;
+        let mut previous = None;
         loop {
             match self.server.recv() {
                 Ok(request) => {
                     let is_scrape = path(&request) == "/metrics";
-                    let response = respond(&request, probes);
+                    let response = respond(&request, probes, &mut previous);
                     scrapes += u64::from(is_scrape && response.status_code().0 == 200);
                     // A scraper that hung up gets nothing more: not the exporter's failure.
                     let _ = request.respond(response);
@@ -85,7 +87,7 @@ fn path(request: &Request) -> &str {
     request.url().split(['?', '#']).next().unwrap_or("")
 }
 
-fn respond(request: &Request, probes: &Probes) -> Response<Cursor<Vec<u8>>> {
+fn respond(request: &Request, probes: &Sets, previous: &mut Option<ScrapeTimes>) -> Response<Cursor<Vec<u8>>> {
     if !matches!(request.method(), Method::Get | Method::Head) {
         return text(405, "only GET and HEAD are served\n").with_header(header("Allow", "GET, HEAD"));
     }
@@ -93,11 +95,21 @@ fn respond(request: &Request, probes: &Probes) -> Response<Cursor<Vec<u8>>> {
         "/metrics" => {
             let accept = request.headers().iter().find(|h| h.field.equiv("Accept")).map(|h| h.value.as_str());
             let format = Format::negotiate(accept);
-            let body = probes
-                .snapshot()
-                .and_then(|s| metrics::encode(s, format).map_err(|_| CliError::new("encoding the metrics failed")));
+            let started = Instant::now();
+            let snapshot = probes.snapshot();
+            let read = started.elapsed();
+            let body = snapshot.and_then(|mut s| {
+                s.previous = *previous;
+                metrics::encode(s, format).map_err(|_| CliError::new("encoding the metrics failed"))
+            });
             match body {
-                Ok(body) => Response::from_string(body).with_header(header("Content-Type", format.content_type())),
+                Ok(body) => {
+                    *previous = Some(ScrapeTimes {
+                        read_seconds: read.as_secs_f64(),
+                        encode_seconds: (started.elapsed() - read).as_secs_f64(),
+                    });
+                    Response::from_string(body).with_header(header("Content-Type", format.content_type()))
+                }
                 Err(e) => {
                     eprintln!("warning: a scrape failed: {}", e.message);
                     text(500, &format!("reading the probes' maps failed: {}\n", e.message))
