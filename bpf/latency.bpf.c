@@ -15,11 +15,16 @@
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
-/* log2 buckets per function: bucket 0 counts 0 ns, bucket k >= 1 counts [2^(k-1), 2^k) ns. */
+/* log2 buckets per function: bucket 0 counts 0, bucket k >= 1 counts [2^(k-1), 2^k) units. */
 #define BUCKETS 64
 
 /* Only calls made by this process (tgid) count; 0 counts every process. */
 const volatile u32 target_tgid = 0;
+
+/* Nanoseconds per histogram unit (`latency --unit`): 1, 1000 or 1000000. Buckets count
+ * log2 of the latency in that unit, as bcc's funclatency -u/-m do; sums and maxima stay in
+ * nanoseconds. */
+const volatile u64 unit_ns = 1;
 
 /* One function's latencies on one CPU: total and largest, and calls per bucket. */
 struct latency {
@@ -90,7 +95,7 @@ static __always_inline void record(u64 cookie, u64 ns)
 	l = bpf_map_lookup_elem(&latencies, &index);
 	if (!l)
 		return;
-	l->buckets[bucket_of(ns)] += 1;
+	l->buckets[bucket_of(unit_ns > 1 ? ns / unit_ns : ns)] += 1;
 	l->sum_ns += ns;
 	if (ns > l->max_ns)
 		l->max_ns = ns;

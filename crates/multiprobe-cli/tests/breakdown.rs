@@ -296,3 +296,57 @@ fn breakdown_folded_refuses_keys_it_cannot_print() {
     let out = Command::new(bin()).args(["count", "vfs_read", "--max-keys", "0", "--by", "pid"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// `latency --interval --timestamp --unit us --total`: the intervals' histograms add up to
+/// the workload's 5 writes, each with the wall clock, bounds in whole microseconds, and a
+/// total equal to the sum of its functions; the summary covers the whole run. Only vfs_write
+/// is timed: waiting for the CLI's output is a vfs_read of this process.
+#[test]
+fn breakdown_latency_intervals_units_and_total() {
+    require_kprobes!();
+    let p = std::process::id().to_string();
+    let mut cli = Cli::spawn(&[
+        "latency",
+        "vfs_write",
+        "--pid",
+        &p,
+        "--duration",
+        "3s",
+        "--interval",
+        "1s",
+        "--json",
+        "--timestamp",
+        "--unit",
+        "us",
+        "--total",
+    ]);
+    let before = cli.wait_attached(true);
+    workload();
+    let r = cli.finish(before);
+    assert!(r.status.success(), "{}", r.describe());
+    let events: Vec<Value> = r.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let intervals: Vec<&Value> = events.iter().filter(|e| e["event"] == "interval").collect();
+    assert!(!intervals.is_empty(), "{}", r.describe());
+    let mut calls = 0;
+    for i in &intervals {
+        let stamp = i["timestamp"].as_str().unwrap_or_else(|| panic!("{i}"));
+        assert!(stamp.len() == 20 && stamp.ends_with('Z') && stamp.as_bytes()[10] == b'T', "{stamp}");
+        assert_eq!(i["unit"], "us", "{i}");
+        let functions = i["functions"].as_array().unwrap();
+        let sum: u64 = functions.iter().map(|f| f["calls"].as_u64().unwrap()).sum();
+        assert_eq!(i["total"]["calls"], sum, "{i}");
+        for f in functions {
+            assert!(f.get("max_ns").is_none(), "an interval's max is not known: {f}");
+            for b in f["buckets"].as_array().unwrap() {
+                assert_eq!(b["high_ns"].as_u64().unwrap() % 1000, 0, "buckets in us: {b}");
+            }
+        }
+        calls += sum;
+    }
+    assert_eq!(calls, 5, "{}", r.describe());
+    let summary = r.summary();
+    assert_eq!(summary["unit"], "us");
+    assert_eq!(summary["total"]["calls"], 5, "{summary}");
+    assert_eq!(summary["functions"][0]["calls"], 5, "{summary}");
+    assert!(summary["functions"][0]["max_ns"].as_u64().unwrap() > 0, "{summary}");
+}
