@@ -14,6 +14,7 @@ mod list;
 mod output;
 mod probe;
 mod progress;
+mod prototype;
 mod run;
 mod select;
 mod signals;
@@ -36,7 +37,8 @@ use crate::output::Output;
 #[derive(Debug, Parser)]
 #[command(name = "multiprobe", version, max_term_width = 100)]
 struct Cli {
-    /// More detail on errors: the chain of causes and the verifier's full log.
+    /// More detail: on errors the chain of causes and the verifier's full log; in `list`,
+    /// each function's prototype from BTF.
     #[arg(short, long, global = true)]
     verbose: bool,
     /// Always read the traceable functions (and their entry addresses) from the kernel, not
@@ -75,7 +77,7 @@ fn main() -> ExitCode {
     // same, saves it.
     let listing = if cli.no_cache { Listing::new() } else { Listing::cached() };
     let result = Output::stdout().and_then(|mut out| match &cli.command {
-        Command::List(args) => list::run(args, &listing, &mut out),
+        Command::List(args) => list::run(args, cli.verbose, &listing, &mut out),
         Command::Count(args) => count::run(args, &listing, &mut out),
         Command::Latency(args) => latency::run(args, &listing, &mut out),
         Command::Trace(args) => trace::run(args, &listing, &mut out),

@@ -350,3 +350,25 @@ fn breakdown_latency_intervals_units_and_total() {
     assert_eq!(summary["functions"][0]["calls"], 5, "{summary}");
     assert!(summary["functions"][0]["max_ns"].as_u64().unwrap() > 0, "{summary}");
 }
+
+/// `list -v`: prototypes from the kernel's BTF, in text and JSON (named `breakdown_` to run
+/// with this file's filter).
+#[test]
+fn breakdown_list_verbose_shows_prototypes() {
+    require_root!("reading tracefs");
+    require_config!("CONFIG_DEBUG_INFO_BTF", "kernel BTF");
+    if !std::path::Path::new("/sys/kernel/tracing/available_filter_functions").exists() || !testkit::in_vm() {
+        return; // the build machine cannot read tracefs: cli.rs checks that error
+    }
+    let want = "ssize_t vfs_read(struct file *file, char *buf, size_t count, loff_t *pos)";
+    let out = Command::new(bin()).args(["list", "vfs_read", "-v", "--json"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let first: Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(first["prototype"], want, "{stdout}");
+    let text = Command::new(bin()).args(["list", "vfs_read", "-v"]).output().unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.lines().next().unwrap().ends_with(&format!("  {want}")), "{text}");
+    let plain = Command::new(bin()).args(["list", "vfs_read", "--json"]).output().unwrap();
+    assert!(!String::from_utf8_lossy(&plain.stdout).contains("prototype"), "only with -v");
+}
