@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod checked;
+mod complete;
 mod count;
 mod duration;
 mod error;
@@ -68,6 +69,9 @@ enum Command {
         #[arg(value_enum)]
         shell: Shell,
     },
+    /// For the completion scripts: kept function names starting with PREFIX.
+    #[command(name = complete::COMMAND, hide = true)]
+    CompleteFunctions { prefix: Option<String> },
 }
 
 fn main() -> ExitCode {
@@ -84,6 +88,9 @@ fn main() -> ExitCode {
         Command::Export(args) => export::run(args, &listing),
         Command::Features(args) => features::run(args, &mut out),
         Command::Completions { shell } => completions(*shell, &mut out),
+        Command::CompleteFunctions { prefix } => {
+            complete::functions(prefix.as_deref().unwrap_or(""), &listing, &mut out)
+        }
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -98,6 +105,7 @@ fn completions(shell: Shell, out: &mut Output) -> Result<(), CliError> {
     let mut script = Vec::new();
     clap_complete::generate(shell, &mut Cli::command(), "multiprobe", &mut script);
     out.text(&String::from_utf8_lossy(&script))?;
+    out.text(complete::hook(shell))?;
     Ok(())
 }
 

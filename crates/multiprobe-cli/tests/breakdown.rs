@@ -372,3 +372,40 @@ fn breakdown_list_verbose_shows_prototypes() {
     let plain = Command::new(bin()).args(["list", "vfs_read", "--json"]).output().unwrap();
     assert!(!String::from_utf8_lossy(&plain.stdout).contains("prototype"), "only with -v");
 }
+
+/// Completion of function names: in the VMs, from the listing an earlier run kept (kernels
+/// from 6.5, whose listing has addresses, keep it; nothing is printed elsewhere, never a
+/// tracefs read); natively, the bash script's glue offers what the hidden command prints.
+#[test]
+fn breakdown_completion_of_function_names() {
+    if testkit::in_vm() {
+        let list = Command::new(bin()).args(["list", "vfs_read"]).output().unwrap();
+        assert!(list.status.success(), "{}", String::from_utf8_lossy(&list.stderr));
+        let out = Command::new(bin()).args(["__complete-functions", "vfs_rea"]).output().unwrap();
+        assert!(out.status.success());
+        let names: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(String::from).collect();
+        if testkit::kernel_version() >= (6, 5) {
+            assert!(names.contains(&"vfs_read".to_string()), "{names:?}");
+            assert!(names.iter().all(|n| n.starts_with("vfs_rea")), "{names:?}");
+        } else {
+            assert!(names.is_empty(), "no kept listing before 6.5: {names:?}");
+        }
+        return;
+    }
+    let script = Command::new(bin()).args(["completions", "bash"]).output().unwrap();
+    let script = String::from_utf8(script.stdout).unwrap();
+    // `multiprobe` stands for the binary, printing what the hidden command would.
+    let check = format!(
+        "{script}\nmultiprobe() {{ printf 'vfs_read\\nvfs_readv\\n'; }}\n\
+         COMP_WORDS=(multiprobe count vfs_rea); COMP_CWORD=2; _multiprobe_functions; echo \"${{COMPREPLY[*]}}\"\n\
+         COMP_WORDS=(multiprobe count --duration); COMP_CWORD=2; COMPREPLY=(); _multiprobe_functions; echo \"[${{COMPREPLY[*]}}]\"\n"
+    );
+    let out = match Command::new("bash").args(["-c", &check]).output() {
+        Ok(out) => out,
+        Err(_) => return, // no bash on this machine: nothing to check the script with
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.first(), Some(&"vfs_read vfs_readv"), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!lines.get(1).unwrap_or(&"").contains("vfs_read"), "options are not completed as functions: {stdout}");
+}
