@@ -88,8 +88,11 @@ impl Symbols {
     }
 }
 
+/// A function symbol: address, name, module.
+type Line<'a> = (u64, &'a [u8], Option<&'a [u8]>);
+
 /// `ADDR TYPE NAME[\t[MODULE]]` for function symbols.
-fn parse_line(line: &[u8]) -> Option<(u64, &[u8], Option<&[u8]>)> {
+fn parse_line(line: &[u8]) -> Option<Line<'_>> {
     let mut parts = line.splitn(3, |&b| b == b' ');
     let addr = std::str::from_utf8(parts.next()?).ok().and_then(|a| u64::from_str_radix(a, 16).ok())?;
     if !matches!(parts.next()?, b"t" | b"T" | b"w" | b"W") {

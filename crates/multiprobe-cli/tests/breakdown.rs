@@ -50,7 +50,7 @@ impl Run {
     }
 
     fn summary(&self) -> Value {
-        let last = self.stdout.lines().filter(|l| !l.trim().is_empty()).last().unwrap_or("");
+        let last = self.stdout.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("");
         let v: Value = serde_json::from_str(last).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.describe()));
         assert_eq!(v["event"], "summary", "{}", self.describe());
         v

@@ -28,8 +28,8 @@ impl Stacks {
     pub fn read(tables: &Tables, snapshot: &Snapshot) -> Result<Stacks, CliError> {
         let mut raw: HashMap<u32, Vec<u64>> = HashMap::new();
         for id in snapshot.rows.iter().filter_map(|r| r.key.stack.flatten()) {
-            if !raw.contains_key(&id) {
-                raw.insert(id, tables.stack(id)?);
+            if let std::collections::hash_map::Entry::Vacant(e) = raw.entry(id) {
+                e.insert(tables.stack(id)?);
             }
         }
         let symbols = Symbols::resolve(raw.values().flatten().copied());
@@ -68,6 +68,9 @@ impl Stacks {
     }
 }
 
+/// A function (index), its calls, and its keys with their calls, most first.
+type Group<'k> = (usize, u64, Vec<(&'k Key, u64)>);
+
 /// The breakdown of a run or an interval.
 pub struct Breakdown<'a> {
     pub functions: &'a [Function],
@@ -81,7 +84,7 @@ pub struct Breakdown<'a> {
 
 impl Breakdown<'_> {
     /// Keys of each function, most calls first, functions by total calls.
-    fn groups(&self, top: Option<usize>) -> Vec<(usize, u64, Vec<(&Key, u64)>)> {
+    fn groups(&self, top: Option<usize>) -> Vec<Group<'_>> {
         let totals = self.snapshot.totals();
         let mut by_func: BTreeMap<usize, Vec<(&Key, u64)>> = BTreeMap::new();
         for r in self.snapshot.rows.iter().filter(|r| r.calls > 0) {
@@ -96,7 +99,7 @@ impl Breakdown<'_> {
             .take(top.unwrap_or(usize::MAX))
             .map(|f| {
                 let mut keys = by_func.remove(&f).unwrap_or_default();
-                keys.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| key_order(a.0).cmp(&key_order(b.0))));
+                keys.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
                 (f, totals[f], keys)
             })
             .collect()
@@ -304,11 +307,6 @@ fn key_cell(key: &Key, k: By) -> String {
             None => String::new(),
         },
     }
-}
-
-/// A stable order among keys with as many calls.
-fn key_order(k: &Key) -> (Option<&str>, Option<u32>, Option<u32>, Option<u32>, Option<Option<u32>>) {
-    (k.comm.as_deref(), k.pid, k.tid, k.cpu, k.stack)
 }
 
 #[cfg(test)]

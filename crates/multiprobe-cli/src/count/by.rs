@@ -139,7 +139,8 @@ pub(crate) fn load(
 type RawKey = [u32; 10];
 
 /// One key of the table: a function (index among the attached ones) and the keys asked for.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// Ordered field by field, for a stable order among keys with as many calls.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Key {
     pub func: usize,
     pub comm: Option<String>,

@@ -283,6 +283,9 @@ pub(crate) fn missed(link: &KprobeMultiLink, prog: &Program) -> Option<u64> {
     }
 }
 
+/// Calls per function in the interval, in total, and the breakdown of the interval.
+type Advance = (Vec<u64>, Vec<u64>, Option<Snapshot>);
+
 /// Calls per function, from the plain counters or the breakdown's tables.
 enum Tally {
     Plain(Counters),
@@ -302,7 +305,7 @@ impl Tally {
     }
 
     /// Calls since the last call (per function), totals, and the breakdown of the calls since.
-    fn advance(&mut self) -> Result<(Vec<u64>, Vec<u64>, Option<Snapshot>), CliError> {
+    fn advance(&mut self) -> Result<Advance, CliError> {
         match self {
             Tally::Plain(c) => {
                 let (calls, totals) = c.advance()?;
