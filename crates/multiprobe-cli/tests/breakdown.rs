@@ -409,3 +409,53 @@ fn breakdown_completion_of_function_names() {
     assert_eq!(lines.first(), Some(&"vfs_read vfs_readv"), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(!lines.get(1).unwrap_or(&"").contains("vfs_read"), "options are not completed as functions: {stdout}");
 }
+
+/// `latency --by comm --by pid`: the workload thread's calls get histograms of their own
+/// with its name and this pid; with a table of one key, the second function's calls are
+/// counted as not fitting (and still in its own histogram).
+#[test]
+fn breakdown_latency_by_comm_and_pid() {
+    require_kprobes!();
+    let pid = std::process::id();
+    let p = pid.to_string();
+    for max_keys in ["1024", "1"] {
+        let mut cli = Cli::spawn(&[
+            "latency",
+            "vfs_read",
+            "vfs_write",
+            "--pid",
+            &p,
+            "--duration",
+            "3s",
+            "--json",
+            "--by",
+            "comm",
+            "--by",
+            "pid",
+            "--max-keys",
+            max_keys,
+        ]);
+        let before = cli.wait_attached(true);
+        workload();
+        let r = cli.finish(before);
+        assert!(r.status.success(), "{}", r.describe());
+        let summary = r.summary();
+        let rows = rows(&summary);
+        let calls =
+            |f: &str| -> u64 { rows.iter().filter(|r| r["function"] == f).map(|r| r["calls"].as_u64().unwrap()).sum() };
+        for row in &rows {
+            assert_eq!((&row["comm"], &row["pid"]), (&COMM.into(), &pid.into()), "{summary}");
+            assert!(!row["buckets"].as_array().unwrap().is_empty(), "{row}");
+        }
+        if max_keys == "1" {
+            assert_eq!((calls("vfs_read"), calls("vfs_write")), (3, 0), "{summary}");
+            assert_eq!(summary["keys_not_fit_calls"], 5, "{summary}");
+        } else {
+            assert_eq!((calls("vfs_read"), calls("vfs_write")), (3, 5), "{summary}");
+            assert_eq!(summary["keys_not_fit_calls"], 0, "{summary}");
+        }
+        let per_function: u64 =
+            summary["functions"].as_array().unwrap().iter().map(|f| f["calls"].as_u64().unwrap()).sum();
+        assert_eq!(per_function, 8, "the functions' histograms hold every call: {summary}");
+    }
+}

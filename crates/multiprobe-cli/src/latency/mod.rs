@@ -8,8 +8,10 @@
 //!
 //! `--interval` reads the histograms while attached and prints what each interval added;
 //! `--unit` has the kernel bucket latencies in us or ms (as funclatency -u/-m); `--total`
-//! adds one histogram over every function. What is printed is in `report.rs`.
+//! adds one histogram over every function; `--by comm|pid` a histogram per function and key
+//! (`by.rs`). What is printed is in `report.rs`.
 
+mod by;
 mod report;
 
 use std::time::{Duration, Instant, SystemTime};
@@ -20,6 +22,7 @@ use multiprobe::symbols::{Function, Listing};
 use multiprobe::{Map, Object, ProgramKind};
 use serde::Serialize;
 
+use self::by::{ByArgs, ByTable};
 use self::report::{Report, Summary, Unit};
 use crate::checked::Checked;
 use crate::duration;
@@ -66,6 +69,8 @@ pub struct LatencyArgs {
     /// Also one histogram over every selected function together.
     #[arg(long)]
     pub total: bool,
+    #[command(flatten)]
+    pub by: ByArgs,
 }
 
 /// How the report is ordered.
@@ -167,7 +172,7 @@ pub fn run(args: &LatencyArgs, listing: &Listing, out: &mut Output) -> Result<()
     let n = functions.len();
 
     let load_start = Instant::now();
-    let loaded = load_in(method, n, args.run.pid, args.unit.map_or(1, Unit::ns))?;
+    let loaded = load_in(method, n, args.run.pid, args.unit.map_or(1, Unit::ns), &args.by)?;
     let load_time = load_start.elapsed();
     let cookies: Vec<(Function, u64)> = functions.iter().cloned().zip(0u64..).collect();
     if stop.pending().is_some() {
@@ -197,15 +202,38 @@ pub fn run(args: &LatencyArgs, listing: &Listing, out: &mut Output) -> Result<()
     }
 
     let latencies = loaded.map("latencies").expect("the object has the map");
+    let by_keys = {
+        let mut k = args.by.by.clone();
+        k.sort();
+        k.dedup();
+        k
+    };
+    let read_by = || -> Result<Option<ByTable>, CliError> {
+        if by_keys.is_empty() {
+            return Ok(None);
+        }
+        let map = |name: &str| loaded.map(name).expect("the object has the map");
+        Ok(Some(ByTable::read(&functions, map("by_latencies"), map("by_overflow"), &by_keys, args.by.max_keys())?))
+    };
     let stamp = |on: bool| on.then(|| report::timestamp(SystemTime::now()));
     let started = Instant::now();
-    let mut last = (started, probe::masked(&read(&functions, latencies)?, &mask));
+    let mut last = (started, probe::masked(&read(&functions, latencies)?, &mask), read_by()?);
     let end = run::run_until(&stop, started, args.run.duration, args.interval, || {
-        let now = (Instant::now(), probe::masked(&read(&functions, latencies)?, &mask));
+        let now = (Instant::now(), probe::masked(&read(&functions, latencies)?, &mask), read_by()?);
         let mut rows = report::since(&now.1, &last.1);
         sort(&mut rows, args.sort);
         let total = args.total.then(|| report::total(&rows));
-        let report = Report { rows: &rows, total: total.as_ref(), unit: args.unit, timestamp: stamp(args.timestamp) };
+        let by = match (&now.2, &last.2) {
+            (Some(n), Some(l)) => Some(n.since(l)),
+            _ => None,
+        };
+        let report = Report {
+            rows: &rows,
+            total: total.as_ref(),
+            unit: args.unit,
+            timestamp: stamp(args.timestamp),
+            by: by.as_ref(),
+        };
         if args.run.json {
             out.json(&report.interval_json(now.0 - started, now.0 - last.0))?;
         } else {
@@ -223,8 +251,15 @@ pub fn run(args: &LatencyArgs, listing: &Listing, out: &mut Output) -> Result<()
     let mut rows = probe::masked(&read(&functions, latencies)?, &mask);
     sort(&mut rows, args.sort);
     let total = args.total.then(|| report::total(&rows));
+    let by = read_by()?;
     let summary = Summary {
-        report: Report { rows: &rows, total: total.as_ref(), unit: args.unit, timestamp: stamp(args.timestamp) },
+        report: Report {
+            rows: &rows,
+            total: total.as_ref(),
+            unit: args.unit,
+            timestamp: stamp(args.timestamp),
+            by: by.as_ref(),
+        },
         mode: mode_text,
         end,
         attach: attach_time,
@@ -263,19 +298,21 @@ const TABLE_LIMIT: u64 = 1 << 30;
 
 /// The object for this method, sized for `functions`, with histograms in ns.
 pub(crate) fn load(method: Method, functions: usize, pid: Option<u32>) -> Result<multiprobe::LoadedObject, CliError> {
-    load_in(method, functions, pid, 1)
+    load_in(method, functions, pid, 1, &ByArgs { by: Vec::new(), max_keys: None })
 }
 
 /// The object for this method, sized for `functions`, bucketing latencies in units of
-/// `unit_ns` nanoseconds.
+/// `unit_ns` nanoseconds, with the per-key table `by` asks for.
 fn load_in(
     method: Method,
     functions: usize,
     pid: Option<u32>,
     unit_ns: u64,
+    by: &ByArgs,
 ) -> Result<multiprobe::LoadedObject, CliError> {
     let cpus = multiprobe::map::possible_cpus();
-    let table = functions as u64 * size_of::<PerCpu>() as u64 * cpus as u64;
+    let keys = if by.by.is_empty() { 0 } else { u64::from(by.max_keys()) };
+    let table = (functions as u64 + keys) * size_of::<PerCpu>() as u64 * cpus as u64;
     if table > TABLE_LIMIT {
         return Err(CliError::new(format!(
             "{functions} functions on {cpus} CPUs need {} MiB of per-CPU histograms (the limit is {} MiB)",
@@ -288,6 +325,11 @@ fn load_in(
     obj.map_mut("latencies").expect("the object has the map").set_max_entries(functions as u32);
     obj.set_global("target_tgid", &pid.unwrap_or(0))?;
     obj.set_global("unit_ns", &unit_ns)?;
+    obj.set_global("by", &by.bits())?;
+    obj.map_mut("by_overflow").expect("the object has the map").set_max_entries(functions as u32);
+    if keys > 0 {
+        obj.map_mut("by_latencies").expect("the object has the map").set_max_entries(keys as u32);
+    }
     select_programs(&mut obj, method, &PROGRAMS);
     Ok(obj.load()?)
 }
@@ -303,6 +345,11 @@ pub(crate) struct Row {
 }
 
 impl Row {
+    /// A function without calls yet.
+    fn empty(function: Function) -> Row {
+        Row { function, hist: Histogram::default(), sum_ns: 0, max_ns: Some(0) }
+    }
+
     fn count(&self) -> u64 {
         self.hist.count()
     }
@@ -323,21 +370,23 @@ struct PerCpu {
 
 /// Sums every CPU's values into one row per function.
 pub(crate) fn read(functions: &[Function], latencies: &Map) -> Result<Vec<Row>, CliError> {
-    let mut rows: Vec<Row> = functions
-        .iter()
-        .map(|f| Row { function: f.clone(), hist: Histogram::default(), sum_ns: 0, max_ns: Some(0) })
-        .collect();
+    let mut rows: Vec<Row> = functions.iter().map(|f| Row::empty(f.clone())).collect();
     for (index, cpus) in latencies.dump_per_cpu::<u32, PerCpu>()? {
         let Some(row) = rows.get_mut(index as usize) else { continue };
-        for cpu in &cpus {
-            for (total, n) in row.hist.buckets.iter_mut().zip(cpu.buckets) {
-                *total += n;
-            }
-            row.sum_ns += cpu.sum_ns;
-            row.max_ns = row.max_ns.max(Some(cpu.max_ns));
-        }
+        add_cpus(row, &cpus);
     }
     Ok(rows)
+}
+
+/// Adds every CPU's values to `row`.
+fn add_cpus(row: &mut Row, cpus: &[PerCpu]) {
+    for cpu in cpus {
+        for (total, n) in row.hist.buckets.iter_mut().zip(cpu.buckets) {
+            *total += n;
+        }
+        row.sum_ns += cpu.sum_ns;
+        row.max_ns = row.max_ns.max(Some(cpu.max_ns));
+    }
 }
 
 fn sort(rows: &mut [Row], by: SortBy) {

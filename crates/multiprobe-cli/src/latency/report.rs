@@ -9,6 +9,7 @@ use multiprobe::symbols::Function;
 use serde::Serialize;
 
 use super::Row;
+use super::by::ByTable;
 use crate::duration;
 use crate::hist::{BucketJson, Histogram};
 use crate::output::{self, hex_address};
@@ -57,16 +58,19 @@ fn show(ns: u64, unit: Option<Unit>) -> String {
 /// The calls between two reads: histograms and sums subtract; the largest call of the
 /// interval is not known (the kernel keeps the run's), so it is left out.
 pub fn since(now: &[Row], then: &[Row]) -> Vec<Row> {
-    now.iter()
-        .zip(then)
-        .map(|(n, t)| {
-            let mut hist = Histogram::default();
-            for ((b, x), y) in hist.buckets.iter_mut().zip(n.hist.buckets).zip(t.hist.buckets) {
-                *b = x.saturating_sub(y);
-            }
-            Row { function: n.function.clone(), hist, sum_ns: n.sum_ns.saturating_sub(t.sum_ns), max_ns: None }
-        })
-        .collect()
+    now.iter().zip(then).map(|(n, t)| since_row(n, Some(t))).collect()
+}
+
+/// One row's calls since an earlier read of it (`None`: it had none).
+pub fn since_row(now: &Row, then: Option<&Row>) -> Row {
+    let mut hist = now.hist.clone();
+    if let Some(t) = then {
+        for (b, y) in hist.buckets.iter_mut().zip(t.hist.buckets) {
+            *b = b.saturating_sub(y);
+        }
+    }
+    let sum_ns = now.sum_ns.saturating_sub(then.map_or(0, |t| t.sum_ns));
+    Row { function: now.function.clone(), hist, sum_ns, max_ns: None }
 }
 
 /// One histogram over every row: `TOTAL`.
@@ -110,6 +114,8 @@ pub struct Report<'a> {
     pub unit: Option<Unit>,
     /// With `--timestamp`: the wall clock at the report.
     pub timestamp: Option<String>,
+    /// With `--by`: histograms per function and key.
+    pub by: Option<&'a ByTable>,
 }
 
 impl Report<'_> {
@@ -125,6 +131,21 @@ impl Report<'_> {
         }
         for r in called.iter().take(top.unwrap_or(usize::MAX)) {
             s.push_str(&self.block(r, module_name(&r.function)));
+            for k in self.by.map(|b| b.of(&r.function)).unwrap_or_default() {
+                let block = self.block(&k.row, module_name(&r.function));
+                let mut lines = block.lines();
+                let head = lines.next().unwrap_or_default();
+                // `  comm=cat pid=12  calls ...`, its histogram indented under it.
+                let stats = head.split_once("]  ").map_or(head, |(_, rest)| rest);
+                s.push_str(&format!("  {}  {stats}\n", k.label()));
+                for line in lines.filter(|l| !l.is_empty()) {
+                    s.push_str(&format!("  {line}\n"));
+                }
+                s.push('\n');
+            }
+        }
+        if let Some(b) = self.by {
+            s.push_str(&b.note());
         }
         if let Some(hidden) = top.map(|n| called.len().saturating_sub(n)).filter(|&h| h > 0) {
             s.push_str(&format!("({hidden} more functions with calls not shown)\n"));
@@ -178,6 +199,19 @@ impl Report<'_> {
         self.rows.iter().filter(|r| !only_called || r.count() > 0).map(|r| self.function_json(r, false)).collect()
     }
 
+    /// With `--by`: every (function, key) histogram, and the calls whose key did not fit.
+    fn by_json(&self) -> Option<ByJson<'_>> {
+        let b = self.by?;
+        let mut rows: Vec<KeyJson<'_>> = b
+            .rows
+            .iter()
+            .filter(|k| k.row.count() > 0)
+            .map(|k| KeyJson { comm: k.comm.as_deref(), pid: k.pid, latency: self.function_json(&k.row, false) })
+            .collect();
+        rows.sort_by(|a, b| (a.latency.function, b.latency.calls).cmp(&(b.latency.function, a.latency.calls)));
+        Some(ByJson { breakdown: rows, keys_not_fit_calls: b.overflow_calls() })
+    }
+
     /// An `interval` event: the functions called in it.
     pub fn interval_json(&self, elapsed: Duration, interval: Duration) -> IntervalEvent<'_> {
         IntervalEvent {
@@ -187,6 +221,7 @@ impl Report<'_> {
             timestamp: self.timestamp.clone(),
             unit: self.unit.map(Unit::name),
             total: self.total.map(|t| self.function_json(t, true)),
+            by: self.by_json(),
             functions: self.functions_json(true),
         }
     }
@@ -237,6 +272,7 @@ impl Summary<'_> {
             timestamp: self.report.timestamp.clone(),
             unit: self.report.unit.map(Unit::name),
             total: self.report.total.map(|t| self.report.function_json(t, true)),
+            by: self.report.by_json(),
             functions: self.report.functions_json(false),
         }
     }
@@ -254,6 +290,8 @@ pub struct IntervalEvent<'a> {
     unit: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     total: Option<FunctionJson<'a>>,
+    #[serde(flatten)]
+    by: Option<ByJson<'a>>,
     /// Functions called in the interval.
     functions: Vec<FunctionJson<'a>>,
 }
@@ -273,8 +311,28 @@ pub struct SummaryEvent<'a> {
     /// With `--total`: every function's calls in one histogram.
     #[serde(skip_serializing_if = "Option::is_none")]
     total: Option<FunctionJson<'a>>,
+    #[serde(flatten)]
+    by: Option<ByJson<'a>>,
     /// Every attached function, in the report's order.
     functions: Vec<FunctionJson<'a>>,
+}
+
+/// What `--by` adds: `breakdown` rows (a function's latencies for one key, with `comm`
+/// and/or `pid`) and the calls whose key did not fit.
+#[derive(Debug, Serialize)]
+struct ByJson<'a> {
+    breakdown: Vec<KeyJson<'a>>,
+    keys_not_fit_calls: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct KeyJson<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    comm: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pid: Option<u32>,
+    #[serde(flatten)]
+    latency: FunctionJson<'a>,
 }
 
 /// Percentiles are the upper bounds (exclusive) of their log2 buckets; null without calls.

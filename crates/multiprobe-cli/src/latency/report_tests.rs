@@ -7,7 +7,7 @@ use crate::latency::tests::{row, rows};
 
 fn summary(rows: &[Row]) -> Summary<'_> {
     Summary {
-        report: Report { rows, total: None, unit: None, timestamp: None },
+        report: Report { rows, total: None, unit: None, timestamp: None, by: None },
         mode: "kprobe session",
         end: End::Duration,
         attach: Duration::from_millis(40),
@@ -95,6 +95,7 @@ fn intervals_subtract_and_leave_max_out_and_the_total_adds_up() {
         total: Some(&t),
         unit: None,
         timestamp: Some(timestamp(UNIX_EPOCH + Duration::from_secs(1_796_457_301))),
+        by: None,
     };
     let text = report.blocks(None);
     assert!(
@@ -115,4 +116,37 @@ fn intervals_subtract_and_leave_max_out_and_the_total_adds_up() {
 fn timestamps_are_utc_dates() {
     assert_eq!(timestamp(UNIX_EPOCH), "1970-01-01T00:00:00Z");
     assert_eq!(timestamp(UNIX_EPOCH + Duration::from_secs(951_782_400)), "2000-02-29T00:00:00Z");
+}
+
+#[test]
+fn keys_print_under_their_function_and_in_json() {
+    use std::collections::HashMap;
+
+    use super::super::by::{ByTable, KeyRow};
+    let r = rows();
+    let key = |comm: &str, pid, buckets: &[(usize, u64)]| KeyRow {
+        comm: Some(comm.into()),
+        pid: Some(pid),
+        row: row("fast", buckets, 700 * buckets.iter().map(|b| b.1).sum::<u64>(), 900),
+    };
+    let by = ByTable {
+        rows: vec![key("cat", 12, &[(10, 10)]), key("sh", 1, &[(10, 80), (11, 10)])],
+        overflow: HashMap::from([(r[1].function.clone(), 5)]),
+        max_keys: 2,
+    };
+    let mut s = summary(&r);
+    s.report.by = Some(&by);
+    let text = s.text(None);
+    assert!(
+        text.contains("|\n\n  comm=sh pid=1  calls 90  avg 700ns  p50 <1.0us  p90 <2.0us  p99 <2.0us  max 900ns\n  [512, 1K) 80 |"),
+        "{text}"
+    );
+    assert!(text.contains("\n  comm=cat pid=12  calls 10  avg 700ns"), "{text}");
+    assert!(text.contains("5 calls in keys that did not fit (the kernel keeps 2 keys)"), "{text}");
+    let v = serde_json::to_value(s.json("session")).unwrap();
+    assert_eq!(v["keys_not_fit_calls"], 5);
+    let b = &v["breakdown"];
+    assert_eq!((&b[0]["comm"], &b[0]["pid"], &b[0]["calls"]), (&"sh".into(), &1.into(), &90.into()), "{v}");
+    assert_eq!(b[1]["comm"], "cat");
+    assert_eq!(b[0]["function"], "fast");
 }
