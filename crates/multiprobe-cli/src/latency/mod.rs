@@ -217,7 +217,10 @@ pub fn run(args: &LatencyArgs, listing: &Listing, out: &mut Output) -> Result<()
     };
     let stamp = |on: bool| on.then(|| report::timestamp(SystemTime::now()));
     let started = Instant::now();
-    let mut last = (started, probe::masked(&read(&functions, latencies)?, &mask), read_by()?);
+    // The first interval starts from the empty tables of the attach, not from a read made
+    // after it: calls made meanwhile belong to it.
+    let empty: Vec<Row> = functions.iter().map(|f| Row::empty(f.clone())).collect();
+    let mut last = (started, probe::masked(&empty, &mask), (!by_keys.is_empty()).then(ByTable::default));
     let end = run::run_until(&stop, started, args.run.duration, args.interval, || {
         let now = (Instant::now(), probe::masked(&read(&functions, latencies)?, &mask), read_by()?);
         let mut rows = report::since(&now.1, &last.1);
