@@ -138,7 +138,9 @@ fn keys_print_under_their_function_and_in_json() {
     s.report.by = Some(&by);
     let text = s.text(None);
     assert!(
-        text.contains("|\n\n  comm=sh pid=1  calls 90  avg 700ns  p50 <1.0us  p90 <2.0us  p99 <2.0us  max 900ns\n  [512, 1K) 80 |"),
+        text.contains(
+            "|\n\n  comm=sh pid=1  calls 90  avg 700ns  p50 <1.0us  p90 <2.0us  p99 <2.0us  max 900ns\n  [512, 1K) 80 |"
+        ),
         "{text}"
     );
     assert!(text.contains("\n  comm=cat pid=12  calls 10  avg 700ns"), "{text}");
