@@ -143,7 +143,7 @@ fn breakdown_by_comm_pid_tid_cpu_counts_the_workload() {
         "--pid",
         &p,
         "--duration",
-        "3s",
+        "2s",
         "--json",
         "--by",
         "comm",
@@ -185,7 +185,7 @@ fn breakdown_by_kstack_shows_the_syscall_path() {
     require_kprobes!();
     let p = std::process::id().to_string();
     let mut cli =
-        Cli::spawn(&["count", "vfs_read", "--pid", &p, "--duration", "3s", "--json", "--by", "kstack", "--by", "comm"]);
+        Cli::spawn(&["count", "vfs_read", "--pid", &p, "--duration", "2s", "--json", "--by", "kstack", "--by", "comm"]);
     let before = cli.wait_attached(true);
     workload();
     let r = cli.finish(before);
@@ -218,7 +218,7 @@ fn breakdown_folded_stacks_make_a_flame_graph() {
         "--pid",
         &p,
         "--duration",
-        "3s",
+        "2s",
         "--folded",
         "--by",
         "kstack",
@@ -258,7 +258,7 @@ fn breakdown_counts_keys_that_did_not_fit_and_lost_stacks() {
         "--pid",
         &p,
         "--duration",
-        "3s",
+        "2s",
         "--json",
         "--by",
         "kstack",
@@ -311,9 +311,9 @@ fn breakdown_latency_intervals_units_and_total() {
         "--pid",
         &p,
         "--duration",
-        "3s",
+        "2s",
         "--interval",
-        "1s",
+        "500ms",
         "--json",
         "--timestamp",
         "--unit",
@@ -426,7 +426,7 @@ fn breakdown_latency_by_comm_and_pid() {
             "--pid",
             &p,
             "--duration",
-            "3s",
+            "2s",
             "--json",
             "--by",
             "comm",
