@@ -130,7 +130,8 @@ fn rows(summary: &Value) -> Vec<Value> {
 }
 
 /// `--by comm --by pid --by tid --by cpu`: one key per function for the workload thread,
-/// with its name, this pid, its tid and a CPU, and exactly its calls.
+/// with its name, this pid, its tid and a CPU, and exactly its calls, in the summary and,
+/// spread over them, in the `interval` events.
 #[test]
 fn breakdown_by_comm_pid_tid_cpu_counts_the_workload() {
     require_kprobes!();
@@ -153,6 +154,8 @@ fn breakdown_by_comm_pid_tid_cpu_counts_the_workload() {
         "tid",
         "--by",
         "cpu",
+        "--interval",
+        "500ms",
     ]);
     let before = cli.wait_attached(true);
     let tid = workload();
@@ -176,6 +179,17 @@ fn breakdown_by_comm_pid_tid_cpu_counts_the_workload() {
     assert_eq!(rows.len() as u64, rows.iter().filter(|r| r["comm"] == COMM).count() as u64, "{summary}");
     assert_eq!(summary["total_calls"], 8, "{summary}");
     assert_eq!(summary["keys_not_fit_calls"], 0);
+    // Each interval event carries the breakdown of its own calls: together, the workload's.
+    let in_intervals: u64 = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["event"] == "interval")
+        .flat_map(|e| e["breakdown"].as_array().cloned().unwrap_or_else(|| panic!("no breakdown: {e}")))
+        .filter(|row| row["comm"] == COMM)
+        .map(|row| row["calls"].as_u64().unwrap())
+        .sum();
+    assert_eq!(in_intervals, 8, "{}", r.describe());
 }
 
 /// `--by kstack --by comm`: the workload's reads come through pread64's syscall entry, each
