@@ -158,6 +158,10 @@ impl Breakdown<'_> {
     fn blocks(&self, top: Option<usize>) -> String {
         let mut s = String::new();
         for (f, total, keys) in self.groups(top) {
+            // A blank line between functions (none after the last: the summary adds its own).
+            if !s.is_empty() {
+                s.push('\n');
+            }
             let func = &self.functions[f];
             s.push_str(&format!(
                 "{} ({}): {total} calls, {}/s\n",
@@ -191,7 +195,6 @@ impl Breakdown<'_> {
             if self.snapshot.overflow[f] > 0 {
                 s.push_str(&format!("  ({} calls in keys that did not fit)\n", self.snapshot.overflow[f]));
             }
-            s.push('\n');
         }
         s
     }
