@@ -19,6 +19,10 @@
 //! - `count-cookie` (what it falls back to): `slot_base` 0, attached with cookie = counter
 //!   index.
 //!
+//! `count --by` (bpf/breakdown.bpf.o, address mode as the CLI sets it up): `by-comm` (a hash
+//! lookup keyed by function and comm) and `by-kstack` (a kernel stack walk and a stack map
+//! insert besides), each counting into its own table.
+//!
 //! References from bpf/bench.bpf.c: `empty` (the kprobe_multi machinery alone), `cookie`
 //! (`bpf_get_attach_cookie` alone: what cookie mode pays to find a counter) and `increment`
 //! (one per-CPU counter incremented, no lookup: the least a counter costs).
@@ -35,7 +39,7 @@ use multiprobe::{AddressIndex, LoadedObject, Map, Object, UpdateFlags};
 use serde_json::json;
 
 use crate::report::{self, Series};
-use crate::{BENCH_OBJ, COUNT_OBJ, Config, rotated, timed};
+use crate::{BENCH_OBJ, BREAKDOWN_OBJ, COUNT_OBJ, Config, rotated, timed};
 
 /// The syscall loop of a case, `n` calls.
 fn run_loop(syscall: &str, file: &File, n: u64) {
@@ -70,6 +74,35 @@ fn load_count(n: usize, slots: Option<&AddressIndex>) -> Result<LoadedObject, Bo
         loaded.map("slots").ok_or("no map `slots`")?.update_batch(s.keys(), s.values(), UpdateFlags::Any)?;
     }
     Ok(loaded)
+}
+
+/// breakdown.bpf.o loaded as `count --by` loads it for `n` functions: `by` bits (1 comm,
+/// 16 kstack), 10240 keys, the slot table.
+fn load_breakdown(n: usize, slots: &AddressIndex, by: u32) -> Result<LoadedObject, Box<dyn std::error::Error>> {
+    let mut obj = Object::parse("breakdown", BREAKDOWN_OBJ)?;
+    obj.map_mut("calls").ok_or("no map `calls`")?.set_max_entries(10240);
+    for m in ["overflow", "lost_stacks"] {
+        obj.map_mut(m).ok_or("no map")?.set_max_entries(n as u32);
+    }
+    obj.map_mut("stacks").ok_or("no map `stacks`")?.set_max_entries(if by & 16 != 0 { 10240 } else { 1 });
+    obj.set_global("by", &by)?;
+    obj.map_mut("slots").ok_or("no map `slots`")?.set_max_entries(slots.slot_count());
+    obj.set_global("slot_base", &slots.base())?;
+    let loaded = obj.load()?;
+    loaded.map("slots").ok_or("no map `slots`")?.update_batch(slots.keys(), slots.values(), UpdateFlags::Any)?;
+    Ok(loaded)
+}
+
+/// Calls a breakdown object counted for function `index`: its keys plus those that did not fit.
+fn counted_by(o: &LoadedObject, index: usize) -> Result<u64, String> {
+    let calls = o.map("calls").ok_or("no map `calls`")?;
+    let mut n = 0;
+    for (key, cpus) in calls.dump_per_cpu::<[u32; 10], u64>().map_err(|e| e.to_string())? {
+        if key[0] as usize == index {
+            n += cpus.iter().sum::<u64>();
+        }
+    }
+    Ok(n + counted(o.map("overflow").ok_or("no map `overflow`")?, index).map_err(|e| e.to_string())?)
 }
 
 /// Calls counted for counter `index`, summed over the CPUs.
@@ -124,6 +157,20 @@ fn run_inner(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
                 None
             }
         };
+        // `count --by comm` and `--by kstack`, address mode as the CLI.
+        let by = |bits: u32| -> Option<LoadedObject> {
+            let slots = entry_addresses(functions)
+                .map_err(|e| e.to_string())
+                .and_then(|e| AddressIndex::for_functions(functions, &e).map_err(|e| e.to_string()));
+            match slots.and_then(|s| load_breakdown(n, &s, bits).map_err(|e| e.to_string())) {
+                Ok(o) => Some(o),
+                Err(e) => {
+                    report::emit_error("per_call", case, if bits == 1 { "by-comm" } else { "by-kstack" }, &e);
+                    None
+                }
+            }
+        };
+        let (by_comm, by_kstack) = (by(1), by(16));
         let cookie_mode = load_count(n, None)?;
 
         let plain = KprobeMulti::functions(functions.iter().cloned());
@@ -131,6 +178,12 @@ fn run_inner(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
         let mut imps = vec!["none", "empty", "cookie", "increment", "count-cookie"];
         if address.is_some() {
             imps.push("count-address");
+        }
+        if by_comm.is_some() {
+            imps.push("by-comm");
+        }
+        if by_kstack.is_some() {
+            imps.push("by-kstack");
         }
         let mut samples: Vec<Vec<u64>> = vec![Vec::new(); imps.len()];
         for rep in 0..config.reps {
@@ -147,6 +200,11 @@ fn run_inner(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
                     "count-address" => {
                         let obj = &address.as_ref().unwrap().0;
                         let prog = obj.program("count_calls").ok_or("no program `count_calls`")?;
+                        Some(prog.attach_kprobe_multi(&plain)?)
+                    }
+                    "by-comm" | "by-kstack" => {
+                        let obj = if imp == "by-comm" { by_comm.as_ref() } else { by_kstack.as_ref() };
+                        let prog = obj.unwrap().program("count_by").ok_or("no program `count_by`")?;
                         Some(prog.attach_kprobe_multi(&plain)?)
                     }
                     _ => None,
@@ -172,6 +230,8 @@ fn run_inner(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
             "function": label, "counted_function": counted_fn, "calls_made": made,
             "counted_cookie": counts(&cookie_mode)?, "counted_address": address_counted,
             "slots": address.as_ref().map(|(_, len)| *len),
+            "counted_by_comm": by_comm.as_ref().map(|o| counted_by(o, index)).transpose()?,
+            "counted_by_kstack": by_kstack.as_ref().map(|o| counted_by(o, index)).transpose()?,
         }));
     }
     let _ = std::fs::remove_file(path);

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod checked;
+mod complete;
 mod count;
 mod duration;
 mod error;
@@ -14,9 +15,11 @@ mod list;
 mod output;
 mod probe;
 mod progress;
+mod prototype;
 mod run;
 mod select;
 mod signals;
+mod symbolize;
 mod table;
 mod trace;
 
@@ -35,7 +38,8 @@ use crate::output::Output;
 #[derive(Debug, Parser)]
 #[command(name = "multiprobe", version, max_term_width = 100)]
 struct Cli {
-    /// More detail on errors: the chain of causes and the verifier's full log.
+    /// More detail: on errors the chain of causes and the verifier's full log; in `list`,
+    /// each function's prototype from BTF.
     #[arg(short, long, global = true)]
     verbose: bool,
     /// Always read the traceable functions (and their entry addresses) from the kernel, not
@@ -65,6 +69,9 @@ enum Command {
         #[arg(value_enum)]
         shell: Shell,
     },
+    /// For the completion scripts: kept function names starting with PREFIX.
+    #[command(name = complete::COMMAND, hide = true)]
+    CompleteFunctions { prefix: Option<String> },
 }
 
 fn main() -> ExitCode {
@@ -74,13 +81,16 @@ fn main() -> ExitCode {
     // same, saves it.
     let listing = if cli.no_cache { Listing::new() } else { Listing::cached() };
     let result = Output::stdout().and_then(|mut out| match &cli.command {
-        Command::List(args) => list::run(args, &listing, &mut out),
+        Command::List(args) => list::run(args, cli.verbose, &listing, &mut out),
         Command::Count(args) => count::run(args, &listing, &mut out),
         Command::Latency(args) => latency::run(args, &listing, &mut out),
         Command::Trace(args) => trace::run(args, &listing, &mut out),
         Command::Export(args) => export::run(args, &listing),
         Command::Features(args) => features::run(args, &mut out),
         Command::Completions { shell } => completions(*shell, &mut out),
+        Command::CompleteFunctions { prefix } => {
+            complete::functions(prefix.as_deref().unwrap_or(""), &listing, &mut out)
+        }
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -95,6 +105,7 @@ fn completions(shell: Shell, out: &mut Output) -> Result<(), CliError> {
     let mut script = Vec::new();
     clap_complete::generate(shell, &mut Cli::command(), "multiprobe", &mut script);
     out.text(&String::from_utf8_lossy(&script))?;
+    out.text(complete::hook(shell))?;
     Ok(())
 }
 

@@ -60,6 +60,59 @@ impl Report {
         );
     }
 
+    /// `count --by` per call: the breakdown programs against plain count and the empty
+    /// program (only where the run measured them).
+    pub(super) fn per_call_by_table(&self, md: &mut String) {
+        let cases: Vec<String> =
+            self.cases("per_call").into_iter().filter(|c| self.stat("per_call", c, "by-comm").is_some()).collect();
+        if cases.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            md,
+            "\n#### `count --by` per call (ns per syscall, median (min); overhead relative to the empty program)\n"
+        );
+        md.push_str(
+            "| loop | no probe | empty | count | count overhead | --by comm | --by comm overhead | --by kstack | --by kstack overhead | counted exactly |\n\
+             |---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
+        );
+        for case in cases {
+            let ns = |imp| match self.stat("per_call", &case, imp) {
+                Some(s) => format!("{:.0} ({:.0})", s.median / 1000.0, s.min / 1000.0),
+                None => "-".into(),
+            };
+            let overhead =
+                |imp| self.overhead_ratio(&case, imp).map_or("-".into(), |(r, min)| format!("{r:.2}x ({min:.2}x)"));
+            let info = self.records.per_call.get(&case);
+            let exact = info.map_or("-".into(), |v| {
+                let made = v.calls_made.unwrap_or(0);
+                let judge = |c: Option<u64>| match c {
+                    Some(c) if c == made => "yes".to_string(),
+                    Some(c) => format!("**no**: {c} of {made}"),
+                    None => "-".into(),
+                };
+                format!("comm {}, kstack {}", judge(v.counted_by_comm), judge(v.counted_by_kstack))
+            });
+            let _ = writeln!(
+                md,
+                "| {case} | {} | {} | {} | {} | {} | {} | {} | {} | {exact} |",
+                ns("none"),
+                ns("empty"),
+                ns("count-address"),
+                overhead("count-address"),
+                ns("by-comm"),
+                overhead("by-comm"),
+                ns("by-kstack"),
+                overhead("by-kstack"),
+            );
+        }
+        md.push_str(
+            "\nbreakdown = bpf/breakdown.bpf.o as `count --by` sets it up (address mode, 10240 keys): \
+             --by comm = `bpf_get_current_comm` and a per-CPU hash lookup keyed by function and comm; \
+             --by kstack = `bpf_get_stackid` (a kernel stack walk, a stack map insert) and the hash lookup.\n",
+        );
+    }
+
     /// The CLI's runs, and the memory of its link-info feature check.
     pub(super) fn cli_table(&self, md: &mut String) {
         let cli_cases = self.cases("cli");

@@ -16,6 +16,7 @@ impl Report {
         self.alternatives_table(&mut md);
         self.load_table(&mut md);
         self.per_call_table(&mut md);
+        self.per_call_by_table(&mut md);
         self.cli_table(&mut md);
         self.targets_table(&mut md);
         md

@@ -84,6 +84,9 @@ pub struct PerCall {
     pub counted_cookie: Option<u64>,
     /// What its address mode counted (`None` where it could not run).
     pub counted_address: Option<u64>,
+    /// What `count --by comm`'s and `--by kstack`'s programs counted.
+    pub counted_by_comm: Option<u64>,
+    pub counted_by_kstack: Option<u64>,
 }
 
 /// One run of the CLI (`info` case `cli <case>`, one per repetition).

@@ -2,8 +2,11 @@
 //! function (one kprobe_multi link, or per-function kprobes where the kernel has none). Each
 //! function has a slot in a per-CPU array of counters, found from its entry address (the
 //! library's `AddressIndex`) or its attach cookie, and read once per interval; rates are
-//! computed here, not in the kernel.
+//! computed here, not in the kernel. With `--by`, another object counts per function and
+//! key (`by.rs`, printed by `breakdown.rs`).
 
+mod breakdown;
+mod by;
 mod report;
 
 use std::time::{Duration, Instant};
@@ -13,6 +16,8 @@ use multiprobe::kprobe_multi::{KprobeMulti, KprobeMultiLink};
 use multiprobe::symbols::{Function, Listing};
 use multiprobe::{AddressIndex, Map, Object, Program};
 
+use self::breakdown::{Breakdown, Stacks};
+use self::by::{ByArgs, Snapshot, Tables};
 use self::report::{AttachedEvent, Interval, Summary};
 use crate::checked::Checked;
 use crate::duration;
@@ -45,9 +50,12 @@ pub struct CountArgs {
     /// Show the N functions with the most calls (default: 20 while running, all at the end).
     #[arg(short = 't', long, value_name = "N")]
     pub top: Option<usize>,
+    #[command(flatten)]
+    pub by: ByArgs,
 }
 
 pub fn run(args: &CountArgs, listing: &Listing, out: &mut Output) -> Result<(), CliError> {
+    let keys = args.by.keys()?;
     let stop = Stop::install()?;
     let strategy = probe::choose(args.run.no_fallback)?;
     let resolved = args.targets.resolve(listing)?;
@@ -55,10 +63,15 @@ pub fn run(args: &CountArgs, listing: &Listing, out: &mut Output) -> Result<(), 
     let n = functions.len();
 
     let load_start = Instant::now();
-    let (loaded, slots) = load_for(strategy, &functions, args.run.pid, listing)?;
+    let (loaded, slots, program) = if keys.is_empty() {
+        let (loaded, slots) = load_for(strategy, &functions, args.run.pid, listing)?;
+        (loaded, slots, PROGRAM)
+    } else {
+        let (loaded, slots) = by::load_for(strategy, &functions, args.run.pid, listing, &keys, args.by.max_keys())?;
+        (loaded, slots, by::PROGRAM)
+    };
     let load_time = load_start.elapsed();
-    let prog = loaded.program(PROGRAM).expect("the object has the program").clone();
-    let map = loaded.map(COUNTS).expect("the object has the map").clone();
+    let prog = loaded.program(program).expect("the object has the program").clone();
 
     if stop.pending().is_some() {
         eprintln!("interrupted before attaching: nothing was attached");
@@ -94,16 +107,41 @@ pub fn run(args: &CountArgs, listing: &Listing, out: &mut Output) -> Result<(), 
     if interval.is_none() && !args.run.json {
         eprintln!("counting calls of {} {}", output::functions(n), args.run.until());
     }
-    let mut counts = Counters::new(map, mask);
+    let mut counts = if keys.is_empty() {
+        Tally::Plain(Counters::new(loaded.map(COUNTS).expect("the object has the map").clone(), mask))
+    } else {
+        Tally::By { tables: Tables::new(&loaded, &keys, &mask), last: Snapshot::default() }
+    };
+    let top_keys = args.by.top_keys.unwrap_or(breakdown::TOP_KEYS);
     let started = Instant::now();
     let mut last_tick = started;
     let end = run::run_until(&stop, started, args.run.duration, interval, || {
         let now = Instant::now();
-        let (calls, totals) = counts.advance()?;
-        let report =
-            Interval { functions: &functions, calls: &calls, totals: &totals, secs: (now - last_tick).as_secs_f64() };
+        let (calls, totals, delta) = counts.advance()?;
+        let secs = (now - last_tick).as_secs_f64();
+        let report = Interval { functions: &functions, calls: &calls, totals: &totals, secs };
         last_tick = now;
-        if args.run.json {
+        if let (Some(delta), Tally::By { tables, .. }) = (&delta, &counts) {
+            let stacks = Stacks::read(tables, delta)?;
+            let b = Breakdown {
+                functions: &functions,
+                snapshot: delta,
+                stacks: &stacks,
+                keys: &keys,
+                max_keys: args.by.max_keys(),
+                top_keys: if args.run.json { usize::MAX } else { top_keys },
+                secs,
+            };
+            if args.run.json {
+                let mut event = report.json(now - started);
+                event.breakdown = Some(b.json());
+                out.json(&event)?;
+            } else if !args.by.folded {
+                let clear = if out.tty { CLEAR } else { "" };
+                let header = format!("[{}]\n", duration::human(now - started));
+                out.text(&format!("{clear}{header}{}\n", b.text(Some(args.top.unwrap_or(LIVE_ROWS)))))?;
+            }
+        } else if args.run.json {
             out.json(&report.json(now - started))?;
         } else if out.tty {
             let header = format!(
@@ -121,10 +159,24 @@ pub fn run(args: &CountArgs, listing: &Listing, out: &mut Output) -> Result<(), 
     })?;
     // The counts of the run itself: per-function kprobes can take seconds to detach, and
     // calls made meanwhile would inflate the rates.
-    let totals = counts.read()?;
+    let (totals, last) = counts.read()?;
     let ran = started.elapsed();
     let missed = missed(&link, &prog);
+    // Stacks are read before detaching: the stack map goes with the program.
+    let stacks = match (&counts, &last) {
+        (Tally::By { tables, .. }, Some(s)) => Stacks::read(tables, s)?,
+        _ => Stacks::default(),
+    };
     let detach_time = probe::detach(vec![link]);
+    let breakdown = last.as_ref().map(|snapshot| Breakdown {
+        functions: &functions,
+        snapshot,
+        stacks: &stacks,
+        keys: &keys,
+        max_keys: args.by.max_keys(),
+        top_keys,
+        secs: ran.as_secs_f64(),
+    });
 
     let summary = Summary {
         functions: &functions,
@@ -135,9 +187,14 @@ pub fn run(args: &CountArgs, listing: &Listing, out: &mut Output) -> Result<(), 
         ran,
         detach: detach_time,
         missed,
+        breakdown: breakdown.as_ref(),
     };
     if args.run.json {
         out.json(&summary.json())?;
+    } else if let Some(b) = breakdown.as_ref().filter(|_| args.by.folded) {
+        // Only the stacks on stdout, for a flame-graph tool to read; the rest on stderr.
+        out.text(&b.folded())?;
+        eprint!("{}{}", b.notes(), summary.footer());
     } else {
         let clear = if out.tty && interval.is_some() { CLEAR } else { "" };
         out.text(&format!("{clear}{}", summary.text(args.top)))?;
@@ -156,15 +213,7 @@ pub(crate) fn load_for(
     pid: Option<u32>,
     listing: &Listing,
 ) -> Result<(multiprobe::LoadedObject, Option<AddressIndex>), CliError> {
-    // A kprobe_multi link finds counters by entry address when the functions allow it;
-    // where they do not (a set spanning modules, shared slots), cookies do, as JSON's
-    // `attached.lookup` tells.
-    let slots = match strategy {
-        Strategy::KprobeMulti => {
-            listing.entry_addresses(functions).ok().and_then(|e| AddressIndex::for_functions(functions, &e).ok())
-        }
-        Strategy::PerFunction => None,
-    };
+    let slots = slots_for(strategy, functions, listing);
     let n = functions.len();
     match load(strategy, n, pid, slots.as_ref()) {
         Ok(loaded) => Ok((loaded, slots)),
@@ -172,6 +221,18 @@ pub(crate) fn load_for(
         // a table of up to 32 MiB), counters are found by cookie.
         Err(_) if slots.is_some() => Ok((load(strategy, n, pid, None)?, None)),
         Err(e) => Err(e),
+    }
+}
+
+/// The slot table for `functions` where a kprobe_multi link can find them by entry address.
+/// Where they cannot (a set spanning modules, shared slots), cookies do, as JSON's
+/// `attached.lookup` tells.
+pub(crate) fn slots_for(strategy: Strategy, functions: &[Function], listing: &Listing) -> Option<AddressIndex> {
+    match strategy {
+        Strategy::KprobeMulti => {
+            listing.entry_addresses(functions).ok().and_then(|e| AddressIndex::for_functions(functions, &e).ok())
+        }
+        Strategy::PerFunction => None,
     }
 }
 
@@ -219,6 +280,45 @@ pub(crate) fn missed(link: &KprobeMultiLink, prog: &Program) -> Option<u64> {
     match (link_missed, recursion) {
         (None, None) => None,
         (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
+    }
+}
+
+/// Calls per function in the interval, in total, and the breakdown of the interval.
+type Advance = (Vec<u64>, Vec<u64>, Option<Snapshot>);
+
+/// Calls per function, from the plain counters or the breakdown's tables.
+enum Tally {
+    Plain(Counters),
+    By { tables: Tables, last: Snapshot },
+}
+
+impl Tally {
+    /// Calls per attached function so far, and the breakdown's snapshot.
+    fn read(&self) -> Result<(Vec<u64>, Option<Snapshot>), CliError> {
+        match self {
+            Tally::Plain(c) => Ok((c.read()?, None)),
+            Tally::By { tables, .. } => {
+                let s = tables.read()?;
+                Ok((s.totals(), Some(s)))
+            }
+        }
+    }
+
+    /// Calls since the last call (per function), totals, and the breakdown of the calls since.
+    fn advance(&mut self) -> Result<Advance, CliError> {
+        match self {
+            Tally::Plain(c) => {
+                let (calls, totals) = c.advance()?;
+                Ok((calls, totals, None))
+            }
+            Tally::By { tables, last } => {
+                let now = tables.read()?;
+                let delta = now.since(last);
+                let totals = now.totals();
+                *last = now;
+                Ok((delta.totals(), totals, Some(delta)))
+            }
+        }
     }
 }
 

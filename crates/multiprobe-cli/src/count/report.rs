@@ -7,6 +7,7 @@ use multiprobe::kprobe_multi::AttachMode;
 use multiprobe::symbols::Function;
 use serde::Serialize;
 
+use super::breakdown::{Breakdown, BreakdownJson};
 use crate::duration;
 use crate::output::{self, hex_address};
 use crate::probe;
@@ -84,6 +85,7 @@ impl Interval<'_> {
             elapsed_ms: duration::millis(elapsed),
             interval_ms: (self.secs * 1e6).round() / 1e3,
             calls: self.calls.iter().sum(),
+            breakdown: None,
             functions: order
                 .into_iter()
                 .filter(|&i| self.calls[i] > 0)
@@ -109,6 +111,8 @@ pub(super) struct Summary<'a> {
     pub(super) ran: Duration,
     pub(super) detach: Duration,
     pub(super) missed: Option<u64>,
+    /// With `--by`: calls per function and key.
+    pub(super) breakdown: Option<&'a Breakdown<'a>>,
 }
 
 impl Summary<'_> {
@@ -116,7 +120,9 @@ impl Summary<'_> {
         let order = ranked(self.functions, self.totals, self.totals);
         let secs = self.ran.as_secs_f64();
         let mut s = String::new();
-        if order.is_empty() {
+        if let Some(b) = self.breakdown.filter(|_| !order.is_empty()) {
+            s.push_str(&b.text(top));
+        } else if order.is_empty() {
             s.push_str(&format!("no calls to any of the {} functions\n", self.functions.len()));
         } else {
             let mut t = Table::new(&[
@@ -142,7 +148,14 @@ impl Summary<'_> {
                 s.push_str(&format!("({hidden} more functions called)\n"));
             }
         }
-        let called = order.len();
+        s.push_str(&self.footer());
+        s
+    }
+
+    /// The line on functions called, timings and missed calls that ends the summary.
+    pub(super) fn footer(&self) -> String {
+        let called = self.totals.iter().filter(|&&c| c > 0).count();
+        let mut s = String::new();
         s.push_str(&format!(
             "\n{}: {called} called, {} not called. Attached in {} ({}), ran {}{}, detached in {}.\n",
             output::functions(self.functions.len()),
@@ -181,6 +194,7 @@ impl Summary<'_> {
             detach_ms: duration::millis(self.detach),
             missed: self.missed,
             peak_rss_kib: peak_rss_kib(),
+            breakdown: self.breakdown.map(Breakdown::json),
             functions: order
                 .into_iter()
                 .map(|i| SummaryFunction {
@@ -215,6 +229,9 @@ pub(super) struct IntervalEvent<'a> {
     elapsed_ms: f64,
     interval_ms: f64,
     calls: u64,
+    /// With `--by`: the interval's calls per function and key.
+    #[serde(flatten)]
+    pub(super) breakdown: Option<BreakdownJson<'a>>,
     /// Functions called in the interval.
     functions: Vec<IntervalFunction<'a>>,
 }
@@ -244,6 +261,9 @@ pub(super) struct SummaryEvent<'a> {
     /// The most memory this process held (VmHWM), in KiB.
     #[serde(skip_serializing_if = "Option::is_none")]
     peak_rss_kib: Option<u64>,
+    /// With `--by`: calls per function and key.
+    #[serde(flatten)]
+    breakdown: Option<BreakdownJson<'a>>,
     /// Every attached function, most calls first.
     functions: Vec<SummaryFunction<'a>>,
 }
@@ -314,6 +334,7 @@ mod tests {
             ran: Duration::from_secs(5),
             detach: Duration::from_millis(70),
             missed: Some(0),
+            breakdown: None,
         }
     }
 

@@ -55,6 +55,13 @@ impl Listing {
         cache::read(self.dir())
     }
 
+    /// The listing kept in the cache directory for the current boot and modules, or `None`
+    /// (no cache directory, nothing kept yet, or kept for another boot or set of modules).
+    /// Never reads tracefs: for callers that must stay cheap, such as shell completion.
+    pub fn read_kept(&self) -> Option<TraceableFunctions> {
+        cache::read_kept(self.dir()?)
+    }
+
     /// The entry (symbol) address of each function: what a kprobe_multi link matches cookies
     /// against, and what `bpf_get_func_ip` reports in kprobe_multi programs on x86 kernels.
     /// Computed from the listed patch sites and `/proc/kallsyms`, read once and kept while the

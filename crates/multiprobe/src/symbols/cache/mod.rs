@@ -95,6 +95,14 @@ fn load(dir: Option<&Path>, name: &str, key: &Key) -> Result<Option<Vec<u8>>, Li
     file::load(d, name, key).map_err(|e| ListingError::read(d.join(name).display().to_string(), e))
 }
 
+/// The listing kept in `dir` for the current boot and modules, if any: never asks the
+/// kernel for it (for shell completion, which must stay cheap).
+pub(crate) fn read_kept(dir: &Path) -> Option<TraceableFunctions> {
+    let key = Key::current().ok()??;
+    let text = file::load(dir, LISTING_FILE, &key).ok()??;
+    Some(TraceableFunctions::from_text(text, ListingSource::FilterFunctionsAddrs))
+}
+
 /// Whether entry addresses are at hand without reading `/proc/kallsyms` now: kept in memory
 /// for the current key, or about to be kept on disk (a cache directory `dir` is given, so
 /// the read is paid once per boot). False once kallsyms turned out to hide addresses.

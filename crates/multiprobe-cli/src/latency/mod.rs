@@ -5,8 +5,16 @@
 //! return of every call and keeps the entry time in the call's session cookie. Elsewhere a
 //! kprobe.multi + kretprobe.multi pair keeps it in a hash keyed by thread and function, and
 //! where even kprobe_multi is missing, the same pair goes in as per-function kprobes.
+//!
+//! `--interval` reads the histograms while attached and prints what each interval added;
+//! `--unit` has the kernel bucket latencies in us or ms (as funclatency -u/-m); `--total`
+//! adds one histogram over every function; `--by comm|pid` a histogram per function and key
+//! (`by.rs`). What is printed is in `report.rs`.
 
-use std::time::{Duration, Instant};
+mod by;
+mod report;
+
+use std::time::{Duration, Instant, SystemTime};
 
 use clap::{Args, ValueEnum};
 use multiprobe::kprobe_multi::{AttachMode, KprobeMulti, KprobeMultiLink};
@@ -14,17 +22,20 @@ use multiprobe::symbols::{Function, Listing};
 use multiprobe::{Map, Object, ProgramKind};
 use serde::Serialize;
 
+use self::by::{ByArgs, ByTable};
+use self::report::{Report, Summary, Unit};
+use crate::checked::Checked;
 use crate::duration;
 use crate::error::CliError;
-use crate::hist::{BUCKETS, BucketJson, Histogram};
-use crate::output::{self, Output, hex_address};
+use crate::hist::{BUCKETS, Histogram};
+use crate::output::{self, Output};
 use crate::probe::{self, Strategy};
 use crate::run::{self, RunArgs};
-use crate::select::{TargetArgs, module_name};
-use crate::signals::{self, End, Stop};
+use crate::select::TargetArgs;
+use crate::signals::Stop;
 
 /// The BPF object, built from bpf/latency.bpf.c by `cargo xtask bpf`.
-pub const OBJECT: &[u8] = include_bytes!("../../../bpf/latency.bpf.o");
+pub const OBJECT: &[u8] = include_bytes!("../../../../bpf/latency.bpf.o");
 const SESSION: &str = "latency_session";
 const ENTRY: &str = "latency_entry";
 const RETURN: &str = "latency_return";
@@ -44,6 +55,22 @@ pub struct LatencyArgs {
     /// Use a kprobe.multi + kretprobe.multi pair even where the kernel has kprobe sessions.
     #[arg(long)]
     pub no_session: bool,
+    /// Print the histograms of each interval of D (10ms at least), then start afresh
+    /// (funclatency -i); the final summary covers the whole run.
+    #[arg(short = 'i', long, value_name = "D", value_parser = Checked(duration::parse_interval), allow_hyphen_values = true)]
+    pub interval: Option<Duration>,
+    /// Start every report with the wall-clock time (UTC).
+    #[arg(short = 'T', long)]
+    pub timestamp: bool,
+    /// Unit of the histograms' buckets and of the times printed (default: buckets in ns,
+    /// times in the most readable unit).
+    #[arg(short = 'u', long, value_enum)]
+    pub unit: Option<Unit>,
+    /// Also one histogram over every selected function together.
+    #[arg(long)]
+    pub total: bool,
+    #[command(flatten)]
+    pub by: ByArgs,
 }
 
 /// How the report is ordered.
@@ -145,7 +172,7 @@ pub fn run(args: &LatencyArgs, listing: &Listing, out: &mut Output) -> Result<()
     let n = functions.len();
 
     let load_start = Instant::now();
-    let loaded = load(method, n, args.run.pid)?;
+    let loaded = load_in(method, n, args.run.pid, args.unit.map_or(1, Unit::ns), &args.by)?;
     let load_time = load_start.elapsed();
     let cookies: Vec<(Function, u64)> = functions.iter().cloned().zip(0u64..).collect();
     if stop.pending().is_some() {
@@ -174,21 +201,78 @@ pub fn run(args: &LatencyArgs, listing: &Listing, out: &mut Output) -> Result<()
         eprintln!("tracing {} {}", output::functions(n), args.run.until());
     }
 
+    let latencies = loaded.map("latencies").expect("the object has the map");
+    let by_keys = {
+        let mut k = args.by.by.clone();
+        k.sort();
+        k.dedup();
+        k
+    };
+    let read_by = || -> Result<Option<ByTable>, CliError> {
+        if by_keys.is_empty() {
+            return Ok(None);
+        }
+        let map = |name: &str| loaded.map(name).expect("the object has the map");
+        Ok(Some(ByTable::read(&functions, map("by_latencies"), map("by_overflow"), &by_keys, args.by.max_keys())?))
+    };
+    let stamp = |on: bool| on.then(|| report::timestamp(SystemTime::now()));
     let started = Instant::now();
-    let end = run::run_until(&stop, started, args.run.duration, None, || Ok(()))?;
+    // The first interval starts from the empty tables of the attach, not from a read made
+    // after it: calls made meanwhile belong to it.
+    let empty: Vec<Row> = functions.iter().map(|f| Row::empty(f.clone())).collect();
+    let mut last = (started, probe::masked(&empty, &mask), (!by_keys.is_empty()).then(ByTable::default));
+    let end = run::run_until(&stop, started, args.run.duration, args.interval, || {
+        let now = (Instant::now(), probe::masked(&read(&functions, latencies)?, &mask), read_by()?);
+        let mut rows = report::since(&now.1, &last.1);
+        sort(&mut rows, args.sort);
+        let total = args.total.then(|| report::total(&rows));
+        let by = match (&now.2, &last.2) {
+            (Some(n), Some(l)) => Some(n.since(l)),
+            _ => None,
+        };
+        let report = Report {
+            rows: &rows,
+            total: total.as_ref(),
+            unit: args.unit,
+            timestamp: stamp(args.timestamp),
+            by: by.as_ref(),
+        };
+        if args.run.json {
+            out.json(&report.interval_json(now.0 - started, now.0 - last.0))?;
+        } else {
+            let header = format!("[{}]\n", duration::human(now.0 - started));
+            out.text(&format!("{header}{}\n", report.blocks(args.top)))?;
+        }
+        last = now;
+        Ok(())
+    })?;
     let ran = started.elapsed();
     // Detach first, then read: the values stay in the map, and a read made while every
     // probed function still runs the program pays for its own page faults and syscalls
     // through those probes (minutes for `latency '*'` under emulation).
     let detach_time = probe::detach(links);
-    let latencies = loaded.map("latencies").expect("the object has the map");
     let mut rows = probe::masked(&read(&functions, latencies)?, &mask);
     sort(&mut rows, args.sort);
-    let report = Report { rows: &rows, mode: mode_text, end, attach: attach_time, ran, detach: detach_time };
+    let total = args.total.then(|| report::total(&rows));
+    let by = read_by()?;
+    let summary = Summary {
+        report: Report {
+            rows: &rows,
+            total: total.as_ref(),
+            unit: args.unit,
+            timestamp: stamp(args.timestamp),
+            by: by.as_ref(),
+        },
+        mode: mode_text,
+        end,
+        attach: attach_time,
+        ran,
+        detach: detach_time,
+    };
     if args.run.json {
-        out.json(&report.json(mode_json))?;
+        out.json(&summary.json(mode_json))?;
     } else {
-        out.text(&report.text(args.top))?;
+        out.text(&summary.text(args.top))?;
     }
     Ok(())
 }
@@ -215,10 +299,23 @@ pub fn mode(method: Method, links: &[KprobeMultiLink]) -> (&'static str, &'stati
 /// CPUs, and `latency '*'` on a large machine would otherwise pin gigabytes.
 const TABLE_LIMIT: u64 = 1 << 30;
 
-/// The object for this method, sized for `functions`.
+/// The object for this method, sized for `functions`, with histograms in ns.
 pub(crate) fn load(method: Method, functions: usize, pid: Option<u32>) -> Result<multiprobe::LoadedObject, CliError> {
+    load_in(method, functions, pid, 1, &ByArgs { by: Vec::new(), max_keys: None })
+}
+
+/// The object for this method, sized for `functions`, bucketing latencies in units of
+/// `unit_ns` nanoseconds, with the per-key table `by` asks for.
+fn load_in(
+    method: Method,
+    functions: usize,
+    pid: Option<u32>,
+    unit_ns: u64,
+    by: &ByArgs,
+) -> Result<multiprobe::LoadedObject, CliError> {
     let cpus = multiprobe::map::possible_cpus();
-    let table = functions as u64 * size_of::<PerCpu>() as u64 * cpus as u64;
+    let keys = if by.by.is_empty() { 0 } else { u64::from(by.max_keys()) };
+    let table = (functions as u64 + keys) * size_of::<PerCpu>() as u64 * cpus as u64;
     if table > TABLE_LIMIT {
         return Err(CliError::new(format!(
             "{functions} functions on {cpus} CPUs need {} MiB of per-CPU histograms (the limit is {} MiB)",
@@ -230,6 +327,12 @@ pub(crate) fn load(method: Method, functions: usize, pid: Option<u32>) -> Result
     let mut obj = Object::parse("latency", OBJECT)?;
     obj.map_mut("latencies").expect("the object has the map").set_max_entries(functions as u32);
     obj.set_global("target_tgid", &pid.unwrap_or(0))?;
+    obj.set_global("unit_ns", &unit_ns)?;
+    obj.set_global("by", &by.bits())?;
+    obj.map_mut("by_overflow").expect("the object has the map").set_max_entries(functions as u32);
+    if keys > 0 {
+        obj.map_mut("by_latencies").expect("the object has the map").set_max_entries(keys as u32);
+    }
     select_programs(&mut obj, method, &PROGRAMS);
     Ok(obj.load()?)
 }
@@ -240,10 +343,16 @@ pub(crate) struct Row {
     function: Function,
     pub hist: Histogram,
     pub sum_ns: u64,
-    max_ns: u64,
+    /// The largest call; `None` in an interval's report (the kernel keeps the run's only).
+    max_ns: Option<u64>,
 }
 
 impl Row {
+    /// A function without calls yet.
+    fn empty(function: Function) -> Row {
+        Row { function, hist: Histogram::default(), sum_ns: 0, max_ns: Some(0) }
+    }
+
     fn count(&self) -> u64 {
         self.hist.count()
     }
@@ -264,21 +373,23 @@ struct PerCpu {
 
 /// Sums every CPU's values into one row per function.
 pub(crate) fn read(functions: &[Function], latencies: &Map) -> Result<Vec<Row>, CliError> {
-    let mut rows: Vec<Row> = functions
-        .iter()
-        .map(|f| Row { function: f.clone(), hist: Histogram::default(), sum_ns: 0, max_ns: 0 })
-        .collect();
+    let mut rows: Vec<Row> = functions.iter().map(|f| Row::empty(f.clone())).collect();
     for (index, cpus) in latencies.dump_per_cpu::<u32, PerCpu>()? {
         let Some(row) = rows.get_mut(index as usize) else { continue };
-        for cpu in &cpus {
-            for (total, n) in row.hist.buckets.iter_mut().zip(cpu.buckets) {
-                *total += n;
-            }
-            row.sum_ns += cpu.sum_ns;
-            row.max_ns = row.max_ns.max(cpu.max_ns);
-        }
+        add_cpus(row, &cpus);
     }
     Ok(rows)
+}
+
+/// Adds every CPU's values to `row`.
+fn add_cpus(row: &mut Row, cpus: &[PerCpu]) {
+    for cpu in cpus {
+        for (total, n) in row.hist.buckets.iter_mut().zip(cpu.buckets) {
+            *total += n;
+        }
+        row.sum_ns += cpu.sum_ns;
+        row.max_ns = row.max_ns.max(Some(cpu.max_ns));
+    }
 }
 
 fn sort(rows: &mut [Row], by: SortBy) {
@@ -286,7 +397,7 @@ fn sort(rows: &mut [Row], by: SortBy) {
         match by {
             SortBy::Count | SortBy::Name => r.count(),
             SortBy::P99 => r.hist.percentile(99.0).unwrap_or(0),
-            SortBy::Max => r.max_ns,
+            SortBy::Max => r.max_ns.unwrap_or(0),
             SortBy::Avg => r.avg_ns().unwrap_or(0),
         }
     };
@@ -299,91 +410,6 @@ fn sort(rows: &mut [Row], by: SortBy) {
     });
 }
 
-/// The final report.
-struct Report<'a> {
-    rows: &'a [Row],
-    mode: &'static str,
-    end: End,
-    attach: Duration,
-    ran: Duration,
-    detach: Duration,
-}
-
-impl Report<'_> {
-    fn text(&self, top: Option<usize>) -> String {
-        let called: Vec<&Row> = self.rows.iter().filter(|r| r.count() > 0).collect();
-        let mut s = String::new();
-        for r in called.iter().take(top.unwrap_or(usize::MAX)) {
-            let pct = |p| r.hist.percentile(p).map_or("-".into(), |ns| format!("<{}", duration::nanos(ns)));
-            s.push_str(&format!(
-                "{} [{}]  calls {}  avg {}  p50 {}  p90 {}  p99 {}  max {}\n",
-                r.function.name,
-                module_name(&r.function),
-                r.count(),
-                r.avg_ns().map_or("-".into(), duration::nanos),
-                pct(50.0),
-                pct(90.0),
-                pct(99.0),
-                duration::nanos(r.max_ns),
-            ));
-            s.push_str(&r.hist.render());
-            s.push('\n');
-        }
-        if let Some(hidden) = top.map(|n| called.len().saturating_sub(n)).filter(|&h| h > 0) {
-            s.push_str(&format!("({hidden} more functions with calls not shown)\n"));
-        }
-        if called.is_empty() {
-            s.push_str(&format!("no completed calls of any of the {} functions\n", self.rows.len()));
-        }
-        s.push_str(&format!(
-            "{}: {} with completed calls. Latencies in ns; percentiles are upper bounds of log2 buckets.\n\
-             Attached in {} ({}), ran {}{}, detached in {}.\n",
-            output::functions(self.rows.len()),
-            called.len(),
-            duration::human(self.attach),
-            self.mode,
-            duration::human(self.ran),
-            match self.end {
-                End::Duration => String::new(),
-                End::Signal(sig) => format!(" (ended by {})", signals::name(sig)),
-            },
-            duration::human(self.detach),
-        ));
-        s
-    }
-
-    fn json(&self, mode: &'static str) -> SummaryEvent<'_> {
-        SummaryEvent {
-            event: "summary",
-            end: match self.end {
-                End::Duration => "duration",
-                End::Signal(sig) => signals::name(sig),
-            },
-            mode,
-            attach_ms: duration::millis(self.attach),
-            run_ms: duration::millis(self.ran),
-            detach_ms: duration::millis(self.detach),
-            functions: self
-                .rows
-                .iter()
-                .map(|r| FunctionJson {
-                    function: &r.function.name,
-                    module: module_name(&r.function),
-                    address: hex_address(r.function.address),
-                    calls: r.count(),
-                    sum_ns: r.sum_ns,
-                    avg_ns: r.avg_ns(),
-                    max_ns: r.max_ns,
-                    p50_ns: r.hist.percentile(50.0),
-                    p90_ns: r.hist.percentile(90.0),
-                    p99_ns: r.hist.percentile(99.0),
-                    buckets: r.hist.json(),
-                })
-                .collect(),
-        }
-    }
-}
-
 #[derive(Debug, Serialize)]
 struct AttachedEvent {
     event: &'static str,
@@ -394,120 +420,5 @@ struct AttachedEvent {
     attach_ms: f64,
 }
 
-#[derive(Debug, Serialize)]
-struct SummaryEvent<'a> {
-    event: &'static str,
-    end: &'static str,
-    mode: &'static str,
-    attach_ms: f64,
-    run_ms: f64,
-    detach_ms: f64,
-    /// Every attached function, in the report's order.
-    functions: Vec<FunctionJson<'a>>,
-}
-
-/// Percentiles are the upper bounds (exclusive) of their log2 buckets; null without calls.
-#[derive(Debug, Serialize)]
-struct FunctionJson<'a> {
-    function: &'a str,
-    module: &'a str,
-    address: String,
-    calls: u64,
-    sum_ns: u64,
-    avg_ns: Option<u64>,
-    max_ns: u64,
-    p50_ns: Option<u64>,
-    p90_ns: Option<u64>,
-    p99_ns: Option<u64>,
-    buckets: Vec<BucketJson>,
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn row(name: &str, buckets: &[(usize, u64)], sum_ns: u64, max_ns: u64) -> Row {
-        let mut hist = Histogram::default();
-        for &(b, n) in buckets {
-            hist.buckets[b] = n;
-        }
-        Row {
-            function: Function { name: name.into(), module: None, address: 0xffffffff81000000 },
-            hist,
-            sum_ns,
-            max_ns,
-        }
-    }
-
-    fn rows() -> Vec<Row> {
-        vec![
-            row("fast", &[(10, 90), (11, 10)], 100 * 700, 1500),
-            row("slow", &[(20, 5)], 5 * 600_000, 900_000),
-            row("idle", &[], 0, 0),
-        ]
-    }
-
-    #[test]
-    fn sorting_by_each_key() {
-        let names = |by| {
-            let mut r = rows();
-            sort(&mut r, by);
-            r.iter().map(|r| r.function.name.clone()).collect::<Vec<_>>()
-        };
-        assert_eq!(names(SortBy::Count), ["fast", "slow", "idle"]);
-        assert_eq!(names(SortBy::P99), ["slow", "fast", "idle"]);
-        assert_eq!(names(SortBy::Max), ["slow", "fast", "idle"]);
-        assert_eq!(names(SortBy::Avg), ["slow", "fast", "idle"]);
-        assert_eq!(names(SortBy::Name), ["fast", "idle", "slow"]);
-    }
-
-    fn report(rows: &[Row]) -> Report<'_> {
-        Report {
-            rows,
-            mode: "kprobe session",
-            end: End::Duration,
-            attach: Duration::from_millis(40),
-            ran: Duration::from_secs(3),
-            detach: Duration::from_millis(60),
-        }
-    }
-
-    #[test]
-    fn text_report_has_a_header_and_histogram_per_called_function() {
-        let r = rows();
-        let text = report(&r).text(None);
-        assert!(
-            text.starts_with(
-                "fast [vmlinux]  calls 100  avg 700ns  p50 <1.0us  p90 <1.0us  p99 <2.0us  max 1.5us\n[512, 1K) 90 |"
-            ),
-            "{text}"
-        );
-        assert!(text.contains("\nslow [vmlinux]  calls 5  avg 600.0us  p50 <1.0ms"), "{text}");
-        assert!(!text.contains("idle ["), "functions without calls get no histogram: {text}");
-        assert!(text.contains("3 functions: 2 with completed calls."), "{text}");
-        assert!(text.contains("percentiles are upper bounds of log2 buckets"));
-        assert!(report(&r).text(Some(1)).contains("(1 more functions with calls not shown)"));
-    }
-
-    #[test]
-    fn json_shape() {
-        let r = rows();
-        let v = serde_json::to_value(report(&r).json("session")).unwrap();
-        assert_eq!(v["event"], "summary");
-        assert_eq!(v["mode"], "session");
-        let f = &v["functions"][0];
-        assert_eq!(f["function"], "fast");
-        assert_eq!(f["module"], "vmlinux");
-        assert_eq!(f["calls"], 100);
-        assert_eq!(f["avg_ns"], 700);
-        assert_eq!(f["p50_ns"], 1024);
-        assert_eq!(f["p99_ns"], 2048);
-        assert_eq!(f["max_ns"], 1500);
-        assert_eq!(
-            f["buckets"],
-            serde_json::json!([{"low_ns": 512, "high_ns": 1024, "count": 90},
-            {"low_ns": 1024, "high_ns": 2048, "count": 10}])
-        );
-        assert_eq!(v["functions"][2]["p50_ns"], serde_json::Value::Null);
-    }
-}
+pub(crate) mod tests;
