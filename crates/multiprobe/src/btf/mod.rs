@@ -86,6 +86,20 @@ impl Btf {
         Ok(Btf { types, strings, by_name: OnceLock::new() })
     }
 
+    /// Parses split BTF (a module's `/sys/kernel/btf/MODULE`) on top of `base`, the BTF it
+    /// was built against (vmlinux's): the result holds both, numbered as the kernel numbers
+    /// them. Split BTF continues its base's type ids and string offsets, so the module's
+    /// types and strings go after the base's and its references need no rewriting.
+    pub fn parse_split(data: &[u8], base: &Btf) -> Result<Btf, BtfError> {
+        let (types, strings) = parse::parse(data)?;
+        let mut all = base.types.clone();
+        // The module's own list starts with a `void` the parser puts at id 0: not a type.
+        all.extend(types.into_iter().skip(1));
+        let mut all_strings = base.strings.clone();
+        all_strings.extend_from_slice(&strings);
+        Ok(Btf { types: all, strings: all_strings, by_name: OnceLock::new() })
+    }
+
     /// Encodes the types and strings back into raw BTF, as the kernel loads it.
     pub fn to_bytes(&self) -> Vec<u8> {
         parse::encode(&self.types, &self.strings)

@@ -188,3 +188,31 @@ fn raw_reading_of_the_kernel_btf_agrees_with_parsing() {
     let info = b.find_by_name_kind("bpf_link_info", kind::STRUCT);
     assert_eq!(raw.find("bpf_link_info", kind::STRUCT), info);
 }
+
+/// A module's split BTF continues its base's ids and string offsets: a module function whose
+/// prototype returns the base's `int` reads as one BTF.
+#[test]
+fn split_btf_continues_its_base() {
+    let (base, _, _) = sample();
+    let int_id = base.find_by_name_kind("int", kind::INT).unwrap();
+    let base_strings = base.to_bytes();
+    // The base's string section length, from its header (offset 20).
+    let base_str_len = u32::from_le_bytes(base_strings[20..24].try_into().unwrap());
+    let mut module = Btf::new();
+    let local = module.add_string("mod_fn");
+    let proto_id = base.len(); // the module's first type
+    module.add_type(Type { name_off: 0, kind_flag: false, kind: TypeKind::FuncProto { ret: int_id, params: vec![] } });
+    module.add_type(Type {
+        name_off: base_str_len + local,
+        kind_flag: false,
+        kind: TypeKind::Func { proto: proto_id, linkage: FuncLinkage::Global },
+    });
+    let merged = Btf::parse_split(&module.to_bytes(), &base).unwrap();
+    assert_eq!(merged.len(), base.len() + 2);
+    let func = merged.find_by_name_kind("mod_fn", kind::FUNC).expect("the module's function by name");
+    assert_eq!(func, base.len() + 1);
+    let TypeKind::Func { proto, .. } = merged.type_by_id(func).unwrap().kind else { panic!() };
+    let TypeKind::FuncProto { ret, .. } = merged.type_by_id(proto).unwrap().kind else { panic!() };
+    assert_eq!(merged.name(ret), "int", "the return type is the base's");
+    assert!(Btf::parse_split(&[0; 4], &base).is_err());
+}
