@@ -17,6 +17,7 @@ mod progress;
 mod run;
 mod select;
 mod signals;
+mod stack;
 mod table;
 mod trace;
 
