@@ -1,0 +1,129 @@
+//! `multiprobe trace` as shipped (`/bin/multiprobe`), against `multiprobe count` on the same
+//! function: what each adds to a call, and the events per second the trace reader takes
+//! with none lost.
+//!
+//! The loop is the per-call part's `getppid` (its kernel entry `__do_sys_getppid` or
+//! `__x64_sys_getppid`), `calls` times, in this process; the CLI runs with `--pid` of this
+//! process and `--json`, its output read from a pipe by a thread of the benchmark that only
+//! counts lines (the cheapest consumer a program reading `trace --json` can be). Per
+//! repetition, rotated: no probe, `count`, `trace`. For `trace`, its summary says how many
+//! events it showed and how many it lost: the loop's call rate is the event rate offered,
+//! and `events / loop time` with `lost` 0 is a rate the reader sustains.
+//!
+//! bpftrace is not measured here: Debian's package is not in the VM (see
+//! docs/benchmarks.md).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::thread::JoinHandle;
+
+use multiprobe::symbols::{Glob, TraceableFunctions, syscall_function};
+use serde_json::{Value, json};
+
+use crate::report::{self, Series};
+use crate::{Config, rotated, timed};
+
+const CLI: &str = "/bin/multiprobe";
+
+/// The CLI attached, its output being read.
+struct Running {
+    child: Child,
+    reader: JoinHandle<(u64, Option<Value>)>,
+}
+
+/// Starts `multiprobe COMMAND FUNCTION --pid <self> --json` and waits for its `attached`
+/// line; the rest is counted by a thread, which keeps the last line (the summary).
+fn start(command: &str, function: &str) -> Result<Running, String> {
+    let pid = std::process::id().to_string();
+    let mut child = Command::new(CLI)
+        .args([command, function, "--pid", &pid, "--json"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("spawning {CLI}: {e}"))?;
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    if out.read_line(&mut line).map_err(|e| e.to_string())? == 0 || !line.contains("\"attached\"") {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(format!("multiprobe {command} {function} did not attach: {line}"));
+    }
+    let reader = std::thread::spawn(move || {
+        let (mut lines, mut last) = (0u64, String::new());
+        for l in out.lines() {
+            let Ok(l) = l else { break };
+            lines += 1;
+            last = l;
+        }
+        (lines, serde_json::from_str(&last).ok())
+    });
+    Ok(Running { child, reader })
+}
+
+/// SIGINT, then the lines it printed after `attached` and its summary.
+fn stop(mut r: Running) -> Result<(u64, Value), String> {
+    let pid = r.child.id().to_string();
+    let _ = Command::new("kill").args(["-INT", &pid]).status();
+    let status = r.child.wait().map_err(|e| e.to_string())?;
+    let (lines, last) = r.reader.join().map_err(|_| "the reader panicked".to_string())?;
+    let summary = last.filter(|v| v["event"] == "summary").ok_or_else(|| format!("no summary ({status})"))?;
+    Ok((lines, summary))
+}
+
+fn getppid_loop(n: u64) {
+    for _ in 0..n {
+        std::hint::black_box(std::os::unix::process::parent_id());
+    }
+}
+
+pub fn run(config: &Config) {
+    if let Err(e) = run_inner(config) {
+        report::emit_error("trace", "", "", &e);
+    }
+}
+
+fn run_inner(config: &Config) -> Result<(), String> {
+    let listing = TraceableFunctions::read().map_err(|e| e.to_string())?;
+    let wrapper = syscall_function("getppid").unwrap_or_else(|_| "__x64_sys_getppid".into());
+    let function = [wrapper.as_str(), "__do_sys_getppid"]
+        .iter()
+        .find_map(|n| listing.matching(&Glob::new(n)).into_iter().next())
+        .ok_or("getppid's kernel function is not traceable")?
+        .name;
+    let case = "getppid";
+    let imps = ["none", "count", "trace"];
+    let mut samples: Vec<Vec<u64>> = vec![Vec::new(); imps.len()];
+    getppid_loop(config.calls / 10);
+    for rep in 0..config.reps {
+        for imp in rotated(&imps, rep) {
+            report::progress(&format!("trace vs count: {imp}, run {}", rep + 1));
+            let i = imps.iter().position(|x| *x == imp).unwrap();
+            let running = if imp == "none" { None } else { Some(start(imp, &function)?) };
+            let ((), ns) = timed(|| getppid_loop(config.calls));
+            samples[i].push(ns * 1000 / config.calls);
+            let Some(running) = running else { continue };
+            let (lines, summary) = stop(running)?;
+            let secs = ns as f64 / 1e9;
+            let mut info = json!({
+                "group": "info", "case": format!("trace {case}"), "impl": imp, "rep": rep,
+                "function": function, "calls_made": config.calls, "loop_s": secs,
+                "offered_per_s": config.calls as f64 / secs, "lines": lines,
+            });
+            if imp == "trace" {
+                let events = summary["events"].as_u64().unwrap_or(0);
+                info["events"] = json!(events);
+                info["lost"] = summary["lost"].clone();
+                info["missed"] = summary["missed"].clone();
+                info["events_per_s"] = json!(events as f64 / secs);
+            } else {
+                info["counted"] = summary["total_calls"].clone();
+            }
+            report::emit_value(&info);
+        }
+    }
+    for (imp, s) in imps.iter().zip(samples) {
+        report::emit(&Series { group: "trace", case, imp, matches: Some(1), unit: "ps", samples: s });
+    }
+    Ok(())
+}
