@@ -2,8 +2,7 @@
 //! its functions, the module's (split BTF on top of the kernel's) for module functions.
 //! Return types always; parameters with `--args`.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::BTreeMap;
 
 use multiprobe::btf::Btf;
 use multiprobe::symbols::Function;
@@ -23,43 +22,45 @@ pub struct Prototypes {
 }
 
 /// Reads the kernel's BTF and the BTF of every module a function comes from; a BTF that
-/// cannot be read leaves its functions untyped, with a warning.
+/// cannot be read leaves its functions untyped, with a warning. A module's BTF is read on
+/// top of a copy of the kernel's, so one module at a time: memory stays at one copy
+/// whatever the number of modules a pattern reaches.
 pub fn read(functions: &[Function], with_args: bool) -> Prototypes {
     let vmlinux = multiprobe::btf::kernel::vmlinux()
         .inspect_err(|e| eprintln!("warning: return values and arguments are shown raw: {e}"))
         .ok();
-    let mut modules: HashMap<&str, Option<Btf>> = HashMap::new();
-    if let Some(base) = &vmlinux {
-        for m in functions.iter().filter_map(|f| f.module.as_deref()) {
-            modules.entry(m).or_insert_with(|| {
-                multiprobe::btf::kernel::module(m, base)
-                    .inspect_err(|e| eprintln!("warning: functions of module {m} are shown untyped: {e}"))
-                    .ok()
-            });
+    let mut protos = Prototypes {
+        types: vec![RetType::Unknown; functions.len()],
+        params: with_args.then(|| vec![Vec::new(); functions.len()]),
+        user_tags: with_args && vmlinux.as_deref().is_some_and(args::has_user_tags),
+    };
+    let Some(base) = vmlinux else { return protos };
+    let mut by_module: BTreeMap<Option<&str>, Vec<usize>> = BTreeMap::new();
+    for (i, f) in functions.iter().enumerate() {
+        by_module.entry(f.module.as_deref()).or_default().push(i);
+    }
+    for (module, indices) in by_module {
+        match module {
+            None => protos.fill(&base, functions, &indices),
+            Some(m) => match multiprobe::btf::kernel::module(m, &base) {
+                Ok(btf) => protos.fill(&btf, functions, &indices),
+                Err(e) => eprintln!("warning: functions of module {m} are shown untyped: {e}"),
+            },
         }
     }
-    let protos = of_functions(functions, vmlinux.as_ref(), &modules, with_args);
-    let user_tags = with_args && vmlinux.as_deref().is_some_and(args::has_user_tags);
-    Prototypes { user_tags, ..protos }
+    protos
 }
 
-/// The prototypes of `functions` from `vmlinux` and the modules' BTF (`None`: unreadable).
-fn of_functions(
-    functions: &[Function],
-    vmlinux: Option<&Arc<Btf>>,
-    modules: &HashMap<&str, Option<Btf>>,
-    with_args: bool,
-) -> Prototypes {
-    let btf_of = |f: &Function| match f.module.as_deref() {
-        None => vmlinux.map(|b| &**b),
-        Some(m) => modules.get(m).and_then(Option::as_ref),
-    };
-    let types =
-        functions.iter().map(|f| btf_of(f).map_or(RetType::Unknown, |b| ret::of_function(b, &f.name))).collect();
-    let params = with_args.then(|| {
-        functions.iter().map(|f| btf_of(f).map_or_else(Vec::new, |b| args::of_function(b, &f.name))).collect()
-    });
-    Prototypes { types, params, user_tags: false }
+impl Prototypes {
+    /// The prototypes of `functions[i]` for each of `indices`, from `btf`.
+    fn fill(&mut self, btf: &Btf, functions: &[Function], indices: &[usize]) {
+        for &i in indices {
+            self.types[i] = ret::of_function(btf, &functions[i].name);
+            if let Some(params) = &mut self.params {
+                params[i] = args::of_function(btf, &functions[i].name);
+            }
+        }
+    }
 }
 
 /// Says what `--errors` cannot see.
@@ -98,20 +99,13 @@ mod tests {
 
     #[test]
     fn module_functions_are_typed_by_their_module() {
-        let vmlinux = Arc::new(btf_with("f", 4));
         let f = |module: Option<&str>| Function { name: "f".into(), module: module.map(Into::into), address: 0 };
-        let mut modules = HashMap::new();
-        modules.insert("m", Some(btf_with("f", 8)));
-        modules.insert("unreadable", None);
-        let p = of_functions(
-            &[f(None), f(Some("m")), f(Some("unreadable")), f(Some("unlisted"))],
-            Some(&vmlinux),
-            &modules,
-            true,
-        );
-        assert_eq!(p.types, [RetType::Signed(4), RetType::Signed(8), RetType::Unknown, RetType::Unknown]);
-        assert_eq!(p.params.unwrap().len(), 4);
-        let p = of_functions(&[f(None)], None, &HashMap::new(), false);
-        assert_eq!((p.types, p.params), (vec![RetType::Unknown], None));
+        let functions = [f(None), f(Some("m")), f(Some("unreadable"))];
+        let mut p =
+            Prototypes { types: vec![RetType::Unknown; 3], params: Some(vec![Vec::new(); 3]), user_tags: false };
+        p.fill(&btf_with("f", 4), &functions, &[0]);
+        p.fill(&btf_with("f", 8), &functions, &[1]);
+        assert_eq!(p.types, [RetType::Signed(4), RetType::Signed(8), RetType::Unknown]);
+        assert_eq!(p.params.unwrap().len(), 3);
     }
 }
