@@ -8,7 +8,9 @@
 //! counts lines (the cheapest consumer a program reading `trace --json` can be). Per
 //! repetition, rotated: no probe, `count`, `trace`. For `trace`, its summary says how many
 //! events it showed and how many it lost: the loop's call rate is the event rate offered,
-//! and `events / loop time` with `lost` 0 is a rate the reader sustains.
+//! and `events / loop time` with `lost` 0 is a rate the reader sustains. Then, `trace`
+//! alone, the same loop paced at known rates (a call every 1/rate s, spinning between
+//! calls), `calls` calls at each: where the reader starts to lose events.
 //!
 //! bpftrace is not measured here: Debian's package is not in the VM (see
 //! docs/benchmarks.md).
@@ -16,6 +18,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use multiprobe::symbols::{Glob, TraceableFunctions, syscall_function};
 use serde_json::{Value, json};
@@ -71,6 +74,22 @@ fn stop(mut r: Running) -> Result<(u64, Value), String> {
     Ok((lines, summary))
 }
 
+/// Offered rates of the paced runs, calls (so events) per second.
+const RATES: [u64; 4] = [25_000, 50_000, 100_000, 200_000];
+
+/// `n` getppid calls, one every `1 / rate` s from the start (spinning in between; late
+/// calls are not made up for by bursts beyond the loop's own speed).
+fn paced_loop(n: u64, rate: u64) {
+    let start = Instant::now();
+    for i in 0..n {
+        let due = start + Duration::from_nanos(i * 1_000_000_000 / rate);
+        while Instant::now() < due {
+            std::hint::spin_loop();
+        }
+        std::hint::black_box(std::os::unix::process::parent_id());
+    }
+}
+
 fn getppid_loop(n: u64) {
     for _ in 0..n {
         std::hint::black_box(std::os::unix::process::parent_id());
@@ -124,6 +143,19 @@ fn run_inner(config: &Config) -> Result<(), String> {
     }
     for (imp, s) in imps.iter().zip(samples) {
         report::emit(&Series { group: "trace", case, imp, matches: Some(1), unit: "ps", samples: s });
+    }
+    for rate in RATES {
+        report::progress(&format!("trace at {rate} calls/s"));
+        let running = start("trace", &function)?;
+        let ((), ns) = timed(|| paced_loop(config.calls, rate));
+        let (_, summary) = stop(running)?;
+        let events = summary["events"].as_u64().unwrap_or(0);
+        report::emit_value(&json!({
+            "group": "info", "case": "trace paced", "impl": "trace", "function": function,
+            "rate": rate, "calls_made": config.calls, "loop_s": ns as f64 / 1e9,
+            "made_per_s": config.calls as f64 / (ns as f64 / 1e9), "events": events,
+            "lost": summary["lost"].clone(), "missed": summary["missed"].clone(),
+        }));
     }
     Ok(())
 }
