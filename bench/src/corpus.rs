@@ -31,9 +31,9 @@ use multiprobe::Object;
 use multiprobe::object::Pinning;
 use serde_json::{Value, json};
 
+use crate::libbpf;
 use corpus_format::settings::{self, Action, Allowed, Setting};
 use corpus_format::table as corpus_table;
-use crate::libbpf;
 
 /// Printed before the first record.
 pub const BEGIN: &str = "MPCORPUS-BEGIN";
@@ -263,8 +263,7 @@ fn object_record(file: &str, data: &[u8], setting_list: &[Setting], allow: &[All
     if !both.is_empty() {
         for rep in 0..reps {
             for first_libbpf in [rep % 2 == 0, rep % 2 == 1] {
-                let (r, ns) =
-                    if first_libbpf { lb(Enabled::Only(&both)) } else { mp(Enabled::Only(&both)) };
+                let (r, ns) = if first_libbpf { lb(Enabled::Only(&both)) } else { mp(Enabled::Only(&both)) };
                 match r {
                     Ok(_) if first_libbpf => lb_ns.push(ns),
                     Ok(_) => mp_ns.push(ns),

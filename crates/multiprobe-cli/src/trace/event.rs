@@ -142,10 +142,7 @@ pub struct Call<'a> {
 }
 
 impl<'a> Call<'a> {
-    /// Decodes `raw`; `None` when its index names no selected function (never from our
-    /// program, but the ring is the kernel's word against ours).
-    /// `params` (one list per function) only with `--args`. Records without strings: the
-    /// tests'.
+    /// [`Call::decode_with_strings`] for records without strings: the tests'.
     #[cfg(test)]
     pub fn decode(
         raw: RawEvent,
@@ -156,7 +153,9 @@ impl<'a> Call<'a> {
         Call::decode_with_strings(raw, &Strings::default(), functions, types, params)
     }
 
-    /// As [`Call::decode`], with the string arguments the record carried.
+    /// Decodes `raw` with the string arguments its record carried; `None` when its index
+    /// names no selected function (never from our program, but the ring is the kernel's
+    /// word against ours). `params` (one list per function) only with `--args`.
     pub fn decode_with_strings(
         raw: RawEvent,
         strings: &Strings,
