@@ -12,8 +12,10 @@
 //! alone, the same loop paced at known rates (a call every 1/rate s, spinning between
 //! calls), `calls` calls at each: where the reader starts to lose events.
 //!
-//! bpftrace is not measured here: Debian's package is not in the VM (see
-//! docs/benchmarks.md).
+//! bpftrace does the same where the VM has it (the xtask copies Debian's bpftrace and its
+//! libraries in when the host has the package): `kprobe:FUNCTION /pid == PID/ { printf("%d
+//! %d %s\n", pid, tid, comm); }`, its output counted the same way and its `Lost N events`
+//! lines summed.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -27,6 +29,7 @@ use crate::report::{self, Series};
 use crate::{Config, rotated, timed};
 
 const CLI: &str = "/bin/multiprobe";
+const BPFTRACE: &str = "/usr/bin/bpftrace";
 
 /// The CLI attached, its output being read.
 struct Running {
@@ -62,6 +65,67 @@ fn start(command: &str, function: &str) -> Result<Running, String> {
         (lines, serde_json::from_str(&last).ok())
     });
     Ok(Running { child, reader })
+}
+
+/// bpftrace printing one line per call of `function` by this process, once it has
+/// attached; the reader counts lines and sums its `Lost N events` reports.
+///
+/// Attached is when its `BEGIN` probe has run (bpftrace triggers it after attaching the
+/// others). Its output to a pipe is fully buffered, as a consumer of bpftrace sees it, so
+/// `BEGIN` prints 100 long `ready` lines, more than the buffer holds, to be seen at once.
+fn start_bpftrace(function: &str) -> Result<Running, String> {
+    let pad = "-".repeat(100);
+    let program = format!(
+        "BEGIN {{ unroll(100) {{ printf(\"ready{pad}\\n\"); }} }} \
+         kprobe:{function} /pid == {}/ {{ printf(\"%d %d %s\\n\", pid, tid, comm); }}",
+        std::process::id()
+    );
+    let mut child = Command::new(BPFTRACE)
+        .args(["-e", &program])
+        .env("LD_LIBRARY_PATH", "/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("spawning {BPFTRACE}: {e}"))?;
+    let mut err = child.stderr.take().unwrap();
+    let errors = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut err, &mut s);
+        s
+    });
+    let out = BufReader::new(child.stdout.take().unwrap());
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let (mut lines, mut lost) = (0u64, 0u64);
+        for l in out.lines() {
+            let Ok(l) = l else { break };
+            if l.starts_with("ready") {
+                let _ = ready_tx.send(());
+            } else if let Some(n) = lost_events(&l) {
+                lost += n;
+            } else if !l.starts_with("Attaching") {
+                lines += 1;
+            }
+        }
+        drop(ready_tx);
+        let errors = errors.join().unwrap_or_default();
+        lost += errors.lines().filter_map(lost_events).sum::<u64>();
+        (lines, Some(json!({"event": "summary", "events": lines, "lost": lost, "stderr": errors.trim()})))
+    });
+    // Under emulation bpftrace takes minutes to start (LLVM, the kernel's BTF).
+    if ready_rx.recv_timeout(Duration::from_secs(600)).is_err() {
+        let _ = child.kill();
+        let _ = child.wait();
+        let summary = reader.join().ok().and_then(|(_, s)| s).unwrap_or_default();
+        return Err(format!("bpftrace did not attach: {}", summary["stderr"]));
+    }
+    Ok(Running { child, reader })
+}
+
+/// `Lost 123 events` (bpftrace's report of a full perf buffer).
+fn lost_events(line: &str) -> Option<u64> {
+    line.trim().strip_prefix("Lost ")?.strip_suffix(" events")?.parse().ok()
 }
 
 /// SIGINT, then the lines it printed after `attached` and its summary.
@@ -111,14 +175,34 @@ fn run_inner(config: &Config) -> Result<(), String> {
         .ok_or("getppid's kernel function is not traceable")?
         .name;
     let case = "getppid";
-    let imps = ["none", "count", "trace"];
+    let mut with_bpftrace = std::path::Path::new(BPFTRACE).exists();
+    if !with_bpftrace {
+        report::emit_error("trace", case, "bpftrace", &format!("no {BPFTRACE} in this VM"));
+    }
+    let imps: &[&str] =
+        if with_bpftrace { &["none", "count", "trace", "bpftrace"] } else { &["none", "count", "trace"] };
     let mut samples: Vec<Vec<u64>> = vec![Vec::new(); imps.len()];
     getppid_loop(config.calls / 10);
     for rep in 0..config.reps {
-        for imp in rotated(&imps, rep) {
+        for imp in rotated(imps, rep) {
+            if imp == "bpftrace" && !with_bpftrace {
+                continue;
+            }
             report::progress(&format!("trace vs count: {imp}, run {}", rep + 1));
             let i = imps.iter().position(|x| *x == imp).unwrap();
-            let running = if imp == "none" { None } else { Some(start(imp, &function)?) };
+            let running = match imp {
+                "none" => None,
+                // bpftrace failing leaves multiprobe's numbers standing.
+                "bpftrace" => match start_bpftrace(&function) {
+                    Ok(r) => Some(r),
+                    Err(e) => {
+                        report::emit_error("trace", case, "bpftrace", &e);
+                        with_bpftrace = false;
+                        continue;
+                    }
+                },
+                _ => Some(start(imp, &function)?),
+            };
             let ((), ns) = timed(|| getppid_loop(config.calls));
             samples[i].push(ns * 1000 / config.calls);
             let Some(running) = running else { continue };
@@ -129,7 +213,7 @@ fn run_inner(config: &Config) -> Result<(), String> {
                 "function": function, "calls_made": config.calls, "loop_s": secs,
                 "offered_per_s": config.calls as f64 / secs, "lines": lines,
             });
-            if imp == "trace" {
+            if imp == "trace" || imp == "bpftrace" {
                 let events = summary["events"].as_u64().unwrap_or(0);
                 info["events"] = json!(events);
                 info["lost"] = summary["lost"].clone();
@@ -144,14 +228,15 @@ fn run_inner(config: &Config) -> Result<(), String> {
     for (imp, s) in imps.iter().zip(samples) {
         report::emit(&Series { group: "trace", case, imp, matches: Some(1), unit: "ps", samples: s });
     }
-    for rate in RATES {
-        report::progress(&format!("trace at {rate} calls/s"));
-        let running = start("trace", &function)?;
+    let paced: &[&str] = if with_bpftrace { &["trace", "bpftrace"] } else { &["trace"] };
+    for (rate, imp) in RATES.iter().flat_map(|&r| paced.iter().map(move |&i| (r, i))) {
+        report::progress(&format!("{imp} at {rate} calls/s"));
+        let running = if imp == "bpftrace" { start_bpftrace(&function)? } else { start("trace", &function)? };
         let ((), ns) = timed(|| paced_loop(config.calls, rate));
         let (_, summary) = stop(running)?;
         let events = summary["events"].as_u64().unwrap_or(0);
         report::emit_value(&json!({
-            "group": "info", "case": "trace paced", "impl": "trace", "function": function,
+            "group": "info", "case": "trace paced", "impl": imp, "function": function,
             "rate": rate, "calls_made": config.calls, "loop_s": ns as f64 / 1e9,
             "made_per_s": config.calls as f64 / (ns as f64 / 1e9), "events": events,
             "lost": summary["lost"].clone(), "missed": summary["missed"].clone(),

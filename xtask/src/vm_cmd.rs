@@ -75,6 +75,7 @@ pub fn run(args: &VmArgs) -> Result<()> {
         tests: &[],
         init: init_script(&kernel, args),
         scripts: vec![("/bin/workload", format!("#!/bin/sh\n{DEFAULT_WORKLOAD}"))],
+        host_files: Vec::new(),
     };
     guest.write_initramfs(&initramfs)?;
     let vm = Vm {

@@ -72,6 +72,7 @@ pub fn run(kernel: &Kernel, tests: &[TestBinary], cli: &Path, options: &Options)
         tests,
         init: init_script(kernel, tests, options.filter.as_deref()),
         scripts: Vec::new(),
+        host_files: Vec::new(),
     };
     guest.write_initramfs(&initramfs)?;
     let vm = Vm {
