@@ -11,7 +11,8 @@
 //! ```
 //!
 //! The VM also carries the static CLI (`/bin/multiprobe`): its `count '*'` and `latency '*'`
-//! are run as they are shipped, for their own attach times and peak memory (cli.rs).
+//! are run as they are shipped, for their own attach times and peak memory (cli.rs), and its
+//! `trace` against its `count` on one function (trace.rs).
 
 mod alt;
 mod attach;
@@ -23,6 +24,7 @@ mod libbpf;
 mod load;
 mod overhead;
 mod report;
+mod trace;
 
 use std::time::Instant;
 
@@ -56,7 +58,7 @@ pub struct Config {
     /// Skip the "all functions" cases.
     pub no_all: bool,
     /// Run only these parts: `load`, `attach` (listing breakdown, patterns, prototypes),
-    /// `per-call`, `all` (every function), `cli`.
+    /// `per-call`, `all` (every function), `cli`, `trace` (the CLI's trace against count).
     pub only: Option<Vec<String>>,
 }
 
@@ -97,8 +99,8 @@ fn parse_args(args: &[String]) -> Result<Config, String> {
             "--no-all" => c.no_all = true,
             "--only" => {
                 let parts: Vec<String> = it.next().map_or("", String::as_str).split(',').map(String::from).collect();
-                if !parts.iter().all(|p| ["load", "attach", "per-call", "all", "cli"].contains(&p.as_str())) {
-                    return Err("--only takes a list of load, attach, per-call, all, cli".into());
+                if !parts.iter().all(|p| ["load", "attach", "per-call", "all", "cli", "trace"].contains(&p.as_str())) {
+                    return Err("--only takes a list of load, attach, per-call, all, cli, trace".into());
                 }
                 c.only = Some(parts);
             }
@@ -166,6 +168,9 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
     }
     if !config.no_all && config.runs("cli") {
         cli::run(config);
+    }
+    if config.runs("trace") {
+        trace::run(config);
     }
     Ok(())
 }

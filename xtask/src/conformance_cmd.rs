@@ -29,7 +29,7 @@ pub fn test_step(bin: &Path, kernel: &Kernel) -> Result<String> {
     let tests = [TestBinary { name: "multiprobe-bench".into(), path: bin.to_path_buf() }];
     let mut init = guest::init_preamble(kernel);
     init.push_str(&format!("/tests/multiprobe-bench conformance </dev/null\necho \"{EXIT}$?\"\npoweroff -f\n"));
-    let guest = Guest { kernel, multiprobe: None, tests: &tests, init, scripts: Vec::new() };
+    let guest = Guest { kernel, multiprobe: None, tests: &tests, init, scripts: Vec::new(), net_modules: Vec::new(), host_files: Vec::new() };
     guest.write_initramfs(&initramfs)?;
     let vm = Vm {
         vmlinuz: kernel.vmlinuz.clone(),

@@ -72,6 +72,7 @@ fn run_in(kernel: &Kernel, cli: &Path, work: &Path, dir: &Path) -> Result<String
         init: init_script(kernel, &net_modules, phases.port),
         scripts: Vec::new(),
         net_modules,
+        host_files: Vec::new(),
     };
     guest.write_initramfs(&initramfs)?;
     let vm = Vm {

@@ -9,7 +9,7 @@
 //! /modules/<m>.ko     decompressed test modules (MULTIPROBE_TEST_MODULES)
 //! ```
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use object::{Object, ObjectSection};
@@ -36,7 +36,10 @@ pub struct Guest<'a> {
     pub scripts: Vec<(&'static str, String)>,
     /// The network card's modules in load order (`kernels::net_modules`), shipped as
     /// `/lib/net/<name>.ko` for [`network_setup`]; empty for VMs without a network.
-    pub net_modules: Vec<std::path::PathBuf>,
+    pub net_modules: Vec<PathBuf>,
+    /// Host files copied to the same absolute path in the guest, their directories created
+    /// (a dynamic program and its libraries: the benchmark's bpftrace).
+    pub host_files: Vec<PathBuf>,
 }
 
 impl Guest<'_> {
@@ -76,6 +79,21 @@ impl Guest<'_> {
         }
         for test in self.tests {
             cpio.copy(&format!("/tests/{}", test.name), &test.path)?;
+        }
+        let mut made: std::collections::BTreeSet<PathBuf> =
+            ["/", "/bin", "/dev", "/proc", "/sys", "/tmp", "/run", "/root", "/etc", "/tests", "/modules"]
+                .iter()
+                .map(PathBuf::from)
+                .collect();
+        for file in &self.host_files {
+            let mut parents: Vec<&Path> = file.ancestors().skip(1).collect();
+            parents.reverse();
+            for dir in parents {
+                if made.insert(dir.to_path_buf()) {
+                    cpio.dirs(&[&dir.to_string_lossy()])?;
+                }
+            }
+            cpio.copy(&file.to_string_lossy(), file)?;
         }
         if let Some(dir) = out.parent() {
             std::fs::create_dir_all(dir)?;

@@ -82,6 +82,7 @@ pub fn run(args: &VmArgs) -> Result<()> {
         init: init_script(&kernel, args, &net_modules),
         scripts: vec![("/bin/workload", format!("#!/bin/sh\n{DEFAULT_WORKLOAD}"))],
         net_modules,
+        host_files: Vec::new(),
     };
     guest.write_initramfs(&initramfs)?;
     let vm = Vm {

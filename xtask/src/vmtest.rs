@@ -73,6 +73,7 @@ pub fn run(kernel: &Kernel, tests: &[TestBinary], cli: &Path, options: &Options)
         init: init_script(kernel, tests, options.filter.as_deref()),
         scripts: Vec::new(),
         net_modules: Vec::new(),
+        host_files: Vec::new(),
     };
     guest.write_initramfs(&initramfs)?;
     let vm = Vm {

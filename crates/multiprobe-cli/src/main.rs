@@ -20,6 +20,7 @@ mod run;
 mod select;
 mod signals;
 mod symbolize;
+mod stack;
 mod table;
 mod trace;
 

@@ -242,12 +242,18 @@ fn trace_every_event_is_either_shown_or_counted_lost() {
     assert!(lost > 0, "a 4K ring behind a full pipe must overflow: {}", f.stderr);
 }
 
-/// `--args`: the prototype's names and types, the registers at entry; from the session's
-/// table and from the pair's (`--no-session`), where the kernel has both.
+/// `--args`: the prototype's names and types, the registers at entry; `char *` arguments as
+/// strings read at entry (here a user-space one), cut to `--string-size`, or pointers with 0;
+/// from the session's table and from the pair's (`--no-session`), where the kernel has both.
 #[test]
 fn trace_args_are_read_by_prototype() {
     require_kprobes!();
-    for extra in [&[][..], &["--no-session"][..]] {
+    let cut = &MISSING[..7];
+    for (extra, filename) in [
+        (&[][..], Some(MISSING)),
+        (&["--no-session", "--string-size", "8"][..], Some(cut)),
+        (&["--string-size", "0"][..], None),
+    ] {
         let mut args = vec!["do_sys_openat2", "--args", "--errors"];
         args.extend(extra);
         let t = Trace::start(&args);
@@ -257,9 +263,72 @@ fn trace_args_are_read_by_prototype() {
         for c in &f.calls {
             // File::open is openat(AT_FDCWD, path, ...).
             assert_eq!(c["args"]["dfd"], -100, "{extra:?}: {c}");
-            let filename = c["args"]["filename"].as_str().unwrap_or_else(|| panic!("{extra:?}: {c}"));
-            assert!(filename.starts_with("0x") && filename != "0x0", "{extra:?}: {c}");
+            let got = c["args"]["filename"].as_str().unwrap_or_else(|| panic!("{extra:?}: {c}"));
+            match filename {
+                Some(want) => assert_eq!(got, want, "{extra:?}: {c}"),
+                None => assert!(got.starts_with("0x") && got != "0x0", "{extra:?}: {c}"),
+            }
             assert_eq!(c["errno"], "ENOENT", "{extra:?}: {c}");
         }
     }
+}
+
+/// `--kstack`: each event carries the kernel stack of its return, named by kallsyms; an
+/// open's goes back through the system call entry.
+#[test]
+fn trace_kstack_goes_through_the_syscall_entry() {
+    require_kprobes!();
+    let t = Trace::start(&["do_sys_openat2", "--errors", "--kstack"]);
+    in_named_thread(|| fail_to_open(2));
+    let f = t.interrupt();
+    assert_eq!(f.calls.len(), 2, "{}\n{}", f.all, f.stderr);
+    for c in &f.calls {
+        let frames: Vec<&str> = c["stack"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no stack: {c}"))
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert!(
+            frames.iter().all(|fr| fr.contains("+0x") || fr.starts_with("0x")),
+            "function+0xoffset or a bare address: {c}"
+        );
+        assert!(frames.iter().any(|fr| fr.starts_with("do_syscall_64+0x")), "through the syscall entry: {c}");
+    }
+}
+
+/// A module function's prototype comes from the module's BTF: binfmt_misc's status write
+/// returns `ssize_t`, so a refused command is `-22 (EINVAL)` under `--errors`, and its
+/// `const char __user *buffer` argument reads as the string written.
+#[test]
+fn trace_module_functions_are_typed_by_module_btf() {
+    require_kprobes!();
+    require_config!("CONFIG_DEBUG_INFO_BTF_MODULES", "module BTF");
+    let Some(dir) = testkit::test_modules_dir() else {
+        panic!("no test modules: run in the VM (cargo xtask test), which ships binfmt_misc.ko");
+    };
+    let sh = |cmd: &str| Command::new("sh").args(["-c", cmd]).status().unwrap().success();
+    let mnt = "/tmp/mp-trace-binfmt";
+    let _ = sh(&format!("umount {mnt} 2>/dev/null"));
+    // Loaded already (built in, or by another test) is as good.
+    let _ = sh(&format!("insmod {} 2>/dev/null", dir.join("binfmt_misc.ko").display()));
+    assert!(sh(&format!("mkdir -p {mnt} && mount -t binfmt_misc none {mnt}")), "mounting binfmt_misc");
+    let t = Trace::start(&["binfmt_misc:bm_status_write", "--errors", "--args"]);
+    let status = format!("{mnt}/status");
+    in_named_thread(move || {
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new().write(true).open(&status).unwrap();
+        // Not 0, 1 or -1: refused. The NUL ends the string the probe reads.
+        let e = file.write(b"bogus\0").unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(22), "{e}");
+    });
+    let f = t.interrupt();
+    let _ = sh(&format!("umount {mnt}"));
+    let ctx = format!("{}\n{}", f.all, f.stderr);
+    assert_eq!(f.calls.len(), 1, "{ctx}");
+    let c = &f.calls[0];
+    assert_eq!((&c["function"], &c["module"]), (&Value::from("bm_status_write"), &Value::from("binfmt_misc")), "{c}");
+    assert_eq!((&c["ret"], &c["errno"]), (&Value::from(-22), &Value::from("EINVAL")), "{c}");
+    assert_eq!(c["args"]["buffer"], "bogus", "{c}");
+    assert_eq!(c["args"]["count"], 6, "{c}");
 }

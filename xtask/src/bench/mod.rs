@@ -57,7 +57,8 @@ pub struct BenchArgs {
     #[arg(long)]
     no_all: bool,
     /// Run only these parts (comma-separated, one boot): load, attach (listing, patterns,
-    /// prototypes), per-call, all (every function), cli; for working on one of them.
+    /// prototypes), per-call, all (every function), cli, trace (the CLI's trace against
+    /// count); for working on one of them.
     #[arg(long, value_name = "PARTS")]
     only: Option<String>,
     /// Two repetitions, one "all", fewer syscalls: a smoke run of the whole benchmark.
@@ -102,7 +103,7 @@ impl BenchArgs {
         match &self.only {
             Some(parts) => vec![with(parts)],
             None if self.no_all => vec![base],
-            None => vec![with("load,attach,per-call,all"), with("cli")],
+            None => vec![with("load,attach,per-call,all"), with("cli,trace")],
         }
     }
 }

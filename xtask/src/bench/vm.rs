@@ -37,6 +37,28 @@ pub(super) fn build(root: &Path) -> Result<PathBuf> {
     Ok(target_dir.join(static_build::TARGET).join("release").join("multiprobe-bench"))
 }
 
+/// Where Debian's bpftrace package installs it.
+const BPFTRACE: &str = "/usr/bin/bpftrace";
+
+/// bpftrace and the shared libraries it loads (as `ldd` lists them, about 200 MB: LLVM,
+/// clang, bcc), for the trace part to compare with; nothing where the host has no bpftrace
+/// (`apt-get install bpftrace`), and the trace part then says so.
+fn bpftrace() -> Vec<PathBuf> {
+    let bin = Path::new(BPFTRACE);
+    if !bin.exists() {
+        eprintln!("xtask: no {BPFTRACE} on this machine: the bench compares trace with bpftrace only with it");
+        return Vec::new();
+    }
+    let Ok(out) = std::process::Command::new("ldd").arg(bin).output() else { return Vec::new() };
+    let mut files = vec![bin.to_path_buf()];
+    // `libx.so.1 => /lib/x86_64-linux-gnu/libx.so.1 (0x...)` and `/lib64/ld-linux-x86-64.so.2 (0x...)`.
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let path = line.split_whitespace().find(|w| w.starts_with('/'));
+        files.extend(path.map(PathBuf::from));
+    }
+    files
+}
+
 /// Boots the kernel with the benchmark as the only program; returns its JSON records, or
 /// (inner error) how the kernel crashed.
 pub(super) fn run_vm(
@@ -53,8 +75,15 @@ pub(super) fn run_vm(
     let argv: Vec<String> = bench_argv.iter().map(|a| guest::shell_quote(a)).collect();
     let mut init = guest::init_preamble(kernel);
     init.push_str(&format!("/tests/multiprobe-bench {} </dev/null\necho \"{EXIT}$?\"\npoweroff -f\n", argv.join(" ")));
-    let guest =
-        Guest { kernel, multiprobe: Some(cli), tests: &tests, init, scripts: Vec::new(), net_modules: Vec::new() };
+    let guest = Guest {
+            kernel,
+            multiprobe: Some(cli),
+            tests: &tests,
+            init,
+            scripts: Vec::new(),
+            net_modules: Vec::new(),
+            host_files: bpftrace(),
+        };
     guest.write_initramfs(&initramfs)?;
     let vm = Vm {
         vmlinuz: kernel.vmlinuz.clone(),

@@ -23,22 +23,95 @@ pub struct RawEvent {
     pub comm: [u8; 16],
     /// The argument registers at entry; zero unless `--args` (the record stops before them).
     pub args: [u64; REGISTERS],
+    /// Bit i: argument i's string follows the record (with `--args` and strings only).
+    pub strings_read: u64,
 }
 
 /// Where the arguments start: records without them end here.
 const WITHOUT_ARGS: usize = 56;
+/// Where `strings_read` starts: records with arguments but no strings end here.
+const WITHOUT_STRINGS: usize = 104;
+
+/// What the program was loaded to send after the fixed part, so where each part of a record
+/// is (`stack_offset()` in bpf/trace.bpf.c).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Layout {
+    /// `--args`: the argument registers (and `strings_read`).
+    pub args: bool,
+    /// Bytes of each of the six strings after the record (with `args`); 0: none.
+    pub string_size: usize,
+    /// `--kstack`: a stack after the rest (its size in bytes, then return addresses).
+    pub kstack: bool,
+}
+
+impl Layout {
+    /// The end of the part [`RawEvent`] holds.
+    fn fixed(&self) -> usize {
+        match (self.args, self.string_size) {
+            (false, _) => WITHOUT_ARGS,
+            (true, 0) => WITHOUT_STRINGS,
+            (true, _) => size_of::<RawEvent>(),
+        }
+    }
+
+    /// Where the stack starts: after the strings, rounded up to 8 bytes.
+    fn stack_offset(&self) -> usize {
+        match (self.args, self.string_size) {
+            (true, n) if n > 0 => (size_of::<RawEvent>() + 6 * n).next_multiple_of(8),
+            _ => self.fixed(),
+        }
+    }
+}
+
+/// One string per argument register, where the program read one.
+pub type Strings = [Option<String>; REGISTERS];
 
 impl RawEvent {
-    /// Reads a ring buffer record, with or without arguments; `None` if it is too short to
-    /// be an event.
-    pub fn parse(record: &[u8]) -> Option<RawEvent> {
+    /// Reads a ring buffer record laid out as `layout` says; `None` if it is too short to be
+    /// an event. The parts the layout leaves out read as zero.
+    pub fn parse(record: &[u8], layout: &Layout) -> Option<RawEvent> {
         if record.len() < WITHOUT_ARGS {
             return None;
         }
         let mut bytes = [0u8; size_of::<RawEvent>()];
-        let n = record.len().min(bytes.len());
+        let n = record.len().min(layout.fixed());
         bytes[..n].copy_from_slice(&record[..n]);
         Some(bytemuck::pod_read_unaligned(&bytes))
+    }
+
+    /// The strings that follow the record, `layout.string_size` bytes each (NUL-terminated
+    /// by the kernel's read; up to the slot's end otherwise). Invalid UTF-8 is shown lossily.
+    pub fn strings(&self, record: &[u8], layout: &Layout) -> Strings {
+        let mut out = Strings::default();
+        let string_size = layout.string_size;
+        if !layout.args || string_size == 0 {
+            return out;
+        }
+        let Some(tail) = record.get(size_of::<RawEvent>()..(size_of::<RawEvent>() + 6 * string_size).min(record.len()))
+        else {
+            return out;
+        };
+        for (i, (slot, chunk)) in out.iter_mut().zip(tail.chunks(string_size)).enumerate() {
+            if self.strings_read & (1 << i) != 0 {
+                let end = chunk.iter().position(|&b| b == 0).unwrap_or(chunk.len());
+                *slot = Some(String::from_utf8_lossy(&chunk[..end]).into_owned());
+            }
+        }
+        out
+    }
+
+    /// The kernel stack's return addresses after the record, innermost first (none without
+    /// `layout.kstack`, or where the kernel could not walk the stack).
+    pub fn stack(record: &[u8], layout: &Layout) -> Vec<u64> {
+        if !layout.kstack {
+            return Vec::new();
+        }
+        let off = layout.stack_offset();
+        let word =
+            |i: usize| record.get(off + 8 * i..off + 8 * i + 8).map(|b| u64::from_le_bytes(b.try_into().unwrap()));
+        let Some(bytes) = word(0) else { return Vec::new() };
+        // The kernel's count, bounded by the record: never more than was sent.
+        (1..=(bytes / 8) as usize).map_while(word).collect()
     }
 
     pub fn pid(&self) -> u32 {
@@ -64,14 +137,28 @@ pub struct Call<'a> {
     pub ret: ret::Ret,
     /// With `--args`: `name=value` text and the JSON object.
     pub args: Option<(String, Value)>,
+    /// With `--kstack`: the frames, named, innermost first.
+    pub stack: Option<Vec<String>>,
 }
 
 impl<'a> Call<'a> {
-    /// Decodes `raw`; `None` when its index names no selected function (never from our
-    /// program, but the ring is the kernel's word against ours).
-    /// `params` (one list per function) only with `--args`.
+    /// [`Call::decode_with_strings`] for records without strings: the tests'.
+    #[cfg(test)]
     pub fn decode(
         raw: RawEvent,
+        functions: &'a [Function],
+        types: &[RetType],
+        params: Option<&[Vec<Param>]>,
+    ) -> Option<Call<'a>> {
+        Call::decode_with_strings(raw, &Strings::default(), functions, types, params)
+    }
+
+    /// Decodes `raw` with the string arguments its record carried; `None` when its index
+    /// names no selected function (never from our program, but the ring is the kernel's
+    /// word against ours). `params` (one list per function) only with `--args`.
+    pub fn decode_with_strings(
+        raw: RawEvent,
+        strings: &Strings,
         functions: &'a [Function],
         types: &[RetType],
         params: Option<&[Vec<Param>]>,
@@ -80,10 +167,10 @@ impl<'a> Call<'a> {
         let function = functions.get(index)?;
         let ret = ret::decode(types.get(index)?, raw.ret);
         let args = match params {
-            Some(params) => Some(args::render(params.get(index)?, &raw.args)),
+            Some(params) => Some(args::render(params.get(index)?, &raw.args, strings)),
             None => None,
         };
-        Some(Call { raw, function, ret, args })
+        Some(Call { raw, function, ret, args, stack: None })
     }
 
     /// The JSON `call` event.
@@ -101,6 +188,7 @@ impl<'a> Call<'a> {
             ret: self.ret.json.clone(),
             errno: self.ret.errno.as_deref(),
             args: self.args.as_ref().map(|(_, json)| json),
+            stack: self.stack.as_deref(),
         }
     }
 }
@@ -121,6 +209,8 @@ pub struct CallJson<'a> {
     errno: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     args: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stack: Option<&'a [String]>,
 }
 
 /// Aligned text lines: widths fixed up front from the functions selected, so columns do not
@@ -174,7 +264,12 @@ impl Columns {
             None => line,
         };
         // Void functions leave the last column empty.
-        format!("{}\n", line.trim_end())
+        let mut line = format!("{}\n", line.trim_end());
+        // The stack under its call, one frame a line, indented past the TIME column.
+        for frame in call.stack.iter().flatten() {
+            line.push_str(&format!("{:13}{frame}\n", ""));
+        }
+        line
     }
 }
 
@@ -202,6 +297,7 @@ mod tests {
             cpu: 1,
             comm,
             args: [0; 6],
+            strings_read: 0,
         }
     }
 
@@ -214,14 +310,20 @@ mod tests {
 
     #[test]
     fn records_parse_with_the_c_layout() {
-        assert_eq!(size_of::<RawEvent>(), 104);
+        assert_eq!(size_of::<RawEvent>(), 112);
+        assert_eq!(std::mem::offset_of!(RawEvent, strings_read), 104, "records with arguments, no strings");
         assert_eq!(std::mem::offset_of!(RawEvent, args), WITHOUT_ARGS);
         let r = raw(0, 7);
         let bytes = bytemuck::bytes_of(&r)[..WITHOUT_ARGS].to_vec();
-        let back = RawEvent::parse(&bytes).unwrap();
+        let plain = Layout::default();
+        let back = RawEvent::parse(&bytes, &plain).unwrap();
         assert_eq!(back.args, [0; REGISTERS], "records without arguments");
         assert_eq!((back.pid(), back.tid(), back.comm()), (300, 301, "mp-trace-test".to_string()));
-        assert!(RawEvent::parse(&bytes[..40]).is_none());
+        assert!(RawEvent::parse(&bytes[..40], &plain).is_none());
+        // A stack right after the fixed part is not read as arguments.
+        let mut with_stack = bytes.clone();
+        with_stack.extend_from_slice(&[0xff; 64]);
+        assert_eq!(RawEvent::parse(&with_stack, &Layout { kstack: true, ..plain }).unwrap().args, [0; REGISTERS]);
     }
 
     #[test]
@@ -270,8 +372,8 @@ mod tests {
         let types = [RetType::Signed(4), RetType::Void];
         let params = vec![
             vec![
-                Param { name: "dfd".into(), ty: RetType::Signed(4) },
-                Param { name: "how".into(), ty: RetType::Pointer },
+                Param { name: "dfd".into(), ty: RetType::Signed(4), string: false, user: false },
+                Param { name: "how".into(), ty: RetType::Pointer, string: false, user: false },
             ],
             vec![],
         ];
@@ -283,5 +385,57 @@ mod tests {
         assert_eq!(v["args"], serde_json::json!({"dfd": -100, "how": "0x10"}));
         let without = Call::decode(raw(0, 0), &f, &types, None).unwrap();
         assert!(serde_json::to_value(without.json()).unwrap().get("args").is_none());
+    }
+
+    #[test]
+    fn strings_follow_the_record() {
+        let mut r = raw(0, 3);
+        r.strings_read = 0b101;
+        let mut record = bytemuck::bytes_of(&r).to_vec();
+        let mut tail = vec![0u8; 6 * 8];
+        tail[..4].copy_from_slice(b"/etc");
+        tail[8..12].copy_from_slice(b"skip");
+        tail[16..24].copy_from_slice(b"abcdefgh");
+        record.extend_from_slice(&tail);
+        let layout = Layout { args: true, string_size: 8, kstack: false };
+        let strings = r.strings(&record, &layout);
+        assert_eq!(strings[0].as_deref(), Some("/etc"));
+        assert_eq!(strings[1], None, "not read: its bit is clear");
+        assert_eq!(strings[2].as_deref(), Some("abcdefgh"), "no NUL: up to the slot's end");
+        assert_eq!(r.strings(&record[..100], &layout), Strings::default(), "a record without strings");
+        assert_eq!(r.strings(&record, &Layout { string_size: 0, ..layout }), Strings::default());
+    }
+
+    /// The stack follows the strings at the next multiple of 8; its first word is the
+    /// kernel's size in bytes, bounded by the record.
+    #[test]
+    fn stacks_follow_strings_aligned() {
+        let r = raw(0, 0);
+        let frames = [0xffffffff81000010u64, 0xffffffff81000020];
+        let stack = |mut record: Vec<u8>, claimed: u64| {
+            record.extend_from_slice(&claimed.to_le_bytes());
+            frames.iter().for_each(|f| record.extend_from_slice(&f.to_le_bytes()));
+            record
+        };
+        let plain = Layout { kstack: true, ..Layout::default() };
+        let record = stack(bytemuck::bytes_of(&r)[..WITHOUT_ARGS].to_vec(), 16);
+        assert_eq!(RawEvent::stack(&record, &plain), frames);
+        assert_eq!(RawEvent::stack(&record, &Layout::default()), [0u64; 0], "no --kstack");
+        // 6 strings of 5 bytes: 112 + 30 = 142, the stack at 144.
+        let layout = Layout { args: true, string_size: 5, kstack: true };
+        let mut record = bytemuck::bytes_of(&r).to_vec();
+        record.resize(144, 0);
+        let record = stack(record, 16);
+        assert_eq!(RawEvent::stack(&record, &layout), frames);
+        let lying = stack(bytemuck::bytes_of(&r)[..WITHOUT_ARGS].to_vec(), 800);
+        assert_eq!(RawEvent::stack(&lying, &plain), frames, "no more than the record holds");
+        // Shown under the call, and as a JSON list.
+        let f = functions();
+        let types = [RetType::Signed(4), RetType::Void];
+        let mut call = Call::decode(r, &f, &types, None).unwrap();
+        call.stack = Some(vec!["do_syscall_64+0x5d".into()]);
+        let line = Columns::new(&f).line(&call, r.ts_ns);
+        assert!(line.ends_with("\n             do_syscall_64+0x5d\n"), "{line:?}");
+        assert_eq!(serde_json::to_value(call.json()).unwrap()["stack"], serde_json::json!(["do_syscall_64+0x5d"]));
     }
 }

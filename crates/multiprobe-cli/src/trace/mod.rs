@@ -12,7 +12,9 @@
 mod args;
 mod errno;
 mod event;
+mod protos;
 mod ret;
+mod shown;
 
 use std::time::{Duration, Instant};
 
@@ -22,8 +24,8 @@ use multiprobe::symbols::{Function, Listing};
 use multiprobe::{LoadedObject, Map, Object, RingBuf};
 use serde::Serialize;
 
-use self::event::{Call, Columns, RawEvent};
-use self::ret::RetType;
+use self::event::{Columns, Layout};
+use self::shown::Shown;
 use crate::duration;
 use crate::error::CliError;
 use crate::latency::{self, Method, Programs};
@@ -70,9 +72,18 @@ pub struct TraceArgs {
     #[arg(long, value_name = "BYTES", default_value = "4M", value_parser = parse_buffer_size)]
     pub buffer_size: u32,
     /// Show the first six arguments of each call by name, read by the function's BTF
-    /// prototype (integers, enum names, pointers in hex).
+    /// prototype (integers, enum names, pointers in hex, `char *` as strings).
     #[arg(short = 'a', long)]
     pub args: bool,
+    /// With --args: bytes kept of each string argument, its NUL included (0: show string
+    /// pointers in hex). Strings are read at entry; longer ones are cut. At most 256: every
+    /// call in progress holds six of them.
+    #[arg(long, value_name = "BYTES", default_value_t = 64, value_parser = clap::value_parser!(u32).range(0..=256))]
+    pub string_size: u32,
+    /// Show the kernel stack of each call (at its return: the caller's frame first), each
+    /// frame as `function+0xoff [module]`, under the call's line (`"stack"` in JSON).
+    #[arg(long)]
+    pub kstack: bool,
     /// Use a kprobe.multi + kretprobe.multi pair even where the kernel has kprobe sessions.
     #[arg(long)]
     pub no_session: bool,
@@ -167,16 +178,27 @@ pub fn run(args: &TraceArgs, listing: &Listing, out: &mut Output) -> Result<(), 
     if u32::try_from(n).is_err() {
         return Err(CliError::new(format!("{n} functions are too many to tell apart in a cookie")));
     }
-    let btf = kernel_btf(&functions);
-    let types = ret::of_functions(btf.as_deref(), &functions);
-    warn_unknown(&types, args.errors.is_some());
-    let params = args.args.then(|| args::of_functions(btf.as_deref(), &functions));
-    drop(btf);
-    let cookies: Vec<(Function, u64)> =
-        functions.iter().cloned().zip(types.iter().zip(0u32..).map(|(t, i)| t.cookie(i))).collect();
+    let protos::Prototypes { types, params, user_tags } = protos::read(&functions, args.args);
+    protos::warn_unknown(&types, args.errors.is_some());
+    let symbols =
+        args.kstack.then(crate::stack::KernelSymbols::read).transpose().map_err(|e| {
+            CliError::new(format!("--kstack names frames by /proc/kallsyms, which could not be read: {e}"))
+        })?;
+    let masks: Vec<u64> = match &params {
+        Some(params) if args.string_size > 0 => params.iter().map(|p| args::string_mask(p)).collect(),
+        _ => vec![0; n],
+    };
+    // No string argument anywhere: no room kept for strings at all.
+    let string_size = if masks.iter().any(|&m| m != 0) { args.string_size } else { 0 };
+    let cookies: Vec<(Function, u64)> = functions
+        .iter()
+        .cloned()
+        .zip(types.iter().zip(&masks).zip(0u32..).map(|((t, &m), i)| t.cookie(i) | m << STRINGS_SHIFT))
+        .collect();
 
     let load_start = Instant::now();
-    let loaded = load(args, method)?;
+    let layout = Layout { args: args.args, string_size: string_size as usize, kstack: args.kstack };
+    let loaded = load(args, method, &layout, user_tags)?;
     let load_time = load_start.elapsed();
     if stop.pending().is_some() {
         eprintln!("interrupted before attaching: nothing was attached");
@@ -209,6 +231,8 @@ pub fn run(args: &TraceArgs, listing: &Listing, out: &mut Output) -> Result<(), 
     let map = |name: &str| loaded.map(name).expect("the object has the map");
     let mut ring = RingBuf::new(map("events"))?;
     let mut shown = Shown::new(&functions, &types, params.as_deref(), columns, args.run.json, args.limit);
+    shown.layout = layout;
+    shown.symbols = symbols.as_ref();
     let started = Instant::now();
     let ending = poll(&stop, started, args.run.duration, &mut ring, map("lost"), &mut shown, out)?;
     let ran = started.elapsed();
@@ -239,33 +263,28 @@ pub fn run(args: &TraceArgs, listing: &Listing, out: &mut Output) -> Result<(), 
     Ok(())
 }
 
-/// The kernel's BTF, where prototypes come from, when any function is the kernel's own
-/// (module BTF is not read).
-fn kernel_btf(functions: &[Function]) -> Option<std::sync::Arc<multiprobe::btf::Btf>> {
-    if functions.iter().all(|f| f.module.is_some()) {
-        return None;
-    }
-    multiprobe::btf::kernel::vmlinux()
-        .inspect_err(|e| eprintln!("warning: return values and arguments are shown raw: {e}"))
-        .ok()
-}
+/// Where the string masks sit in the attach cookie (bits 48-53 strings, 54-59 `__user`).
+const STRINGS_SHIFT: u32 = 48;
+/// `struct start` in bpf/trace.bpf.c; its strings follow it.
+const START_SIZE: u32 = 64;
 
-/// Says what `--errors` cannot see.
-fn warn_unknown(types: &[RetType], errors: bool) {
-    let unknown = types.iter().filter(|t| **t == RetType::Unknown).count();
-    if errors && unknown > 0 {
-        eprintln!(
-            "warning: {} without a BTF prototype (module functions, functions the compiler changed): \
-             --errors never shows their calls",
-            output::functions(unknown)
-        );
-    }
-}
+/// Frames of the kernel stack kept per event with `--kstack`.
+const KSTACK_DEPTH: u32 = 32;
 
-/// The object with the filters of `args` set, its programs chosen for `method`.
-fn load(args: &TraceArgs, method: Method) -> Result<LoadedObject, CliError> {
+/// The object with the filters of `args` set, its programs chosen for `method`; room for
+/// six strings of `layout.string_size` bytes per call in progress.
+fn load(args: &TraceArgs, method: Method, layout: &Layout, user_tags: bool) -> Result<LoadedObject, CliError> {
+    let string_size = layout.string_size as u32;
     let mut obj = Object::parse("trace", OBJECT)?;
     obj.map_mut("events").expect("the object has the map").set_max_entries(args.buffer_size);
+    if string_size > 0 {
+        for name in ["starts", "scratch"] {
+            obj.map_mut(name).expect("the object has the map").set_value_size(START_SIZE + 6 * string_size);
+        }
+    }
+    obj.set_global("string_size", &string_size)?;
+    obj.set_global("user_tags", &u8::from(user_tags))?;
+    obj.set_global("kstack_depth", &if layout.kstack { KSTACK_DEPTH } else { 0 })?;
     obj.set_global("target_tgid", &args.run.pid.unwrap_or(0))?;
     obj.set_global("target_comm", &args.comm.map_or([0u64; 2], |c| c.0))?;
     let errors: u32 = match args.errors {
@@ -340,74 +359,6 @@ fn missed(links: &[KprobeMultiLink], loaded: &LoadedObject, method: Method) -> O
         names.iter().filter_map(|n| loaded.program(n)).filter_map(|p| p.info().ok().map(|i| i.recursion_misses));
     let all: Vec<u64> = from_links.chain(from_programs).collect();
     (!all.is_empty()).then(|| all.iter().sum())
-}
-
-/// What has been shown, and how.
-struct Shown<'a> {
-    functions: &'a [Function],
-    types: &'a [RetType],
-    params: Option<&'a [Vec<args::Param>]>,
-    columns: Columns,
-    json: bool,
-    limit: Option<u64>,
-    events: u64,
-    per_function: Vec<u64>,
-    /// The entry time of the first event: the text's TIME column counts from it.
-    first_ts: Option<u64>,
-}
-
-impl<'a> Shown<'a> {
-    fn new(
-        functions: &'a [Function],
-        types: &'a [RetType],
-        params: Option<&'a [Vec<args::Param>]>,
-        columns: Columns,
-        json: bool,
-        limit: Option<u64>,
-    ) -> Self {
-        Shown {
-            functions,
-            types,
-            params,
-            columns,
-            json,
-            limit,
-            events: 0,
-            per_function: vec![0; functions.len()],
-            first_ts: None,
-        }
-    }
-
-    /// Shows every event in the ring, in one write; true once the limit is reached (the
-    /// events past it are taken out of the ring but not shown).
-    fn drain(&mut self, ring: &mut RingBuf, out: &mut Output) -> Result<bool, CliError> {
-        let mut batch = String::new();
-        let mut reached = self.limit.is_some_and(|l| self.events >= l);
-        while let Some(record) = ring.next_record() {
-            if reached {
-                continue;
-            }
-            let Some(call) =
-                RawEvent::parse(&record).and_then(|r| Call::decode(r, self.functions, self.types, self.params))
-            else {
-                continue;
-            };
-            let first = *self.first_ts.get_or_insert(call.raw.ts_ns);
-            if self.json {
-                batch.push_str(&serde_json::to_string(&call.json()).map_err(std::io::Error::other)?);
-                batch.push('\n');
-            } else {
-                batch.push_str(&self.columns.line(&call, first));
-            }
-            self.events += 1;
-            self.per_function[call.raw.function as usize] += 1;
-            reached = self.limit.is_some_and(|l| self.events >= l);
-        }
-        if !batch.is_empty() {
-            out.text(&batch)?;
-        }
-        Ok(reached)
-    }
 }
 
 /// The end of a run.

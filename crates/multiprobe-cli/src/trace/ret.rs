@@ -3,7 +3,6 @@
 //! filter errors (packed into the attach cookie), and the value shown for one call.
 
 use multiprobe::btf::{Btf, TypeKind, int_encoding, kind};
-use multiprobe::symbols::Function;
 use serde_json::Value;
 
 use super::errno::{self, MAX_ERRNO};
@@ -11,7 +10,7 @@ use super::errno::{self, MAX_ERRNO};
 /// How a function's return value reads. The numbers are `RET_*` in bpf/trace.bpf.c.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RetType {
-    /// No prototype in BTF (module functions, functions the compiler changed): the raw
+    /// No prototype in BTF (functions the compiler changed, modules without BTF): the raw
     /// register, in hex.
     Unknown,
     Void,
@@ -58,19 +57,6 @@ impl RetType {
     pub fn cookie(&self, index: u32) -> u64 {
         u64::from(index) | self.code() << 32 | u64::from(self.size()) << 40
     }
-}
-
-/// The return type of each function, from the kernel's BTF (module functions and functions
-/// without a prototype there read as [`RetType::Unknown`]).
-pub fn of_functions(btf: Option<&Btf>, functions: &[Function]) -> Vec<RetType> {
-    functions
-        .iter()
-        .map(|f| match btf {
-            // Module BTF is split BTF on top of vmlinux's: not read here.
-            Some(btf) if f.module.is_none() => of_function(btf, &f.name),
-            _ => RetType::Unknown,
-        })
-        .collect()
 }
 
 /// The return type of function `name` in `btf`.
@@ -258,14 +244,6 @@ mod tests {
         assert_eq!(of_function(&b, "f_void"), RetType::Void);
         assert_eq!(of_function(&b, "no_such_function"), RetType::Unknown);
         assert_eq!(of_function(&b, "int"), RetType::Unknown, "a type, not a function");
-    }
-
-    #[test]
-    fn module_functions_are_not_looked_up_in_vmlinux() {
-        let b = btf();
-        let f = |module: Option<&str>| Function { name: "f_int".into(), module: module.map(Into::into), address: 0 };
-        assert_eq!(of_functions(Some(&b), &[f(None), f(Some("ext4"))]), [RetType::Signed(4), RetType::Unknown]);
-        assert_eq!(of_functions(None, &[f(None)]), [RetType::Unknown]);
     }
 
     #[test]

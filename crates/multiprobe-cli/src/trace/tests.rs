@@ -75,3 +75,57 @@ fn the_json_summary_counts_events_per_function() {
     );
     assert_eq!(Ending::Limit.json(), "limit");
 }
+
+/// The program passes the verifier with every option that changes its code (arguments,
+/// strings of one byte, of an odd size that leaves the stack to align, of the largest size,
+/// `__user` tags, stacks, the filters), as each way of attaching loads it: on the kernels
+/// the VMs boot, the verifier of each.
+#[test]
+fn the_program_loads_with_every_option() {
+    use clap::Parser;
+
+    use crate::latency::Method;
+    use crate::probe::Strategy;
+
+    testkit::require_root!("loading BPF programs");
+    let mut methods = vec![Method::Pair(Strategy::KprobeMulti), Method::Pair(Strategy::PerFunction)];
+    if crate::probe::session_support().is_yes() {
+        methods.push(Method::Session);
+    }
+    let options: [&[&str]; 7] = [
+        &[],
+        &["--kstack"],
+        &["--args", "--string-size", "0"],
+        &["--args", "--string-size", "1"],
+        &["--args", "--kstack"],
+        &["--args", "--string-size", "7", "--kstack", "--errors=null"],
+        &[
+            "--args",
+            "--string-size",
+            "256",
+            "--kstack",
+            "--errors",
+            "--min-duration",
+            "1us",
+            "--limit",
+            "3",
+            "--pid",
+            "1",
+            "--comm",
+            "init",
+        ],
+    ];
+    for method in methods {
+        for extra in options {
+            let argv = ["multiprobe", "trace", "f"].into_iter().chain(extra.iter().copied());
+            let crate::Command::Trace(args) = crate::Cli::try_parse_from(argv).unwrap().command else { unreachable!() };
+            let string_size = if args.args { args.string_size as usize } else { 0 };
+            let layout = Layout { args: args.args, string_size, kstack: args.kstack };
+            for user_tags in [false, true] {
+                if let Err(e) = load(&args, method, &layout, user_tags) {
+                    panic!("{method:?} {extra:?} user_tags={user_tags}: {e:?}");
+                }
+            }
+        }
+    }
+}

@@ -17,6 +17,21 @@ pub fn vmlinux() -> Result<Arc<Btf>, BtfError> {
     read_once(&CACHE, |data| Btf::parse(&data))
 }
 
+/// The BTF of loaded module `module` (`/sys/kernel/btf/MODULE`), split BTF on top of
+/// `vmlinux` (from [`vmlinux()`]), read each time: a module may be reloaded between calls.
+pub fn module(module: &str, vmlinux: &Btf) -> Result<Btf, BtfError> {
+    let path = format!("/sys/kernel/btf/{module}");
+    let io = |source: std::io::Error| BtfError::KernelBtf { path: path.clone(), source };
+    // A name from kallsyms is a file name; anything else would read another file.
+    if module.is_empty() || module.contains('/') || module.starts_with('.') || module == "vmlinux" {
+        let msg = format!("`{module}` is not a module name");
+        return Err(io(std::io::Error::new(std::io::ErrorKind::InvalidInput, msg)));
+    }
+    let data = std::fs::read(&path).map_err(io)?;
+    Btf::parse_split(vmlinux, &data)
+        .map_err(|e| io(std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string())))
+}
+
 /// The kernel's BTF as read, not decoded, for questions about a type or two (feature probes):
 /// a walk of the type headers instead of a parse of 100,000+ types.
 pub(crate) fn vmlinux_raw() -> Result<Arc<RawBtf>, BtfError> {

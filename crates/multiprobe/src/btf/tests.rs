@@ -217,4 +217,5 @@ fn split_btf_reads_on_top_of_its_base() {
     assert_eq!(all.name(ret), "pair", "a split type refers to a base type by base's id");
     // Base's own names still resolve.
     assert_eq!(all.find_by_name_kind("pair", kind::STRUCT), base.find_by_name_kind("pair", kind::STRUCT));
+    assert!(Btf::parse_split(&base, &[0; 4]).is_err(), "a truncated split BTF is an error");
 }
