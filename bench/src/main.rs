@@ -29,7 +29,7 @@ use serde_json::json;
 /// The benchmark's object: `empty` and the reference programs (bpf/bench.bpf.c).
 pub const BENCH_OBJ: &[u8] = include_bytes!("../../bpf/bench.bpf.o");
 /// The CLI's `count` program, the very object `multiprobe count` loads.
-pub const COUNT_OBJ: &[u8] = include_bytes!("../../bpf/count.bpf.o");
+pub const COUNT_OBJ: &[u8] = include_bytes!("../../crates/multiprobe-cli/bpf/count.bpf.o");
 /// Richer objects for load times.
 pub const LOADER_OBJ: &[u8] = include_bytes!("../../bpf/test_loader.bpf.o");
 pub const KPROBE_MULTI_OBJ: &[u8] = include_bytes!("../../bpf/test_kprobe_multi.bpf.o");

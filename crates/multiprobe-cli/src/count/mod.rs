@@ -24,7 +24,7 @@ use crate::select::TargetArgs;
 use crate::signals::Stop;
 
 /// The BPF object, built from bpf/count.bpf.c by `cargo xtask bpf`.
-pub const OBJECT: &[u8] = include_bytes!("../../../../bpf/count.bpf.o");
+pub const OBJECT: &[u8] = include_bytes!("../../bpf/count.bpf.o");
 pub(crate) const PROGRAM: &str = "count_calls";
 pub(crate) const COUNTS: &str = "counts";
 const SLOTS: &str = "slots";
