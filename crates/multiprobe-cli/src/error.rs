@@ -1,10 +1,25 @@
 //! Errors as the user sees them: one line saying what failed, `hint:` lines saying what to
 //! do, and (with `-v`) the chain of causes and the verifier's full log.
+//!
+//! The `error:`, `warning:` and `hint:` labels are coloured on a terminal only: anstream drops
+//! the colours when stderr is a pipe or a file, or when `NO_COLOR` is set (no-color.org).
 
 use std::error::Error;
+use std::fmt::Display;
 use std::io;
 
+use anstyle::{AnsiColor, Style};
 use multiprobe::{AttachError, ListingError, LoadError, MapError, ObjectError};
+
+/// The labels' styles, as cargo and rustc colour theirs.
+const ERROR: Style = AnsiColor::Red.on_default().bold();
+const WARNING: Style = AnsiColor::Yellow.on_default().bold();
+const HINT: Style = AnsiColor::Cyan.on_default().bold();
+
+/// Prints `warning: MESSAGE` on stderr: something was left out or degraded, the run goes on.
+pub fn warning(message: impl Display) {
+    anstream::eprintln!("{WARNING}warning:{WARNING:#} {message}");
+}
 
 /// A failure of a command, ready to print.
 #[derive(Debug, Default)]
@@ -55,16 +70,16 @@ impl CliError {
 
     /// Writes the error to stderr as `error: ...`, `hint: ...` and, if `verbose`, the details.
     pub fn print(&self, verbose: bool) {
-        eprintln!("error: {}", self.message);
+        anstream::eprintln!("{ERROR}error:{ERROR:#} {}", self.message);
         for h in &self.hints {
-            eprintln!("hint: {h}");
+            anstream::eprintln!("{HINT}hint:{HINT:#} {h}");
         }
         if verbose {
             for d in &self.details {
                 eprintln!("{d}");
             }
         } else if !self.details.is_empty() {
-            eprintln!("hint: run with -v for details");
+            anstream::eprintln!("{HINT}hint:{HINT:#} run with -v for details");
         }
     }
 }

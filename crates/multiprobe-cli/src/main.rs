@@ -8,6 +8,7 @@ mod duration;
 mod error;
 mod export;
 mod features;
+mod help;
 mod hist;
 mod latency;
 mod list;
@@ -22,7 +23,7 @@ mod trace;
 
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use clap_complete::Shell;
 use multiprobe::symbols::Listing;
 
@@ -33,7 +34,7 @@ use crate::output::Output;
 /// latency. Patterns are globs over traceable function names (`vfs_*`), optionally scoped
 /// to modules (`ext4:*`, `vmlinux:tcp_*`).
 #[derive(Debug, Parser)]
-#[command(name = "multiprobe", version, max_term_width = 100)]
+#[command(name = "multiprobe", version, max_term_width = 100, after_help = help::MAIN)]
 struct Cli {
     /// More detail on errors: the chain of causes and the verifier's full log.
     #[arg(short, long, global = true)]
@@ -49,26 +50,39 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// The traceable functions that match, with module and address, and the total.
+    #[command(after_help = help::LIST)]
     List(list::ListArgs),
     /// Calls per function, live and in a final summary.
+    #[command(after_help = help::COUNT)]
     Count(count::CountArgs),
     /// Latency per function: log2 histograms and percentiles.
+    #[command(after_help = help::LATENCY)]
     Latency(latency::LatencyArgs),
     /// Every call: time, task, duration and return value; failing calls only with --errors.
+    #[command(after_help = help::TRACE)]
     Trace(trace::TraceArgs),
     /// Serve calls and latencies per function as Prometheus metrics, until stopped.
+    #[command(after_help = help::EXPORT)]
     Export(export::ExportArgs),
     /// What this kernel and these privileges allow, and why not.
+    #[command(after_help = help::FEATURES)]
     Features(features::FeaturesArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(after_help = help::COMPLETIONS)]
     Completions {
         #[arg(value_enum)]
         shell: Shell,
     },
+    /// Write the man pages (multiprobe.1 and one per subcommand) to DIR; for packagers.
+    #[command(hide = true)]
+    Man {
+        /// The directory to write them to (created if missing).
+        dir: std::path::PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::from_arg_matches(&command().get_matches()).unwrap_or_else(|e| e.exit());
     // The kernel takes a third of a second to format its 40,000-line list of traceable
     // functions; a copy on tmpfs (/run/multiprobe), valid while boot and modules stay the
     // same, saves it.
@@ -81,6 +95,8 @@ fn main() -> ExitCode {
         Command::Export(args) => export::run(args, &listing),
         Command::Features(args) => features::run(args, &mut out),
         Command::Completions { shell } => completions(*shell, &mut out),
+        Command::Man { dir } => help::write_man_pages(&command(), dir)
+            .and_then(|pages| out.text(&format!("wrote {} in {}\n", pages.join(" "), dir.display()))),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -93,9 +109,15 @@ fn main() -> ExitCode {
 
 fn completions(shell: Shell, out: &mut Output) -> Result<(), CliError> {
     let mut script = Vec::new();
-    clap_complete::generate(shell, &mut Cli::command(), "multiprobe", &mut script);
+    clap_complete::generate(shell, &mut command(), "multiprobe", &mut script);
     out.text(&String::from_utf8_lossy(&script))?;
     Ok(())
+}
+
+/// The command line as parsed and shown: clap's derive output with [`help::adjust`]'s
+/// per-command corrections.
+fn command() -> clap::Command {
+    help::adjust(Cli::command())
 }
 
 #[cfg(test)]
@@ -105,6 +127,7 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
+        command().debug_assert();
     }
 
     #[test]

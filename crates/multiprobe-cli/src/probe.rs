@@ -137,7 +137,11 @@ pub fn attached_mask(functions: &[Function], skipped: &[Function]) -> Vec<bool> 
     if skipped.len() > 5 {
         names.push("...".into());
     }
-    eprintln!("warning: the kernel refused {}, left out: {}", output::functions(skipped.len()), names.join(", "));
+    crate::error::warning(format_args!(
+        "the kernel refused {}, left out: {}",
+        output::functions(skipped.len()),
+        names.join(", ")
+    ));
     let refused: std::collections::HashSet<&Function> = skipped.iter().collect();
     functions.iter().map(|f| !refused.contains(f)).collect()
 }

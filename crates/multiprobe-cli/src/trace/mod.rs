@@ -246,7 +246,7 @@ fn kernel_btf(functions: &[Function]) -> Option<std::sync::Arc<multiprobe::btf::
         return None;
     }
     multiprobe::btf::kernel::vmlinux()
-        .inspect_err(|e| eprintln!("warning: return values and arguments are shown raw: {e}"))
+        .inspect_err(|e| crate::error::warning(format_args!("return values and arguments are shown raw: {e}")))
         .ok()
 }
 
