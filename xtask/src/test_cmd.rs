@@ -82,6 +82,7 @@ fn run_steps(args: &TestArgs, root: &Path, rows: &mut Vec<Row>) -> Result<()> {
         })?;
         step(rows, "BPF objects", || crate::bpf::check_objects_up_to_date(root).map(|()| String::new()))?;
         native_tests(root, args.test_filter.as_deref(), rows)?;
+        step(rows, "package", || crate::dist::package_check(root))?;
         step(rows, "fuzz", || crate::fuzz_cmd::bounded(root))?;
     }
     if args.no_vm {

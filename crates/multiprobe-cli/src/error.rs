@@ -95,6 +95,9 @@ fn read_hints(e: &AttachError) -> Vec<String> {
                 "reading the kernel's list of traceable functions needs root".into()
             }]
         }
+        AttachError::Tracefs(t) if t.permission_denied() => vec![
+            "run it as root (sudo multiprobe ...), or give it CAP_BPF and CAP_PERFMON and make tracefs readable to this user; `multiprobe features` shows what is missing".into(),
+        ],
         AttachError::NoMatch { .. } => vec![
             "patterns are globs over traceable function names (`vfs_*`, `tcp_v4_*`); `MODULE:NAME` picks module functions".into(),
             "see what is traceable with `multiprobe list PATTERN`".into(),
