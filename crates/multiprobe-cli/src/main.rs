@@ -16,6 +16,7 @@ mod output;
 mod probe;
 mod progress;
 mod run;
+mod screen;
 mod select;
 mod signals;
 mod table;
@@ -82,7 +83,10 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::from_arg_matches(&command().get_matches()).unwrap_or_else(|e| e.exit());
+    let cli = match command().try_get_matches().and_then(|m| Cli::from_arg_matches(&m)) {
+        Ok(cli) => cli,
+        Err(e) => usage_error(e),
+    };
     // The kernel takes a third of a second to format its 40,000-line list of traceable
     // functions; a copy on tmpfs (/run/multiprobe), valid while boot and modules stay the
     // same, saves it.
@@ -101,10 +105,48 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            if wants_json(&cli.command) {
+                json_error(&e);
+            }
             e.print(cli.verbose);
             ExitCode::FAILURE
         }
     }
+}
+
+/// Whether the command writes JSON lines, so that its failures go to stdout as an `error`
+/// event too: a consumer reading stdout alone learns why it got no summary.
+fn wants_json(command: &Command) -> bool {
+    match command {
+        Command::List(a) => a.json,
+        Command::Count(a) => a.run.json,
+        Command::Latency(a) => a.run.json,
+        Command::Trace(a) => a.run.json,
+        Command::Features(a) => a.json,
+        Command::Export(_) | Command::Completions { .. } | Command::Man { .. } => false,
+    }
+}
+
+/// Writes the `error` event on stdout; where stdout itself failed there is nothing to do.
+fn json_error(e: &CliError) {
+    use std::io::Write;
+    let _ = std::io::stdout().write_all(e.json_line().as_bytes());
+}
+
+/// A usage error: clap's message on stderr, and with `--json` in the arguments an `error`
+/// event on stdout as for any other failure.
+fn usage_error(e: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    let is_failure = !matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion);
+    if is_failure && std::env::args_os().any(|a| a == "--json") {
+        let text = e.render().to_string();
+        // clap's message runs up to its usage block; one line of it, without the label.
+        let body = text.split("\n\nUsage:").next().unwrap_or("");
+        let message = body.trim_start_matches("error: ").split_whitespace().collect::<Vec<_>>().join(" ");
+        let hints = vec!["see `multiprobe --help`".to_string()];
+        json_error(&CliError { message, hints, details: Vec::new(), errno: None });
+    }
+    e.exit()
 }
 
 fn completions(shell: Shell, out: &mut Output) -> Result<(), CliError> {

@@ -27,6 +27,7 @@ fn unprivileged_list_with_a_closed_tracefs_says_it_needs_root() {
     }
     // --no-cache: a listing cached in /run by the root run above would answer without tracefs.
     let out = Command::new(bin()).args(["list", "vfs_read", "--no-cache"]).uid(NOBODY).gid(NOBODY).output();
+    let json = Command::new(bin()).args(["list", "vfs_read", "--no-cache", "--json"]).uid(NOBODY).gid(NOBODY).output();
     if mode != 0o700 {
         std::fs::set_permissions(tracefs, std::fs::Permissions::from_mode(mode)).unwrap();
     }
@@ -39,6 +40,18 @@ fn unprivileged_list_with_a_closed_tracefs_says_it_needs_root() {
     assert!(!stderr.contains("not mounted"), "{stderr}");
     assert!(stderr.lines().any(|l| l.starts_with("hint: ") && l.contains("sudo")), "{stderr}");
     assert!(!stderr.contains('\x1b'), "colour on a pipe: {stderr:?}");
+
+    // With --json, the same failure is also one `error` event on stdout, errno EACCES.
+    let json = json.unwrap();
+    assert_eq!(json.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&json.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "{stdout}");
+    let event: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+    assert_eq!(event["event"], "error", "{event}");
+    assert!(event["message"].as_str().unwrap().starts_with("tracefs is mounted at /sys/kernel/tracing"), "{event}");
+    assert_eq!(event["errno"], 13, "EACCES: {event}");
+    assert!(event["hints"][0].as_str().unwrap().contains("sudo"), "{event}");
 }
 
 /// `features` as nobody: no feature says yes while the one it needs says no.

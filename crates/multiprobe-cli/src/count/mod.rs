@@ -20,6 +20,7 @@ use crate::error::CliError;
 use crate::output::{self, Output};
 use crate::probe::{self, Strategy};
 use crate::run::{self, RunArgs};
+use crate::screen::{self, AltScreen};
 use crate::select::TargetArgs;
 use crate::signals::Stop;
 
@@ -95,6 +96,9 @@ pub fn run(args: &CountArgs, listing: &Listing, out: &mut Output) -> Result<(), 
         eprintln!("counting calls of {} {}", output::functions(n), args.run.until());
     }
     let mut counts = Counters::new(map, mask);
+    // The live table on the alternate screen; the summary goes to the normal one.
+    let live = out.tty && !args.run.json && interval.is_some();
+    let screen = if live { Some(AltScreen::enter(out)?) } else { None };
     let started = Instant::now();
     let mut last_tick = started;
     let end = run::run_until(&stop, started, args.run.duration, interval, || {
@@ -112,13 +116,14 @@ pub fn run(args: &CountArgs, listing: &Listing, out: &mut Output) -> Result<(), 
                 probe::mode_text(mode),
                 duration::human(now - started)
             );
-            out.text(&format!("{CLEAR}{header}{}", report.table(args.top.unwrap_or(LIVE_ROWS))))?;
+            out.text(&screen::frame(&format!("{header}{}", report.table(args.top.unwrap_or(LIVE_ROWS)))))?;
         } else {
             let header = format!("[{}]\n", duration::human(now - started));
             out.text(&format!("{header}{}\n", report.table(args.top.unwrap_or(LIVE_ROWS))))?;
         }
         Ok(())
     })?;
+    drop(screen);
     // The counts of the run itself: per-function kprobes can take seconds to detach, and
     // calls made meanwhile would inflate the rates.
     let totals = counts.read()?;
@@ -139,14 +144,10 @@ pub fn run(args: &CountArgs, listing: &Listing, out: &mut Output) -> Result<(), 
     if args.run.json {
         out.json(&summary.json())?;
     } else {
-        let clear = if out.tty && interval.is_some() { CLEAR } else { "" };
-        out.text(&format!("{clear}{}", summary.text(args.top)))?;
+        out.text(&summary.text(args.top))?;
     }
     Ok(())
 }
-
-/// Clears a terminal and puts the cursor top left, for a table redrawn in place.
-const CLEAR: &str = "\x1b[H\x1b[2J";
 
 /// The object with one counter per function of `functions` (by position), for this kernel
 /// and pid filter, and the slot table when counters are found by entry address.
