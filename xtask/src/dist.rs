@@ -18,6 +18,7 @@ pub struct DistArgs {}
 
 /// Runs `cargo xtask dist`.
 pub fn run(_args: &DistArgs) -> Result<()> {
+    crate::tools::ensure(&[crate::tools::GROFF])?;
     let root = crate::workspace_root();
     let version = env!("CARGO_PKG_VERSION");
     let name = format!("multiprobe-{version}-{}", static_build::TARGET);

@@ -67,7 +67,7 @@ pub fn run(args: &TestArgs) -> Result<()> {
 fn run_steps(args: &TestArgs, root: &Path, rows: &mut Vec<Row>) -> Result<()> {
     let mut needed = Vec::new();
     if !args.vm_only {
-        needed.extend([tools::CLANG, tools::LLVM_STRIP]);
+        needed.extend([tools::CLANG, tools::LLVM_STRIP, tools::GROFF]);
     }
     if !args.no_vm {
         needed.extend([tools::QEMU, tools::BUSYBOX, tools::XZ, tools::DPKG_DEB]);
