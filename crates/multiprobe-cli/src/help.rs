@@ -12,11 +12,11 @@ use crate::error::CliError;
 /// Examples of the whole command, shown after its options.
 pub const MAIN: &str = "\
 Examples:
-  multiprobe list 'tcp_*'                      the traceable functions tcp_* selects
-  sudo multiprobe count 'vfs_*' -d 5s          calls per vfs_ function for five seconds
-  sudo multiprobe latency vfs_read vfs_write   latency histograms until Ctrl-C
+  multiprobe list 'tcp_*'                         the traceable functions tcp_* selects
+  sudo multiprobe count 'vfs_*' -d 5s             calls per vfs_ function for five seconds
+  sudo multiprobe latency vfs_read vfs_write      latency histograms until Ctrl-C
   sudo multiprobe trace 'do_sys_open*' --errors   failing opens, one line each
-  multiprobe features                          what this kernel and these privileges allow";
+  multiprobe features                             what this kernel and these privileges allow";
 
 /// `multiprobe list`.
 pub const LIST: &str = "\
@@ -28,32 +28,32 @@ Examples:
 /// `multiprobe count`.
 pub const COUNT: &str = "\
 Examples:
-  sudo multiprobe count 'vfs_*'                    a live table until Ctrl-C, then a summary
+  sudo multiprobe count 'vfs_*'                        a live table until Ctrl-C, then a summary
   sudo multiprobe count 'tcp_*' -x '*_timer*' -d 10s   ten seconds, timers left out
-  sudo multiprobe count 'ext4:*' -p 1234 --top 10  ext4 calls of process 1234, top ten
-  sudo multiprobe count 'vfs_*' -d 5s --json       JSON lines: attached, interval, summary";
+  sudo multiprobe count 'ext4:*' -p 1234 --top 10      ext4 calls of process 1234, top ten
+  sudo multiprobe count 'vfs_*' -d 5s --json           JSON lines: attached, interval, summary";
 
 /// `multiprobe latency`.
 pub const LATENCY: &str = "\
 Examples:
-  sudo multiprobe latency vfs_read vfs_write       histograms until Ctrl-C
+  sudo multiprobe latency vfs_read vfs_write                 histograms until Ctrl-C
   sudo multiprobe latency 'tcp_sendmsg*' -d 10s --sort p99   slowest 99th percentile first
-  sudo multiprobe latency 'vfs_*' -d 5s --json     JSON lines: attached, summary";
+  sudo multiprobe latency 'vfs_*' -d 5s --json               JSON lines: attached, summary";
 
 /// `multiprobe trace`.
 pub const TRACE: &str = "\
 Examples:
-  sudo multiprobe trace 'do_sys_open*' --errors    failing calls with their errno
+  sudo multiprobe trace 'do_sys_open*' --errors       failing calls with their errno
   sudo multiprobe trace vfs_read --min-duration 1ms   reads slower than a millisecond
   sudo multiprobe trace 'tcp_*' --comm curl -n 100    100 calls made by curl
-  sudo multiprobe trace vfs_write --json           JSON lines: attached, call..., summary";
+  sudo multiprobe trace vfs_write --json              JSON lines: attached, call..., summary";
 
 /// `multiprobe export`.
 pub const EXPORT: &str = "\
 Examples:
   sudo multiprobe export 'vfs_*' --listen 127.0.0.1:9435
   sudo multiprobe export 'tcp_*' --latency tcp_sendmsg --listen 0.0.0.0:9435
-  curl -s 127.0.0.1:9435/metrics                   what Prometheus scrapes";
+  curl -s 127.0.0.1:9435/metrics   what Prometheus scrapes";
 
 /// `multiprobe features`.
 pub const FEATURES: &str = "\
