@@ -115,3 +115,51 @@ pub fn write_man_pages(cmd: &Command, dir: &Path) -> Result<Vec<String>, CliErro
     }
     Ok(written)
 }
+
+#[cfg(test)]
+mod tests {
+    /// `--help` of `multiprobe ARGS...`, as clap renders it (no terminal: 100 columns).
+    fn help(args: &[&str]) -> String {
+        let argv = std::iter::once("multiprobe").chain(args.iter().copied()).chain(["--help"]);
+        let e = crate::command().try_get_matches_from(argv).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::DisplayHelp);
+        e.render().to_string()
+    }
+
+    #[test]
+    fn every_command_ends_with_examples() {
+        for sub in
+            [&[][..], &["list"], &["count"], &["latency"], &["trace"], &["export"], &["features"], &["completions"]]
+        {
+            let text = help(sub);
+            assert!(text.contains("\nExamples:\n  "), "{sub:?}:\n{text}");
+        }
+    }
+
+    #[test]
+    fn help_promises_only_what_the_command_does() {
+        assert!(!help(&["completions"]).contains("--no-cache"));
+        assert!(!help(&["features"]).contains("--no-cache"));
+        assert!(help(&["count"]).contains("--no-cache"), "count reads the listing");
+        assert!(!help(&["latency"]).contains("`interval`"), "latency emits no interval events");
+        assert!(!help(&["trace"]).contains("`interval`"));
+        assert!(!help(&[]).contains("\n  man "), "the man subcommand is for packagers, hidden");
+    }
+
+    #[test]
+    fn long_lines_wrap() {
+        for line in help(&["count"]).lines() {
+            assert!(line.chars().count() <= 100, "{line:?}");
+        }
+    }
+
+    #[test]
+    fn man_pages_render_for_every_visible_command() {
+        let dir = std::env::temp_dir().join(format!("multiprobe-man-{}", std::process::id()));
+        let pages = super::write_man_pages(&crate::command(), &dir).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(pages.len(), 8, "{pages:?}");
+        assert!(pages.contains(&"multiprobe.1".to_string()) && pages.contains(&"multiprobe-count.1".to_string()));
+        assert!(!pages.iter().any(|p| p.contains("-man.") || p.contains("-help.")), "{pages:?}");
+    }
+}
