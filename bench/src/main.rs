@@ -33,9 +33,9 @@ use serde_json::json;
 /// The benchmark's object: `empty` and the reference programs (bpf/bench.bpf.c).
 pub const BENCH_OBJ: &[u8] = include_bytes!("../../bpf/bench.bpf.o");
 /// The CLI's `count` program, the very object `multiprobe count` loads.
-pub const COUNT_OBJ: &[u8] = include_bytes!("../../bpf/count.bpf.o");
+pub const COUNT_OBJ: &[u8] = include_bytes!("../../crates/multiprobe-cli/bpf/count.bpf.o");
 /// The CLI's `count --by` program.
-pub const BREAKDOWN_OBJ: &[u8] = include_bytes!("../../bpf/breakdown.bpf.o");
+pub const BREAKDOWN_OBJ: &[u8] = include_bytes!("../../crates/multiprobe-cli/bpf/breakdown.bpf.o");
 /// Richer objects for load times.
 pub const LOADER_OBJ: &[u8] = include_bytes!("../../bpf/test_loader.bpf.o");
 pub const KPROBE_MULTI_OBJ: &[u8] = include_bytes!("../../bpf/test_kprobe_multi.bpf.o");

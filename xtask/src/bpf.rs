@@ -5,6 +5,10 @@
 //! The price is drift: a source edited without a rebuild. `--check` rebuilds into a temporary
 //! directory and compares everything the loader reads (every section's bytes, relocations and
 //! symbols); DWARF is stripped at build time, so paths of the build machine never get in.
+//!
+//! Every source stays in `bpf/`; the objects the CLI embeds go to the CLI crate
+//! ([`CLI_OBJECTS`], [`CLI_OBJECT_DIR`]) so that its published `.crate` holds them: a path
+//! outside the crate does not exist once it is packaged.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -26,6 +30,26 @@ pub struct BpfArgs {
 pub fn run(args: &BpfArgs) -> Result<()> {
     let root = crate::workspace_root();
     if args.check { check_objects_up_to_date(&root) } else { build_all(&root) }
+}
+
+/// The objects `multiprobe-cli` embeds with `include_bytes!`, by source stem: they are written
+/// to [`CLI_OBJECT_DIR`], every other object to `bpf/`. A new CLI program adds its stem here.
+pub const CLI_OBJECTS: &[&str] = &["breakdown", "count", "latency", "trace"];
+
+/// Where the CLI's objects live, relative to the workspace root.
+pub const CLI_OBJECT_DIR: &str = "crates/multiprobe-cli/bpf";
+
+/// The directories holding committed objects: `bpf/` and the CLI's.
+pub fn object_dirs(root: &Path) -> [PathBuf; 2] {
+    [root.join("bpf"), root.join(CLI_OBJECT_DIR)]
+}
+
+/// Where the object built from `source` is committed, relative to the workspace root.
+fn object_path(source: &Path) -> PathBuf {
+    let name = object_name(source);
+    let stem = name.strip_suffix(".bpf.o").unwrap_or(&name);
+    let dir = if CLI_OBJECTS.contains(&stem) { CLI_OBJECT_DIR } else { "bpf" };
+    Path::new(dir).join(name)
 }
 
 /// The BPF C sources: every `bpf/*.bpf.c`, sorted.
@@ -50,7 +74,7 @@ fn object_name(source: &Path) -> String {
 fn build_all(root: &Path) -> Result<()> {
     tools::ensure(&[tools::CLANG, tools::LLVM_STRIP])?;
     for source in sources(root)? {
-        let out = root.join("bpf").join(object_name(&source));
+        let out = root.join(object_path(&source));
         compile(root, &source, &out)?;
         println!("built {}", out.strip_prefix(root).unwrap_or(&out).display());
     }
@@ -65,17 +89,16 @@ pub fn check_objects_up_to_date(root: &Path) -> Result<()> {
     std::fs::create_dir_all(&tmp)?;
     let mut stale = Vec::new();
     for source in sources(root)? {
-        let name = object_name(&source);
-        let committed = root.join("bpf").join(&name);
-        let fresh = tmp.join(&name);
+        let rel = object_path(&source);
+        let fresh = tmp.join(object_name(&source));
         compile(root, &source, &fresh)?;
-        let Ok(committed_bytes) = std::fs::read(&committed) else {
-            stale.push(format!("bpf/{name}: missing (run `cargo xtask bpf` and commit it)"));
+        let Ok(committed_bytes) = std::fs::read(root.join(&rel)) else {
+            stale.push(format!("{}: missing (run `cargo xtask bpf` and commit it)", rel.display()));
             continue;
         };
         let fresh_bytes = std::fs::read(&fresh)?;
         if let Some(difference) = compare(&committed_bytes, &fresh_bytes)? {
-            stale.push(format!("bpf/{name}: {difference}"));
+            stale.push(format!("{}: {difference}", rel.display()));
         }
     }
     if stale.is_empty() {

@@ -179,11 +179,17 @@ fn input_files(dir: &Path, args: &CorpusArgs) -> Result<Vec<(&'static str, PathB
 
 /// One boot: the runner over the objects of `dir`.
 fn run_kernel(kernel: &Kernel, bin: &Path, dir: &Path, args: &CorpusArgs) -> Result<Outcome> {
-    let mut objects: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("reading {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "o"))
-        .collect();
+    // The committed objects are split between bpf/ and the CLI crate (bpf.rs): the default
+    // corpus takes both.
+    let root = crate::workspace_root();
+    let dirs = if dir == root.join("bpf") { crate::bpf::object_dirs(&root).to_vec() } else { vec![dir.to_path_buf()] };
+    let mut objects: Vec<PathBuf> = Vec::new();
+    for d in &dirs {
+        let entries = std::fs::read_dir(d).with_context(|| format!("reading {}", d.display()))?;
+        objects.extend(
+            entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "o")),
+        );
+    }
     objects.sort();
     if objects.is_empty() {
         bail!("no *.o files in {}", dir.display());

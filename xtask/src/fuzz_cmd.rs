@@ -139,8 +139,12 @@ fn seed(root: &Path, dirs: &Dirs) -> Result<()> {
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir)?;
     }
-    let mut objects: Vec<PathBuf> =
-        fs::read_dir(root.join("bpf"))?.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>()?;
+    let mut objects: Vec<PathBuf> = Vec::new();
+    for dir in crate::bpf::object_dirs(root) {
+        for entry in fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
+            objects.push(entry?.path());
+        }
+    }
     objects.retain(|p| p.to_string_lossy().ends_with(".bpf.o"));
     objects.sort();
     for path in &objects {

@@ -5,6 +5,7 @@ mod bench;
 mod bpf;
 mod conformance_cmd;
 mod corpus_cmd;
+mod dist;
 mod export_e2e;
 mod fuzz_cmd;
 mod guest;
@@ -49,6 +50,9 @@ enum Command {
     /// Load every object of a directory with multiprobe and with libbpf 1.7 in a VM and
     /// compare, program by program (docs/corpus.md).
     Corpus(corpus_cmd::CorpusArgs),
+    /// Build the release tarball under target/dist/: the static binary, shell completions and
+    /// man pages, with a sha256 file (docs/install.md).
+    Dist(dist::DistArgs),
     /// Fetch the test kernels (newest Debian build of each series) and show the cache.
     Kernels(KernelsArgs),
 }
@@ -107,6 +111,7 @@ fn run(command: Command) -> Result<()> {
         Command::Corpus(args) => corpus_cmd::run(&args),
         Command::Test(args) => test_cmd::run(&args),
         Command::Vm(args) => vm_cmd::run(&args),
+        Command::Dist(args) => dist::run(&args),
         Command::Kernels(args) => {
             let specs: Vec<String> = if args.kernels.is_empty() {
                 kernels::DEFAULT_MATRIX.iter().map(|s| s.to_string()).collect()

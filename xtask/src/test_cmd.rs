@@ -67,7 +67,7 @@ pub fn run(args: &TestArgs) -> Result<()> {
 fn run_steps(args: &TestArgs, root: &Path, rows: &mut Vec<Row>) -> Result<()> {
     let mut needed = Vec::new();
     if !args.vm_only {
-        needed.extend([tools::CLANG, tools::LLVM_STRIP]);
+        needed.extend([tools::CLANG, tools::LLVM_STRIP, tools::GROFF]);
     }
     if !args.no_vm {
         needed.extend([tools::QEMU, tools::BUSYBOX, tools::XZ, tools::DPKG_DEB]);
@@ -85,6 +85,7 @@ fn run_steps(args: &TestArgs, root: &Path, rows: &mut Vec<Row>) -> Result<()> {
         })?;
         step(rows, "BPF objects", || crate::bpf::check_objects_up_to_date(root).map(|()| String::new()))?;
         native_tests(root, args.test_filter.as_deref(), rows)?;
+        step(rows, "package", || crate::dist::package_check(root))?;
         step(rows, "fuzz", || crate::fuzz_cmd::bounded(root))?;
     }
     if args.no_vm {

@@ -25,6 +25,9 @@ pub const LLVM_STRIP: Tool = Tool { command: "llvm-strip", package: "llvm" };
 /// Compiles libFuzzer for the fuzz targets (libfuzzer-sys builds it from C++ sources).
 pub const CXX: Tool = Tool { command: "c++", package: "g++" };
 
+/// Renders the man pages to check them (`cargo xtask dist`, the packaging step).
+pub const GROFF: Tool = Tool { command: "groff", package: "groff-base" };
+
 /// Emulates the test VMs.
 pub const QEMU: Tool = Tool { command: "qemu-system-x86_64", package: "qemu-system-x86" };
 /// The static shell and tools inside the test VMs (busybox-static installs it in /bin).

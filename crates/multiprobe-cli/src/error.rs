@@ -1,10 +1,25 @@
 //! Errors as the user sees them: one line saying what failed, `hint:` lines saying what to
 //! do, and (with `-v`) the chain of causes and the verifier's full log.
+//!
+//! The `error:`, `warning:` and `hint:` labels are coloured on a terminal only: anstream drops
+//! the colours when stderr is a pipe or a file, or when `NO_COLOR` is set (no-color.org).
 
 use std::error::Error;
+use std::fmt::Display;
 use std::io;
 
+use anstyle::{AnsiColor, Style};
 use multiprobe::{AttachError, ListingError, LoadError, MapError, ObjectError};
+
+/// The labels' styles, as cargo and rustc colour theirs.
+const ERROR: Style = AnsiColor::Red.on_default().bold();
+const WARNING: Style = AnsiColor::Yellow.on_default().bold();
+const HINT: Style = AnsiColor::Cyan.on_default().bold();
+
+/// Prints `warning: MESSAGE` on stderr: something was left out or degraded, the run goes on.
+pub fn warning(message: impl Display) {
+    anstream::eprintln!("{WARNING}warning:{WARNING:#} {message}");
+}
 
 /// A failure of a command, ready to print.
 #[derive(Debug, Default)]
@@ -15,6 +30,8 @@ pub struct CliError {
     pub hints: Vec<String>,
     /// Printed with `-v` only: causes, the verifier log.
     pub details: Vec<String>,
+    /// The kernel's errno behind the failure, where there is one (for `--json` consumers).
+    pub errno: Option<i32>,
 }
 
 impl CliError {
@@ -26,6 +43,12 @@ impl CliError {
     /// Adds a hint.
     pub fn hint(mut self, hint: impl Into<String>) -> CliError {
         self.hints.push(hint.into());
+        self
+    }
+
+    /// Sets the errno reported with `--json`.
+    pub fn errno(mut self, errno: i32) -> CliError {
+        self.errno = Some(errno);
         self
     }
 
@@ -53,18 +76,33 @@ impl CliError {
         out
     }
 
+    /// The failure as one JSON line for `--json` consumers, who read stdout only:
+    /// `{"event":"error","message":..,"hints":[..],"errno":N|null}`.
+    pub fn json_line(&self) -> String {
+        #[derive(serde::Serialize)]
+        struct Event<'a> {
+            event: &'static str,
+            message: &'a str,
+            hints: &'a [String],
+            errno: Option<i32>,
+        }
+        let event = Event { event: "error", message: &self.message, hints: &self.hints, errno: self.errno };
+        let line = serde_json::to_string(&event).unwrap_or_else(|_| r#"{"event":"error"}"#.into());
+        format!("{line}\n")
+    }
+
     /// Writes the error to stderr as `error: ...`, `hint: ...` and, if `verbose`, the details.
     pub fn print(&self, verbose: bool) {
-        eprintln!("error: {}", self.message);
+        anstream::eprintln!("{ERROR}error:{ERROR:#} {}", self.message);
         for h in &self.hints {
-            eprintln!("hint: {h}");
+            anstream::eprintln!("{HINT}hint:{HINT:#} {h}");
         }
         if verbose {
             for d in &self.details {
                 eprintln!("{d}");
             }
         } else if !self.details.is_empty() {
-            eprintln!("hint: run with -v for details");
+            anstream::eprintln!("{HINT}hint:{HINT:#} run with -v for details");
         }
     }
 }
@@ -80,6 +118,9 @@ fn read_hints(e: &AttachError) -> Vec<String> {
                 "reading the kernel's list of traceable functions needs root".into()
             }]
         }
+        AttachError::Tracefs(t) if t.permission_denied() => vec![
+            "run it as root (sudo multiprobe ...), or give it CAP_BPF and CAP_PERFMON and make tracefs readable to this user; `multiprobe features` shows what is missing".into(),
+        ],
         AttachError::NoMatch { .. } => vec![
             "patterns are globs over traceable function names (`vfs_*`, `tcp_v4_*`); `MODULE:NAME` picks module functions".into(),
             "see what is traceable with `multiprobe list PATTERN`".into(),
@@ -93,6 +134,7 @@ fn read_hints(e: &AttachError) -> Vec<String> {
 impl From<AttachError> for CliError {
     fn from(e: AttachError) -> CliError {
         let mut out = CliError::from_error(&e);
+        out.errno = Some(e.errno());
         out.hints.extend(read_hints(&e));
         if let AttachError::Cancelled { .. } = e {
             out.message = format!("interrupted while attaching: {}", out.message);
@@ -114,6 +156,7 @@ impl From<ListingError> for CliError {
 impl From<LoadError> for CliError {
     fn from(e: LoadError) -> CliError {
         let mut out = CliError::from_error(&e);
+        out.errno = e.errno();
         add_verifier_log(&mut out, &e);
         out
     }
@@ -136,13 +179,13 @@ impl From<ObjectError> for CliError {
 
 impl From<MapError> for CliError {
     fn from(e: MapError) -> CliError {
-        CliError::from_error(&e)
+        CliError { errno: e.errno(), ..CliError::from_error(&e) }
     }
 }
 
 impl From<io::Error> for CliError {
     fn from(e: io::Error) -> CliError {
-        CliError::from_error(&e)
+        CliError { errno: e.raw_os_error(), ..CliError::from_error(&e) }
     }
 }
 
@@ -188,5 +231,15 @@ mod tests {
         let c = CliError::from(e);
         assert_eq!(c.message, "pattern `nope_*` matches no traceable function");
         assert!(c.hints.iter().any(|h| h.contains("multiprobe list")));
+        let v: serde_json::Value = serde_json::from_str(&c.json_line()).unwrap();
+        assert_eq!(v["event"], "error");
+        assert_eq!(v["message"], "pattern `nope_*` matches no traceable function");
+        assert_eq!(v["errno"], libc_enoent());
+        assert!(v["hints"].as_array().unwrap().len() >= 2);
+    }
+
+    /// ENOENT, as the library reports a pattern that matches nothing (libbpf's errno).
+    fn libc_enoent() -> i32 {
+        2
     }
 }

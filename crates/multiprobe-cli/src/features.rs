@@ -123,8 +123,36 @@ pub fn probe() -> Report {
         ),
         Feature::new("tracefs", "the list of traceable functions can be read", tracefs_readable(root)),
     ];
+    let feats = mark_dependents(feats);
     let commands = commands(&feats);
     Report { kernel: features::kernel_release(), arch: std::env::consts::ARCH, root, features: feats, commands }
+}
+
+/// Features usable only through another, as (dependent, needed): a kernel may have cookies
+/// on single kprobes while this user cannot create single kprobes at all, and "yes" next to
+/// the "no" it needs read as a contradiction.
+const DEPENDS_ON: &[(&str, &str)] = &[
+    ("kprobe_session", "kprobe_multi"),
+    ("session_kfuncs", "kprobe_session"),
+    ("kprobe_multi_link_info", "kprobe_multi"),
+    ("perf_kprobe_cookies", "perf_kprobe"),
+    ("available_filter_functions_addrs", "tracefs"),
+];
+
+/// Marks each feature whose prerequisite is missing "n/a: needs PREREQUISITE" (not supported),
+/// in the order of [`DEPENDS_ON`], so that chains (session kfuncs on sessions on kprobe_multi)
+/// carry through.
+fn mark_dependents(mut feats: Vec<Feature>) -> Vec<Feature> {
+    for (dependent, needed) in DEPENDS_ON {
+        let needed_ok = feats.iter().find(|f| f.name == *needed).is_none_or(|f| f.supported);
+        if let Some(f) = feats.iter_mut().find(|f| f.name == *dependent)
+            && !needed_ok
+        {
+            f.supported = false;
+            f.reason = Some(format!("n/a: needs {needed}"));
+        }
+    }
+    feats
 }
 
 /// Root, or the capabilities tracing needs (CAP_BPF + CAP_PERFMON, or CAP_SYS_ADMIN).
@@ -267,6 +295,26 @@ mod tests {
         let f = feats.iter_mut().find(|f| f.name == name).unwrap();
         f.supported = false;
         f.reason = Some(reason.into());
+    }
+
+    #[test]
+    fn a_feature_whose_prerequisite_is_missing_says_so() {
+        let mut f = all_yes();
+        f.push(feature("available_filter_functions_addrs", None));
+        set_no(&mut f, "perf_kprobe", "needs root");
+        set_no(&mut f, "tracefs", "tracefs is mounted at /sys/kernel/tracing but this user may not read it");
+        set_no(&mut f, "kprobe_multi", "built without CONFIG_FPROBE");
+        let f = mark_dependents(f);
+        let get = |n: &str| f.iter().find(|x| x.name == n).unwrap();
+        assert!(!get("perf_kprobe_cookies").supported);
+        assert_eq!(get("perf_kprobe_cookies").reason.as_deref(), Some("n/a: needs perf_kprobe"));
+        assert_eq!(get("available_filter_functions_addrs").reason.as_deref(), Some("n/a: needs tracefs"));
+        assert_eq!(get("kprobe_session").reason.as_deref(), Some("n/a: needs kprobe_multi"));
+        assert_eq!(get("perf_kprobe").reason.as_deref(), Some("needs root"), "a plain no stays as it was");
+        let report = Report { kernel: "6.1".into(), arch: "x86_64", root: false, commands: commands(&f), features: f };
+        let text = render(&report);
+        let line = text.lines().find(|l| l.contains("perf_kprobe_cookies")).unwrap();
+        assert!(line.starts_with("no ") && line.ends_with("n/a: needs perf_kprobe"), "{line:?}");
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod duration;
 mod error;
 mod export;
 mod features;
+mod help;
 mod hist;
 mod latency;
 mod list;
@@ -17,6 +18,7 @@ mod probe;
 mod progress;
 mod prototype;
 mod run;
+mod screen;
 mod select;
 mod signals;
 mod symbolize;
@@ -26,7 +28,7 @@ mod trace;
 
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use clap_complete::Shell;
 use multiprobe::symbols::Listing;
 
@@ -37,7 +39,7 @@ use crate::output::Output;
 /// latency. Patterns are globs over traceable function names (`vfs_*`), optionally scoped
 /// to modules (`ext4:*`, `vmlinux:tcp_*`).
 #[derive(Debug, Parser)]
-#[command(name = "multiprobe", version, max_term_width = 100)]
+#[command(name = "multiprobe", version, max_term_width = 100, after_help = help::MAIN)]
 struct Cli {
     /// More detail: on errors the chain of causes and the verifier's full log; in `list`,
     /// each function's prototype from BTF.
@@ -54,18 +56,25 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// The traceable functions that match, with module and address, and the total.
+    #[command(after_help = help::LIST)]
     List(list::ListArgs),
     /// Calls per function, live and in a final summary.
+    #[command(after_help = help::COUNT)]
     Count(count::CountArgs),
     /// Latency per function: log2 histograms and percentiles.
+    #[command(after_help = help::LATENCY)]
     Latency(latency::LatencyArgs),
     /// Every call: time, task, duration and return value; failing calls only with --errors.
+    #[command(after_help = help::TRACE)]
     Trace(trace::TraceArgs),
     /// Serve calls and latencies per function as Prometheus metrics, until stopped.
+    #[command(after_help = help::EXPORT)]
     Export(export::ExportArgs),
     /// What this kernel and these privileges allow, and why not.
+    #[command(after_help = help::FEATURES)]
     Features(features::FeaturesArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(after_help = help::COMPLETIONS)]
     Completions {
         #[arg(value_enum)]
         shell: Shell,
@@ -73,10 +82,19 @@ enum Command {
     /// For the completion scripts: kept function names starting with PREFIX.
     #[command(name = complete::COMMAND, hide = true)]
     CompleteFunctions { prefix: Option<String> },
+    /// Write the man pages (multiprobe.1 and one per subcommand) to DIR; for packagers.
+    #[command(hide = true)]
+    Man {
+        /// The directory to write them to (created if missing).
+        dir: std::path::PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match command().try_get_matches().and_then(|m| Cli::from_arg_matches(&m)) {
+        Ok(cli) => cli,
+        Err(e) => usage_error(e),
+    };
     // The kernel takes a third of a second to format its 40,000-line list of traceable
     // functions; a copy on tmpfs (/run/multiprobe), valid while boot and modules stay the
     // same, saves it.
@@ -92,22 +110,68 @@ fn main() -> ExitCode {
         Command::CompleteFunctions { prefix } => {
             complete::functions(prefix.as_deref().unwrap_or(""), &listing, &mut out)
         }
+        Command::Man { dir } => help::write_man_pages(&command(), dir)
+            .and_then(|pages| out.text(&format!("wrote {} in {}\n", pages.join(" "), dir.display()))),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            if wants_json(&cli.command) {
+                json_error(&e);
+            }
             e.print(cli.verbose);
             ExitCode::FAILURE
         }
     }
 }
 
+/// Whether the command writes JSON lines, so that its failures go to stdout as an `error`
+/// event too: a consumer reading stdout alone learns why it got no summary.
+fn wants_json(command: &Command) -> bool {
+    match command {
+        Command::List(a) => a.json,
+        Command::Count(a) => a.run.json,
+        Command::Latency(a) => a.run.json,
+        Command::Trace(a) => a.run.json,
+        Command::Features(a) => a.json,
+        Command::Export(_) | Command::Completions { .. } | Command::Man { .. } | Command::CompleteFunctions { .. } => false,
+    }
+}
+
+/// Writes the `error` event on stdout; where stdout itself failed there is nothing to do.
+fn json_error(e: &CliError) {
+    use std::io::Write;
+    let _ = std::io::stdout().write_all(e.json_line().as_bytes());
+}
+
+/// A usage error: clap's message on stderr, and with `--json` in the arguments an `error`
+/// event on stdout as for any other failure.
+fn usage_error(e: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    let is_failure = !matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion);
+    if is_failure && std::env::args_os().any(|a| a == "--json") {
+        let text = e.render().to_string();
+        // clap's message runs up to its usage block; one line of it, without the label.
+        let body = text.split("\n\nUsage:").next().unwrap_or("");
+        let message = body.trim_start_matches("error: ").split_whitespace().collect::<Vec<_>>().join(" ");
+        let hints = vec!["see `multiprobe --help`".to_string()];
+        json_error(&CliError { message, hints, details: Vec::new(), errno: None });
+    }
+    e.exit()
+}
+
 fn completions(shell: Shell, out: &mut Output) -> Result<(), CliError> {
     let mut script = Vec::new();
-    clap_complete::generate(shell, &mut Cli::command(), "multiprobe", &mut script);
+    clap_complete::generate(shell, &mut command(), "multiprobe", &mut script);
     out.text(&String::from_utf8_lossy(&script))?;
     out.text(complete::hook(shell))?;
     Ok(())
+}
+
+/// The command line as parsed and shown: clap's derive output with [`help::adjust`]'s
+/// per-command corrections.
+fn command() -> clap::Command {
+    help::adjust(Cli::command())
 }
 
 #[cfg(test)]
@@ -117,6 +181,7 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
+        command().debug_assert();
     }
 
     #[test]

@@ -12,6 +12,13 @@ const TICK: Duration = Duration::from_millis(200);
 /// is a terminal (and written once, after a second, when it is not, so logs show what a
 /// long step was). Returns the result and how long it took; the line is erased at the end.
 pub fn run<T>(label: &str, work: impl FnOnce() -> T) -> (T, Duration) {
+    run_after(label, Duration::ZERO, work)
+}
+
+/// As [`run`], but silent for the first `quiet`: for steps that are quick but for a few
+/// kernels (detaching per-function kprobes on 6.1 takes seconds), where a line flashing by
+/// on every run would be noise.
+pub fn run_after<T>(label: &str, quiet: Duration, work: impl FnOnce() -> T) -> (T, Duration) {
     let tty = std::io::stderr().is_terminal();
     let start = Instant::now();
     let (done_tx, done_rx) = mpsc::channel::<()>();
@@ -19,7 +26,8 @@ pub fn run<T>(label: &str, work: impl FnOnce() -> T) -> (T, Duration) {
         s.spawn(move || {
             let mut shown = false;
             loop {
-                let wait = if tty { TICK } else { Duration::from_secs(1) };
+                let first = if tty { TICK } else { Duration::from_secs(1) };
+                let wait = if shown { TICK } else { first.max(quiet) };
                 match done_rx.recv_timeout(wait) {
                     Err(mpsc::RecvTimeoutError::Timeout) if tty => {
                         eprint!("\r\x1b[K{label}... {:.1}s", start.elapsed().as_secs_f64());

@@ -20,7 +20,8 @@ pub struct RunArgs {
     /// Only calls made by this process (all its threads); it must exist when the run starts.
     #[arg(short = 'p', long, value_name = "PID", value_parser = Checked(parse_pid), allow_hyphen_values = true)]
     pub pid: Option<u32>,
-    /// JSON lines on stdout: an `attached` event, `interval` events, a final `summary`.
+    /// JSON lines on stdout instead of text: an `attached` event, this command's events (see
+    /// the examples below), a final `summary`.
     #[arg(long)]
     pub json: bool,
     /// Fail where the kernel has no kprobe_multi links, instead of attaching one kprobe per

@@ -82,7 +82,7 @@ pub fn resolve(selection: &Selection, listing: &Listing) -> Result<Resolved, Cli
     if selection.includes().len() > 1 {
         for p in selection.includes() {
             if listing.filter(|name, module| p.matches(name, module)).is_empty() {
-                eprintln!("warning: pattern `{p}` matches no traceable function");
+                crate::error::warning(format_args!("pattern `{p}` matches no traceable function"));
             }
         }
     }

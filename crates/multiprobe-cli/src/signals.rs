@@ -38,6 +38,7 @@ impl Stop {
         std::thread::spawn(move || {
             for (n, sig) in signals.forever().enumerate() {
                 if n > 0 {
+                    crate::screen::restore();
                     eprintln!("\ninterrupted again: exiting now (the kernel detaches the probes as the process exits)");
                     std::process::exit(128 + sig);
                 }

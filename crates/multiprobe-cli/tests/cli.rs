@@ -274,7 +274,17 @@ fn count_explains_an_unsupported_kernel() {
         return;
     }
     assert_eq!(r.code(), Some(1), "{}", r.describe());
-    assert!(r.stdout.is_empty(), "{}", r.describe());
+    // With --json the failure is also one `error` event on stdout, for consumers of stdout.
+    let events = r.events();
+    assert_eq!(events.len(), 1, "{}", r.describe());
+    assert_eq!(events[0]["event"], "error");
+    assert!(
+        events[0]["message"].as_str().unwrap().starts_with("kprobe_multi links are not supported"),
+        "{}",
+        r.describe()
+    );
+    assert_eq!(events[0]["errno"], 95, "EOPNOTSUPP, as libbpf: {}", r.describe());
+    assert!(!events[0]["hints"].as_array().unwrap().is_empty(), "{}", r.describe());
     assert!(
         r.diagnosis().starts_with("error: kprobe_multi links are not supported by this kernel"),
         "{}",

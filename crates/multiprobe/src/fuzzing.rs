@@ -110,8 +110,8 @@ mod tests {
     /// The seed corpus of `cargo xtask fuzz`: the committed objects.
     const OBJECTS: &[&[u8]] = &[
         include_bytes!("../../../bpf/bench.bpf.o"),
-        include_bytes!("../../../bpf/count.bpf.o"),
-        include_bytes!("../../../bpf/latency.bpf.o"),
+        include_bytes!("../../multiprobe-cli/bpf/count.bpf.o"),
+        include_bytes!("../../multiprobe-cli/bpf/latency.bpf.o"),
         include_bytes!("../../../bpf/test_core.bpf.o"),
         include_bytes!("../../../bpf/test_errors.bpf.o"),
         include_bytes!("../../../bpf/test_kprobe_multi.bpf.o"),

@@ -40,6 +40,24 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Examples
+//!
+//! Runnable walkthroughs in
+//! [`examples/`](https://github.com/multiprobe/multiprobe/tree/main/crates/multiprobe/examples)
+//! (`cargo build --example NAME`, run as root; each is also run by the VM tests):
+//!
+//! - [`count_by_pattern`](https://github.com/multiprobe/multiprobe/blob/main/crates/multiprobe/examples/count_by_pattern.rs):
+//!   calls per function for every function a pattern selects, one kprobe_multi link, cookies
+//!   as counter indices;
+//! - [`latency_session`](https://github.com/multiprobe/multiprobe/blob/main/crates/multiprobe/examples/latency_session.rs):
+//!   time per call with one kprobe session link (6.10+);
+//! - [`fallback`](https://github.com/multiprobe/multiprobe/blob/main/crates/multiprobe/examples/fallback.rs):
+//!   the same attach on kernels without kprobe_multi, one kprobe per function;
+//! - [`link_info_pin`](https://github.com/multiprobe/multiprobe/blob/main/crates/multiprobe/examples/link_info_pin.rs):
+//!   what the kernel reports about a link, pinning it and opening it from its pin;
+//! - [`tracing_and_multi`](https://github.com/multiprobe/multiprobe/blob/main/crates/multiprobe/examples/tracing_and_multi.rs):
+//!   an object with an fexit program next to a kprobe.multi one.
+//!
 //! Layers, from the bottom: `sys` (the raw kernel interface, private; the crate's only
 //! `unsafe`; [`raw`] re-exports the few calls users need), [`error`] (every error type),
 //! [`btf`] and [`object`] (parsing, no system calls), [`symbols`] (the kernel's traceable

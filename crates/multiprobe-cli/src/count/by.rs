@@ -13,7 +13,7 @@ use crate::error::CliError;
 use crate::probe::Strategy;
 
 /// The BPF object, built from bpf/breakdown.bpf.c by `cargo xtask bpf`.
-pub const OBJECT: &[u8] = include_bytes!("../../../../bpf/breakdown.bpf.o");
+pub const OBJECT: &[u8] = include_bytes!("../../bpf/breakdown.bpf.o");
 pub(crate) const PROGRAM: &str = "count_by";
 
 /// Keys the kernel keeps unless `--max-keys` says otherwise: as many as bcc's stackcount

@@ -12,7 +12,7 @@ mod report;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use multiprobe::kprobe_multi::{KprobeMulti, KprobeMultiLink};
+use multiprobe::kprobe_multi::{AttachMode, KprobeMulti, KprobeMultiLink};
 use multiprobe::symbols::{Function, Listing};
 use multiprobe::{AddressIndex, Map, Object, Program};
 
@@ -25,11 +25,12 @@ use crate::error::CliError;
 use crate::output::{self, Output};
 use crate::probe::{self, Strategy};
 use crate::run::{self, RunArgs};
+use crate::screen::{self, AltScreen};
 use crate::select::TargetArgs;
 use crate::signals::Stop;
 
 /// The BPF object, built from bpf/count.bpf.c by `cargo xtask bpf`.
-pub const OBJECT: &[u8] = include_bytes!("../../../../bpf/count.bpf.o");
+pub const OBJECT: &[u8] = include_bytes!("../../bpf/count.bpf.o");
 pub(crate) const PROGRAM: &str = "count_calls";
 pub(crate) const COUNTS: &str = "counts";
 const SLOTS: &str = "slots";
@@ -113,6 +114,9 @@ pub fn run(args: &CountArgs, listing: &Listing, out: &mut Output) -> Result<(), 
         Tally::By { tables: Tables::new(&loaded, &keys, &mask), last: Snapshot::default() }
     };
     let top_keys = args.by.top_keys.unwrap_or(breakdown::TOP_KEYS);
+    // The live table on the alternate screen; the summary goes to the normal one.
+    let live = out.tty && !args.run.json && interval.is_some();
+    let screen = if live { Some(AltScreen::enter(out)?) } else { None };
     let started = Instant::now();
     let mut last_tick = started;
     let end = run::run_until(&stop, started, args.run.duration, interval, || {
@@ -137,9 +141,9 @@ pub fn run(args: &CountArgs, listing: &Listing, out: &mut Output) -> Result<(), 
                 event.breakdown = Some(b.json());
                 out.json(&event)?;
             } else if !args.by.folded {
-                let clear = if out.tty { CLEAR } else { "" };
                 let header = format!("[{}]\n", duration::human(now - started));
-                out.text(&format!("{clear}{header}{}\n", b.text(Some(args.top.unwrap_or(LIVE_ROWS)))))?;
+                let text = format!("{header}{}\n", b.text(Some(args.top.unwrap_or(LIVE_ROWS))));
+                out.text(&if out.tty { screen::frame(&text) } else { text })?;
             }
         } else if args.run.json {
             out.json(&report.json(now - started))?;
@@ -150,13 +154,14 @@ pub fn run(args: &CountArgs, listing: &Listing, out: &mut Output) -> Result<(), 
                 probe::mode_text(mode),
                 duration::human(now - started)
             );
-            out.text(&format!("{CLEAR}{header}{}", report.table(args.top.unwrap_or(LIVE_ROWS))))?;
+            out.text(&screen::frame(&format!("{header}{}", report.table(args.top.unwrap_or(LIVE_ROWS)))))?;
         } else {
             let header = format!("[{}]\n", duration::human(now - started));
             out.text(&format!("{header}{}\n", report.table(args.top.unwrap_or(LIVE_ROWS))))?;
         }
         Ok(())
     })?;
+    drop(screen);
     // The counts of the run itself: per-function kprobes can take seconds to detach, and
     // calls made meanwhile would inflate the rates.
     let (totals, last) = counts.read()?;
@@ -167,7 +172,6 @@ pub fn run(args: &CountArgs, listing: &Listing, out: &mut Output) -> Result<(), 
         (Tally::By { tables, .. }, Some(s)) => Stacks::read(tables, s)?,
         _ => Stacks::default(),
     };
-    let detach_time = probe::detach(vec![link]);
     let breakdown = last.as_ref().map(|snapshot| Breakdown {
         functions: &functions,
         snapshot,
@@ -177,6 +181,28 @@ pub fn run(args: &CountArgs, listing: &Listing, out: &mut Output) -> Result<(), 
         top_keys,
         secs: ran.as_secs_f64(),
     });
+    // Per-function kprobes take seconds to detach (7 s for 73 functions on 6.1): the text
+    // summary comes first, the detach time after it. JSON carries detach_ms, so it waits.
+    let slow_detach = mode == AttachMode::PerFunctionKprobes && !args.run.json && breakdown.is_none();
+    if slow_detach {
+        let early = Summary {
+            functions: &functions,
+            totals: &totals,
+            mode,
+            end,
+            attach: attach_time,
+            ran,
+            detach: Duration::ZERO,
+            missed,
+            breakdown: None,
+        };
+        out.text(&early.text_before_detach(args.top))?;
+    }
+    let detach_time = probe::detach(vec![link]);
+    if slow_detach {
+        out.text(&report::detached_line(detach_time))?;
+        return Ok(());
+    }
 
     let summary = Summary {
         functions: &functions,
@@ -196,14 +222,10 @@ pub fn run(args: &CountArgs, listing: &Listing, out: &mut Output) -> Result<(), 
         out.text(&b.folded())?;
         eprint!("{}{}", b.notes(), summary.footer());
     } else {
-        let clear = if out.tty && interval.is_some() { CLEAR } else { "" };
-        out.text(&format!("{clear}{}", summary.text(args.top)))?;
+        out.text(&summary.text(args.top))?;
     }
     Ok(())
 }
-
-/// Clears a terminal and puts the cursor top left, for a table redrawn in place.
-const CLEAR: &str = "\x1b[H\x1b[2J";
 
 /// The object with one counter per function of `functions` (by position), for this kernel
 /// and pid filter, and the slot table when counters are found by entry address.

@@ -101,6 +101,11 @@ impl Interval<'_> {
     }
 }
 
+/// What follows [`Summary::text_before_detach`] once the detach is done.
+pub(super) fn detached_line(took: Duration) -> String {
+    format!("Detached in {}.\n", duration::human(took))
+}
+
 /// What a run counted, after detach.
 pub(super) struct Summary<'a> {
     pub(super) functions: &'a [Function],
@@ -117,6 +122,16 @@ pub(super) struct Summary<'a> {
 
 impl Summary<'_> {
     pub(super) fn text(&self, top: Option<usize>) -> String {
+        self.text_with(top, Some(self.detach))
+    }
+
+    /// The summary printed before a slow detach (per-function kprobes take seconds), ending
+    /// in "detaching..." where the detach time would be; [`detached_line`] follows it.
+    pub(super) fn text_before_detach(&self, top: Option<usize>) -> String {
+        self.text_with(top, None)
+    }
+
+    fn text_with(&self, top: Option<usize>, detach: Option<Duration>) -> String {
         let order = ranked(self.functions, self.totals, self.totals);
         let secs = self.ran.as_secs_f64();
         let mut s = String::new();
@@ -157,7 +172,7 @@ impl Summary<'_> {
         let called = self.totals.iter().filter(|&&c| c > 0).count();
         let mut s = String::new();
         s.push_str(&format!(
-            "\n{}: {called} called, {} not called. Attached in {} ({}), ran {}{}, detached in {}.\n",
+            "\n{}: {called} called, {} not called. Attached in {} ({}), ran {}{}{}\n",
             output::functions(self.functions.len()),
             self.functions.len() - called,
             duration::human(self.attach),
@@ -167,7 +182,10 @@ impl Summary<'_> {
                 End::Duration => String::new(),
                 End::Signal(sig) => format!(" (ended by {})", signals::name(sig)),
             },
-            duration::human(self.detach),
+            match detach {
+                Some(d) => format!(", detached in {}.", duration::human(d)),
+                None => "; detaching...".into(),
+            },
         ));
         if let Some(m) = self.missed.filter(|&m| m > 0) {
             s.push_str(&format!("{m} calls were missed (the kernel skips probes that would recurse).\n"));
@@ -336,6 +354,16 @@ mod tests {
             missed: Some(0),
             breakdown: None,
         }
+    }
+
+    #[test]
+    fn a_slow_detach_comes_after_the_summary() {
+        let f = funcs();
+        let s = summary(&f, &[3, 5, 0, 0], End::Duration);
+        let early = s.text_before_detach(None);
+        assert!(early.ends_with("ran 5.0s; detaching...\n"), "{early}");
+        assert!(early.starts_with("FUNCTION"), "{early}");
+        assert_eq!(detached_line(Duration::from_millis(7100)), "Detached in 7.1s.\n");
     }
 
     #[test]

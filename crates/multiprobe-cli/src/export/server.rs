@@ -68,7 +68,7 @@ impl Listener {
                 Err(_) if self.stopping.load(Ordering::SeqCst) => return scrapes,
                 // Accept failures (out of file descriptors, say) must not end the service.
                 Err(e) => {
-                    eprintln!("warning: accepting a connection failed: {e}");
+                    crate::error::warning(format_args!("accepting a connection failed: {e}"));
                     std::thread::sleep(std::time::Duration::from_millis(100));
                 }
             }
@@ -111,7 +111,7 @@ fn respond(request: &Request, probes: &Sets, previous: &mut Option<ScrapeTimes>)
                     Response::from_string(body).with_header(header("Content-Type", format.content_type()))
                 }
                 Err(e) => {
-                    eprintln!("warning: a scrape failed: {}", e.message);
+                    crate::error::warning(format_args!("a scrape failed: {}", e.message));
                     text(500, &format!("reading the probes' maps failed: {}\n", e.message))
                 }
             }

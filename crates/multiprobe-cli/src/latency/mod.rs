@@ -35,7 +35,7 @@ use crate::select::TargetArgs;
 use crate::signals::Stop;
 
 /// The BPF object, built from bpf/latency.bpf.c by `cargo xtask bpf`.
-pub const OBJECT: &[u8] = include_bytes!("../../../../bpf/latency.bpf.o");
+pub const OBJECT: &[u8] = include_bytes!("../../bpf/latency.bpf.o");
 const SESSION: &str = "latency_session";
 const ENTRY: &str = "latency_entry";
 const RETURN: &str = "latency_return";

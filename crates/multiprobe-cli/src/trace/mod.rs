@@ -36,7 +36,7 @@ use crate::select::{TargetArgs, module_name};
 use crate::signals::{self, End, Stop};
 
 /// The BPF object, built from bpf/trace.bpf.c by `cargo xtask bpf`.
-pub const OBJECT: &[u8] = include_bytes!("../../../../bpf/trace.bpf.o");
+pub const OBJECT: &[u8] = include_bytes!("../../bpf/trace.bpf.o");
 const PROGRAMS: Programs = Programs { session: "trace_session", entry: "trace_entry", ret: "trace_return" };
 
 /// How often the ring buffer is drained. The program asks for no wakeups (one per event

@@ -153,6 +153,7 @@ impl AttachError {
                 Some(errno) => errno,
                 None => libc::EIO,
             },
+            Tracefs(e) if e.permission_denied() => libc::EACCES,
             Tracefs(_) => libc::ENOENT,
             Reload { source, .. } => source.errno().unwrap_or(libc::EINVAL),
         }

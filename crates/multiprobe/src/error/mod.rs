@@ -69,6 +69,7 @@ impl Error {
             Error::Pin(e) => e.errno(),
             Error::Listing(e) => Some(e.errno()),
             Error::Attach(e) => Some(e.errno()),
+            Error::Tracefs(e) if e.permission_denied() => Some(libc::EACCES),
             Error::Tracefs(_) => Some(libc::ENOENT),
         }
     }

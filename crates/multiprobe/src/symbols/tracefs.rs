@@ -28,20 +28,40 @@ fn is_tracefs(dir: &str) -> bool {
     Path::new(dir).join("available_filter_functions").exists() || Path::new(dir).join("events").is_dir()
 }
 
+/// Where tracefs is mounted but closed to this user, told by the file system's magic number:
+/// `exists()` is false both for a missing file and for one behind a directory this user may
+/// not search (tracefs is mounted mode 700), and only the second is a matter of privileges.
+fn closed_tracefs() -> Option<(String, std::io::Error)> {
+    let denied =
+        |p: &std::path::Path| std::fs::read_dir(p).err().filter(|e| e.kind() == std::io::ErrorKind::PermissionDenied);
+    let tracing = c"/sys/kernel/tracing";
+    if sys::fs_magic(tracing).ok() == Some(sys::TRACEFS_MAGIC) {
+        return denied(Path::new(CANDIDATES[0])).map(|e| (CANDIDATES[0].to_string(), e));
+    }
+    // Before 4.1 (or with only debugfs mounted): tracefs under debugfs, itself mode 700.
+    if sys::fs_magic(c"/sys/kernel/debug").ok() == Some(sys::DEBUGFS_MAGIC) {
+        return denied(Path::new("/sys/kernel/debug")).map(|e| ("/sys/kernel/debug".to_string(), e));
+    }
+    None
+}
+
 fn find_or_mount() -> Result<PathBuf, TracefsError> {
     if let Some(dir) = CANDIDATES.iter().find(|d| is_tracefs(d)) {
         return Ok(PathBuf::from(dir));
     }
+    if let Some((at, e)) = closed_tracefs() {
+        return Err(TracefsError { reason: e.to_string(), denied: Some(at) });
+    }
     let target = CANDIDATES[0];
-    sys::mount_pseudo(c"tracefs", c"/sys/kernel/tracing").map_err(|e| TracefsError { reason: e.to_string() })?;
+    sys::mount_pseudo(c"tracefs", c"/sys/kernel/tracing").map_err(|e| TracefsError { reason: e.to_string(), denied: None })?;
     // Opened before the detach, kept open for the process: the directory is the mount.
     let dir = std::fs::File::open(target);
     let detached = sys::umount_detach(c"/sys/kernel/tracing");
-    let dir = dir.map_err(|e| TracefsError { reason: format!("mounted, but not readable: {e}") })?;
-    detached.map_err(|e| TracefsError { reason: format!("mounted, but could not be detached again: {e}") })?;
+    let dir = dir.map_err(|e| TracefsError { reason: format!("mounted, but not readable: {e}"), denied: None })?;
+    detached.map_err(|e| TracefsError { reason: format!("mounted, but could not be detached again: {e}"), denied: None })?;
     let path = PathBuf::from(format!("/proc/self/fd/{}", std::os::fd::IntoRawFd::into_raw_fd(dir)));
     if !is_tracefs(path.to_str().unwrap_or_default()) {
-        return Err(TracefsError { reason: "mounted, but it lists nothing".into() });
+        return Err(TracefsError { reason: "mounted, but it lists nothing".into(), denied: None });
     }
     Ok(path)
 }

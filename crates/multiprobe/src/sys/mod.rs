@@ -173,6 +173,28 @@ pub fn mkfifo(path: &CStr, mode: u32) -> io::Result<()> {
     if ret < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
 }
 
+/// `statfs.f_type` of tracefs (`TRACEFS_MAGIC` in include/uapi/linux/magic.h).
+pub const TRACEFS_MAGIC: i64 = 0x7472_6163;
+/// `statfs.f_type` of debugfs (`DEBUGFS_MAGIC`), where tracefs lived before 4.1.
+pub const DEBUGFS_MAGIC: i64 = 0x6462_6720;
+
+/// The file system type (`statfs.f_type`) of the one `path` is on. Needs search permission
+/// on the path's parents only, not read permission on `path`: that is what tells a tracefs
+/// mounted but closed to this user from one not mounted at all.
+pub fn fs_magic(path: &CStr) -> io::Result<i64> {
+    let mut buf = std::mem::MaybeUninit::<libc::statfs>::zeroed();
+    // SAFETY: `path` is NUL-terminated and `buf` is a writable statfs, both alive for the call.
+    let ret = unsafe { libc::statfs(path.as_ptr(), buf.as_mut_ptr()) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: statfs succeeded, so it filled `buf` (and zeroed is a valid statfs anyway).
+    let f_type = unsafe { buf.assume_init() }.f_type;
+    // __fsword_t: i64 on x86-64, narrower on some other targets.
+    #[allow(clippy::unnecessary_cast)]
+    Ok(f_type as i64)
+}
+
 /// Effective user id, for error hints ("needs root or CAP_BPF").
 pub fn geteuid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.
