@@ -29,7 +29,15 @@ pub fn test_step(bin: &Path, kernel: &Kernel) -> Result<String> {
     let tests = [TestBinary { name: "multiprobe-bench".into(), path: bin.to_path_buf() }];
     let mut init = guest::init_preamble(kernel);
     init.push_str(&format!("/tests/multiprobe-bench conformance </dev/null\necho \"{EXIT}$?\"\npoweroff -f\n"));
-    let guest = Guest { kernel, multiprobe: None, tests: &tests, init, scripts: Vec::new(), net_modules: Vec::new(), host_files: Vec::new() };
+    let guest = Guest {
+        kernel,
+        multiprobe: None,
+        tests: &tests,
+        init,
+        scripts: Vec::new(),
+        net_modules: Vec::new(),
+        host_files: Vec::new(),
+    };
     guest.write_initramfs(&initramfs)?;
     let vm = Vm {
         vmlinuz: kernel.vmlinuz.clone(),
@@ -39,6 +47,7 @@ pub fn test_step(bin: &Path, kernel: &Kernel) -> Result<String> {
         inactivity: Duration::from_secs(300),
         log: work.join("logs").join(format!("conformance-{}.log", kernel.label)),
         done_marker: EXIT.to_string(),
+        forwards: Vec::new(),
     };
     let prefix = format!("[{}] ", kernel.label);
     // An emulated kernel now and then dies of an int3 Oops while patching its text (QEMU's

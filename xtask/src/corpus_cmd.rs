@@ -207,7 +207,15 @@ fn run_kernel(kernel: &Kernel, bin: &Path, dir: &Path, args: &CorpusArgs) -> Res
     let argv: Vec<String> = argv.iter().map(|a| guest::shell_quote(a)).collect();
     let mut init = guest::init_preamble(kernel);
     init.push_str(&format!("/tests/multiprobe-bench {} </dev/null\necho \"{EXIT}$?\"\npoweroff -f\n", argv.join(" ")));
-    let guest = Guest { kernel, multiprobe: None, tests: &tests, init, scripts: Vec::new(), net_modules: Vec::new(), host_files: Vec::new() };
+    let guest = Guest {
+        kernel,
+        multiprobe: None,
+        tests: &tests,
+        init,
+        scripts: Vec::new(),
+        net_modules: Vec::new(),
+        host_files: Vec::new(),
+    };
     guest.write_initramfs(&initramfs)?;
     // The objects: a second archive appended to the first.
     let mut extra = Initramfs::new();

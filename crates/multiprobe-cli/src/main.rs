@@ -21,8 +21,8 @@ mod run;
 mod screen;
 mod select;
 mod signals;
-mod symbolize;
 mod stack;
+mod symbolize;
 mod table;
 mod trace;
 
@@ -134,7 +134,9 @@ fn wants_json(command: &Command) -> bool {
         Command::Latency(a) => a.run.json,
         Command::Trace(a) => a.run.json,
         Command::Features(a) => a.json,
-        Command::Export(_) | Command::Completions { .. } | Command::Man { .. } | Command::CompleteFunctions { .. } => false,
+        Command::Export(_) | Command::Completions { .. } | Command::Man { .. } | Command::CompleteFunctions { .. } => {
+            false
+        }
     }
 }
 

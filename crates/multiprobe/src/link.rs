@@ -49,6 +49,7 @@ impl LinkType {
         match self {
             LinkType::RawTracepoint => sys::link_type::RAW_TRACEPOINT,
             LinkType::Tracing => sys::link_type::TRACING,
+            LinkType::Iter => sys::link_type::ITER,
             LinkType::PerfEvent => sys::link_type::PERF_EVENT,
             LinkType::KprobeMulti => sys::link_type::KPROBE_MULTI,
             LinkType::Other(v) => v,

@@ -76,14 +76,14 @@ pub(super) fn run_vm(
     let mut init = guest::init_preamble(kernel);
     init.push_str(&format!("/tests/multiprobe-bench {} </dev/null\necho \"{EXIT}$?\"\npoweroff -f\n", argv.join(" ")));
     let guest = Guest {
-            kernel,
-            multiprobe: Some(cli),
-            tests: &tests,
-            init,
-            scripts: Vec::new(),
-            net_modules: Vec::new(),
-            host_files: bpftrace(),
-        };
+        kernel,
+        multiprobe: Some(cli),
+        tests: &tests,
+        init,
+        scripts: Vec::new(),
+        net_modules: Vec::new(),
+        host_files: bpftrace(),
+    };
     guest.write_initramfs(&initramfs)?;
     let vm = Vm {
         vmlinuz: kernel.vmlinuz.clone(),

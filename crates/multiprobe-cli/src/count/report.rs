@@ -163,12 +163,17 @@ impl Summary<'_> {
                 s.push_str(&format!("({hidden} more functions called)\n"));
             }
         }
-        s.push_str(&self.footer());
+        s.push_str(&self.footer_with(detach));
         s
     }
 
     /// The line on functions called, timings and missed calls that ends the summary.
     pub(super) fn footer(&self) -> String {
+        self.footer_with(Some(self.detach))
+    }
+
+    /// [`Summary::footer`], with the detach time if the detach is over.
+    fn footer_with(&self, detach: Option<Duration>) -> String {
         let called = self.totals.iter().filter(|&&c| c > 0).count();
         let mut s = String::new();
         s.push_str(&format!(

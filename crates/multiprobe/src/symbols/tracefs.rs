@@ -53,12 +53,14 @@ fn find_or_mount() -> Result<PathBuf, TracefsError> {
         return Err(TracefsError { reason: e.to_string(), denied: Some(at) });
     }
     let target = CANDIDATES[0];
-    sys::mount_pseudo(c"tracefs", c"/sys/kernel/tracing").map_err(|e| TracefsError { reason: e.to_string(), denied: None })?;
+    sys::mount_pseudo(c"tracefs", c"/sys/kernel/tracing")
+        .map_err(|e| TracefsError { reason: e.to_string(), denied: None })?;
     // Opened before the detach, kept open for the process: the directory is the mount.
     let dir = std::fs::File::open(target);
     let detached = sys::umount_detach(c"/sys/kernel/tracing");
     let dir = dir.map_err(|e| TracefsError { reason: format!("mounted, but not readable: {e}"), denied: None })?;
-    detached.map_err(|e| TracefsError { reason: format!("mounted, but could not be detached again: {e}"), denied: None })?;
+    detached
+        .map_err(|e| TracefsError { reason: format!("mounted, but could not be detached again: {e}"), denied: None })?;
     let path = PathBuf::from(format!("/proc/self/fd/{}", std::os::fd::IntoRawFd::into_raw_fd(dir)));
     if !is_tracefs(path.to_str().unwrap_or_default()) {
         return Err(TracefsError { reason: "mounted, but it lists nothing".into(), denied: None });
