@@ -177,7 +177,12 @@ fn sigint_during_a_per_function_attach_stops_it_and_leaves_nothing() {
     let mut out = String::new();
     child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
     assert_eq!(status.code(), Some(1), "{status}\n{seen}{rest}");
-    assert!(out.is_empty(), "nothing was attached, so nothing is reported: {out}");
+    // Nothing was attached, so nothing is reported but the failure itself (--json: one
+    // `error` event on stdout, as for every failure).
+    let events: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(events.len(), 1, "only the error event on stdout: {out}");
+    assert_eq!(events[0]["event"], "error", "{out}");
+    assert!(events[0]["message"].as_str().unwrap().starts_with("interrupted while attaching"), "{out}");
     let first = rest.lines().next().unwrap_or("");
     let prefix = "error: interrupted while attaching: attaching was cancelled after ";
     let attached: usize = first
