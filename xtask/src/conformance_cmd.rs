@@ -13,6 +13,7 @@ use serde_json::Value;
 use crate::guest::{self, Guest};
 use crate::kernels::Kernel;
 use crate::qemu::Vm;
+use crate::records;
 use crate::static_build::TestBinary;
 
 const BEGIN: &str = "MPCONF-BEGIN";
@@ -50,45 +51,8 @@ pub fn test_step(bin: &Path, kernel: &Kernel) -> Result<String> {
         forwards: Vec::new(),
     };
     let prefix = format!("[{}] ", kernel.label);
-    // An emulated kernel now and then dies of an int3 Oops while patching its text (QEMU's
-    // TCG, not the code under test): one more boot is allowed, as for the corpus.
-    let mut attempt = 0;
-    let (records, exit) = loop {
-        let mut records: Vec<Value> = Vec::new();
-        let (mut began, mut ended, mut exit, mut bad) = (false, false, None, 0);
-        let console = vm.run(&mut |line| {
-            if line.contains(BEGIN) {
-                began = true;
-            } else if line.contains(END) {
-                ended = true;
-            } else if let Some(at) = line.find(EXIT) {
-                exit = line[at + EXIT.len()..].trim().parse::<i32>().ok();
-            } else if let Some(at) = line.find(LINE) {
-                match serde_json::from_str::<Value>(&line[at + LINE.len()..]) {
-                    Ok(v) => records.push(v),
-                    Err(_) => bad += 1,
-                }
-                return;
-            }
-            eprintln!("{prefix}{line}");
-        })?;
-        match &console.failure {
-            Some(f) if f.starts_with("kernel crash") && attempt == 0 => {
-                attempt += 1;
-                eprintln!("xtask: the VM crashed ({f}); booting again");
-                continue;
-            }
-            Some(f) => bail!("{f}; console log: {}\n  {}", vm.log.display(), console.tail(30).join("\n  ")),
-            None => {}
-        }
-        if !began || !ended || bad > 0 {
-            bail!(
-                "the conformance runner did not run to its end ({bad} garbled records); console log: {}",
-                vm.log.display()
-            );
-        }
-        break (records, exit);
-    };
+    let markers = records::Markers { begin: BEGIN, line: LINE, end: END, exit: EXIT };
+    let (records, exit) = records::collect(&vm, &markers, "conformance", &prefix)?;
     let _ = std::fs::remove_dir_all(&run_dir);
     let out = crate::target_dir().join("conformance");
     std::fs::create_dir_all(&out)?;

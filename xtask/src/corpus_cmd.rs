@@ -20,6 +20,7 @@ use crate::guest::{self, Guest};
 use crate::initramfs::Initramfs;
 use crate::kernels::{self, Kernel};
 use crate::qemu::Vm;
+use crate::records;
 use crate::static_build::{self, TestBinary};
 use crate::tools::{self, Tool};
 
@@ -241,48 +242,8 @@ fn run_kernel(kernel: &Kernel, bin: &Path, dir: &Path, args: &CorpusArgs) -> Res
         forwards: Vec::new(),
     };
     let prefix = format!("[{}] ", kernel.label);
-    // An emulated kernel now and then dies of an int3 Oops while patching its text (QEMU's
-    // TCG, not the code under test, see docs/testing.md): one more boot is allowed.
-    let mut attempt = 0;
-    let (records, exit) = loop {
-        let mut records = Vec::new();
-        let mut bad = 0;
-        let (mut began, mut ended, mut exit) = (false, false, None);
-        let console = vm.run(&mut |line| {
-            if line.contains(BEGIN) {
-                began = true;
-            } else if line.contains(END) {
-                ended = true;
-            } else if let Some(at) = line.find(EXIT) {
-                exit = line[at + EXIT.len()..].trim().parse::<i32>().ok();
-            } else if let Some(at) = line.find(LINE) {
-                match serde_json::from_str::<Value>(&line[at + LINE.len()..]) {
-                    Ok(v) => records.push(v),
-                    Err(_) => bad += 1,
-                }
-                return;
-            }
-            eprintln!("{prefix}{line}");
-        })?;
-        match &console.failure {
-            Some(f) if f.starts_with("kernel crash") && attempt == 0 => {
-                attempt += 1;
-                eprintln!("xtask: the VM crashed ({f}); booting again");
-                continue;
-            }
-            Some(f) => bail!("{f}; console log: {}\n  {}", vm.log.display(), console.tail(30).join("\n  ")),
-            None => {}
-        }
-        if !began || !ended {
-            bail!("the corpus runner did not run to its end; console log: {}", vm.log.display());
-        }
-        if bad > 0 {
-            // A kernel message printed into the middle of a record garbles it: that
-            // object's programs are missing from the counts, so the run cannot pass.
-            bail!("{bad} garbled record line(s) on the console; console log: {}", vm.log.display());
-        }
-        break (records, exit);
-    };
+    let markers = records::Markers { begin: BEGIN, line: LINE, end: END, exit: EXIT };
+    let (records, exit) = records::collect(&vm, &markers, "corpus", &prefix)?;
     if !args.keep {
         let _ = std::fs::remove_dir_all(&run_dir);
         let _ = std::fs::remove_file(&vm.log);

@@ -13,6 +13,7 @@ mod initramfs;
 mod kernel_unpack;
 mod kernels;
 mod qemu;
+mod records;
 mod skips;
 mod static_build;
 mod test_cmd;
