@@ -33,7 +33,7 @@ pub(crate) mod opts;
 mod plan;
 mod split;
 
-pub use link::{AttachMode, AttachedTarget, KprobeMultiInfo, KprobeMultiLink};
+pub use link::{AttachMode, AttachedTarget, KprobeMultiInfo, KprobeMultiLink, KprobeOnly};
 pub use opts::KprobeMultiOpts;
 pub use split::Rejected;
 
@@ -93,6 +93,8 @@ pub struct KprobeMulti {
     pub(crate) mode: Mode,
     pub(crate) fallback: Fallback,
     pub(crate) rejected: Rejected,
+    /// Functions kprobe_multi refuses get a per-function kprobe next to the link.
+    pub(crate) kprobe_refused: bool,
     /// How the traceable functions are read (and where they are kept for the boot).
     pub(crate) listing: Listing,
     /// Polled between the kprobes of a per-function attach.
@@ -107,6 +109,7 @@ impl KprobeMulti {
             mode: Mode::Entry,
             fallback: Fallback::Never,
             rejected: Rejected::Fail,
+            kprobe_refused: false,
             listing: Listing::new(),
             cancel: None,
         }
@@ -174,6 +177,20 @@ impl KprobeMulti {
     /// bisection; listed by [`KprobeMultiLink::skipped`]) instead of failing.
     pub fn skip_rejected(mut self) -> KprobeMulti {
         self.rejected = Rejected::Skip;
+        self
+    }
+
+    /// Attaches a function the kernel refuses for the kprobe_multi link (found by bisection,
+    /// as for [`Self::skip_rejected`]) by its own perf-event kprobe next to the link, where a
+    /// kprobe can go: functions kprobes can probe but ftrace cannot patch, absent from
+    /// `available_filter_functions` (syscall wrappers such as `__x64_sys_getppid` on some
+    /// kernels), given by kallsyms address or by name. The link lists them with the reason
+    /// ([`KprobeMultiLink::kprobe_only`]), reports them in [`KprobeMultiLink::info`] and
+    /// detaches them with the rest. Entry and return probes only: a refused target of a
+    /// session stays refused. What a kprobe cannot take either is skipped or fails the
+    /// attach as before.
+    pub fn kprobe_refused(mut self) -> KprobeMulti {
+        self.kprobe_refused = true;
         self
     }
 
