@@ -55,12 +55,46 @@ macro_rules! require_kprobes {
     };
 }
 
+/// Diagnosis: vmlinux text symbols whose address no listed function has (not aliases).
+fn unlisted_elsewhere() -> (usize, Vec<String>) {
+    let Ok(addrs) = std::fs::read_to_string("/sys/kernel/tracing/available_filter_functions_addrs") else {
+        return (0, Vec::new());
+    };
+    let mut sites = std::collections::HashSet::new();
+    let mut names = std::collections::HashSet::new();
+    for l in addrs.lines() {
+        let mut f = l.split_whitespace();
+        if let (Some(a), Some(n)) = (f.next(), f.next()) {
+            let a = u64::from_str_radix(a, 16).unwrap_or(0);
+            sites.extend([a, a.wrapping_sub(4), a.wrapping_sub(16)]);
+            names.insert(n.to_string());
+        }
+    }
+    let text = std::fs::read_to_string("/proc/kallsyms").unwrap();
+    let found: Vec<String> = text
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() == 3 && matches!(f[1], "t" | "T")).then_some((f[0], f[2]))
+        })
+        .filter(|(a, n)| {
+            !names.contains(*n) && !sites.contains(&u64::from_str_radix(a, 16).unwrap_or(0)) && !n.starts_with("__pfx")
+        })
+        .map(|(_, n)| n.to_string())
+        .collect();
+    let sys: Vec<String> = found.iter().filter(|n| n.contains("sys_")).take(30).cloned().collect();
+    let mut some: Vec<String> = found.iter().take(30).cloned().collect();
+    some.extend(sys);
+    (found.len(), some)
+}
+
 /// The facts the tests stand on, checked rather than assumed: the function is a text symbol
 /// in kallsyms and absent from ftrace's listing.
 fn check_premise() {
     let syms = kallsyms_text(KPROBE_ONLY);
     eprintln!("kallsyms: {syms:?}; {KPROBE_ONLY} listed: {}", listed(KPROBE_ONLY));
     eprintln!("kallsyms __do_sys_getppid: {:?}", kallsyms_text("__do_sys_getppid"));
+    eprintln!("unlisted functions at no listed address: {:?}", unlisted_elsewhere());
     assert!(!syms.is_empty(), "{KPROBE_ONLY} is no text symbol in kallsyms");
     assert!(!listed(KPROBE_ONLY), "{KPROBE_ONLY} is in available_filter_functions on this kernel");
 }

@@ -92,13 +92,44 @@ pub(crate) fn create(
         }
     }
     let cookies_of = |idx: &[usize]| plan.cookies.as_ref().map(|c| idx.iter().map(|&i| c[i]).collect::<Vec<u64>>());
-    let mut create = |idx: &[usize]| {
+    // With `kprobe_refused`, a function ftrace does not list by that name goes to a kprobe
+    // at once: the kernel would refuse it, or take it only as an alias of a listed function.
+    let mut names: Option<Option<TraceableFunctions>> = None;
+    let mut plain: Option<Option<(Program, bool)>> = None;
+    let mut pieces = Vec::new();
+    let mut skipped = Vec::new();
+    let kprobes = how.kprobe_refused && mode != Mode::Session;
+    let unlisted = |i: usize, names: &mut Option<Option<TraceableFunctions>>| {
+        let f = &plan.functions[i];
+        kprobes
+            && !f.name.is_empty()
+            && names.get_or_insert_with(|| listing.read().ok()).as_ref().is_some_and(|l| l.count_named(&f.name) == 0)
+    };
+    let (direct, multi): (Vec<usize>, Vec<usize>) = (0..plan.functions.len()).partition(|&i| unlisted(i, &mut names));
+    if !direct.is_empty() {
+        let (single, retprobe) = fallback::plain(prog, mode)?;
+        for &i in &direct {
+            let cookie = plan.cookies.as_ref().map_or(0, |c| c[i]);
+            match fallback::one(&single, &plan.functions[i], retprobe, cookie) {
+                Ok(l) => pieces.push(Piece::Kprobe(i, l)),
+                Err(AttachError::UntraceableSymbol { .. } | AttachError::UntraceableAddress { .. })
+                    if rejected == Rejected::Skip =>
+                {
+                    skipped.push(i)
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        plain = Some(Some((single, retprobe)));
+    }
+    let mut create = |sub: &[usize]| {
+        let idx: Vec<usize> = sub.iter().map(|&j| multi[j]).collect();
+        let idx = &idx[..];
         let targets = plan.targets.subset(idx);
         link_create(prog, &targets, cookies_of(idx).as_deref(), mode).map(|fd| Piece::Multi(Link::new(fd)))
     };
     // A function the kernel refuses by address may still be taken by name, which is right
     // when no other traceable function has that name.
-    let mut names: Option<Option<TraceableFunctions>> = None;
     let mut by_name = |i: usize| -> Option<Link> {
         let f = &plan.functions[i];
         if !matches!(plan.targets, LinkTargets::Addresses(_)) || f.name.is_empty() {
@@ -113,8 +144,8 @@ pub(crate) fn create(
     };
     // Then, if asked, one kprobe of its own (the fallback's code, with the program loaded
     // again as a plain kprobe once).
-    let mut plain: Option<Option<(Program, bool)>> = None;
-    let mut rescue = |i: usize| -> Option<Piece> {
+    let mut rescue = |j: usize| -> Option<Piece> {
+        let i = multi[j];
         if let Some(link) = by_name(i) {
             return Some(Piece::Multi(link));
         }
@@ -125,10 +156,20 @@ pub(crate) fn create(
         let cookie = plan.cookies.as_ref().map_or(0, |c| c[i]);
         fallback::one(single, &plan.functions[i], *retprobe, cookie).ok().map(|l| Piece::Kprobe(i, l))
     };
-    match split::attach_split(plan.targets.len(), rejected, &mut create, &mut rescue) {
-        Ok(split) => Ok(assemble(split.links, plan, mode, split.skipped, listing)),
-        Err(Failure { error, target: Some(i), .. }) => Err(refused(error, &plan, i)),
-        Err(Failure { error, target: None, every_target: true }) => refused_request(error, plan, mode, rejected),
+    if multi.is_empty() {
+        return Ok(assemble(pieces, plan, mode, skipped, listing));
+    }
+    match split::attach_split(multi.len(), rejected, &mut create, &mut rescue) {
+        Ok(split) => {
+            pieces.extend(split.links);
+            skipped.extend(split.skipped.iter().map(|&j| multi[j]));
+            skipped.sort_unstable();
+            Ok(assemble(pieces, plan, mode, skipped, listing))
+        }
+        Err(Failure { error, target: Some(j), .. }) => Err(refused(error, &plan, multi[j])),
+        Err(Failure { error, target: None, every_target: true }) => {
+            refused_request(error, plan, mode, rejected, Refused { pieces, skipped, multi, listing })
+        }
         Err(Failure { error, target: None, .. }) => Err(diagnose(error, &plan, mode)),
     }
 }
@@ -173,6 +214,7 @@ fn refused_request(
     plan: Plan,
     mode: Mode,
     rejected: Rejected,
+    r: Refused<'_>,
 ) -> Result<KprobeMultiLink, AttachError> {
     let probe = if mode == Mode::Session { features::kprobe_session() } else { features::kprobe_multi() };
     if let Some(reason) = probe.reason() {
@@ -181,11 +223,22 @@ fn refused_request(
     }
     match rejected {
         Rejected::Skip => {
-            let all = (0..plan.targets.len()).collect();
-            Ok(KprobeMultiLink::new(Vec::new(), plan, mode, all))
+            let mut skipped = r.skipped;
+            skipped.extend(r.multi);
+            skipped.sort_unstable();
+            Ok(assemble(r.pieces, plan, mode, skipped, r.listing))
         }
-        Rejected::Fail => Err(refused(error, &plan, 0)),
+        Rejected::Fail => Err(refused(error, &plan, r.multi[0])),
     }
+}
+
+/// What a split attach had done when every target of the kprobe_multi part was refused:
+/// kprobes already made, targets already skipped, the indices of that part.
+struct Refused<'a> {
+    pieces: Vec<Piece>,
+    skipped: Vec<usize>,
+    multi: Vec<usize>,
+    listing: &'a Listing,
 }
 
 /// The error for target `i`, which the kernel refused on its own.

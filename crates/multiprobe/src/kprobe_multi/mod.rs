@@ -180,11 +180,11 @@ impl KprobeMulti {
         self
     }
 
-    /// Attaches a function the kernel refuses for the kprobe_multi link (found by bisection,
-    /// as for [`Self::skip_rejected`]) by its own perf-event kprobe next to the link, where a
-    /// kprobe can go: functions kprobes can probe but ftrace cannot patch, absent from
-    /// `available_filter_functions` (syscall wrappers such as `__x64_sys_getppid` on some
-    /// kernels), given by kallsyms address or by name. The link lists them with the reason
+    /// Attaches functions kprobe_multi cannot take by a perf-event kprobe each, next to the
+    /// link: a function ftrace's listing lacks by that name (given by kallsyms address or by
+    /// name, e.g. `__x64_sys_getppid` on Debian's 6.12, an alias ftrace lists under another
+    /// name) goes to a kprobe at once; one the kernel refuses for the link (found by
+    /// bisection, as for [`Self::skip_rejected`]) where a kprobe can go. The link lists them with the reason
     /// ([`KprobeMultiLink::kprobe_only`]), reports them in [`KprobeMultiLink::info`] and
     /// detaches them with the rest. Entry and return probes only: a refused target of a
     /// session stays refused. What a kprobe cannot take either is skipped or fails the
