@@ -112,10 +112,11 @@ pub(crate) fn create(
             let cookie = plan.cookies.as_ref().map_or(0, |c| c[i]);
             match fallback::one(&single, &plan.functions[i], retprobe, cookie) {
                 Ok(l) => pieces.push(Piece::Kprobe(i, l)),
-                Err(AttachError::UntraceableSymbol { .. } | AttachError::UntraceableAddress { .. })
-                    if rejected == Rejected::Skip =>
-                {
-                    skipped.push(i)
+                Err(e @ (AttachError::UntraceableSymbol { .. } | AttachError::UntraceableAddress { .. })) => {
+                    if rejected == Rejected::Fail {
+                        return Err(fallback::untraceable(&plan.functions[i], e));
+                    }
+                    skipped.push(i);
                 }
                 Err(e) => return Err(e),
             }

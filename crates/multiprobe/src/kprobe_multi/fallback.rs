@@ -95,7 +95,7 @@ pub(crate) fn one(single: &Program, f: &Function, retprobe: bool, cookie: u64) -
 /// by the address the listing gave), with the reason the kernel has, and ENOENT, the errno
 /// an untraceable target gets through kprobe_multi (ESRCH from the kernel, reported by
 /// libbpf as ENOENT), so one cause has one errno on every path.
-fn untraceable(f: &Function, e: AttachError) -> AttachError {
+pub(crate) fn untraceable(f: &Function, e: AttachError) -> AttachError {
     let kernel = match &e {
         AttachError::UntraceableSymbol { source, .. } | AttachError::UntraceableAddress { source, .. } => {
             source.to_string()
