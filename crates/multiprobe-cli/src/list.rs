@@ -1,6 +1,8 @@
 //! `multiprobe list`: the traceable functions a set of patterns selects, with module and
 //! address: what `count` and `latency` would attach to; with `-v`, each function's C
-//! prototype from the kernel's BTF.
+//! prototype from the kernel's BTF. Names given literally that only kprobes can probe (not in
+//! ftrace's listing, but functions in kallsyms) come last, with the reason: `count` attaches
+//! them by a kprobe each.
 
 use clap::Args;
 use multiprobe::symbols::{Function, Listing};
@@ -34,6 +36,9 @@ pub struct FunctionJson<'a> {
     /// functions the compiler left out of BTF).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prototype: Option<Option<String>>,
+    /// Why kprobe_multi cannot take it, for a function only a kprobe of its own can probe.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kprobe_only: Option<&'static str>,
 }
 
 /// The last line of `list --json`.
@@ -42,14 +47,23 @@ pub struct ListSummary {
     pub event: &'static str,
     pub functions: usize,
     pub traceable: usize,
+    /// Of `functions`, how many only a kprobe of their own can probe.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub kprobe_only: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// Lists the functions; `verbose` (the global `-v`) adds prototypes.
 pub fn run(args: &ListArgs, verbose: bool, listing: &Listing, out: &mut Output) -> Result<(), CliError> {
     let patterns = if args.patterns.is_empty() { vec!["*".to_string()] } else { args.patterns.clone() };
-    let resolved = select::resolve(&select::selection(&patterns, &args.select), listing)?;
+    let resolved = select::resolve_with_kprobe_only(&select::selection(&patterns, &args.select), listing)?;
     let mut functions = resolved.functions;
     sort(&mut functions);
+    let listed = functions.len();
+    functions.extend(resolved.kprobe_only);
     let prototypes = verbose.then(|| prototypes(&functions));
     let prototype = |i: usize| prototypes.as_ref().map(|p| p[i].clone());
     if args.json {
@@ -59,11 +73,17 @@ pub fn run(args: &ListArgs, verbose: bool, listing: &Listing, out: &mut Output) 
                 module: module_name(f),
                 address: hex_address(f.address),
                 prototype: prototype(i),
+                kprobe_only: (i >= listed).then_some(select::KPROBE_ONLY_REASON),
             })?;
         }
-        out.json(&ListSummary { event: "summary", functions: functions.len(), traceable: resolved.traceable })?;
+        out.json(&ListSummary {
+            event: "summary",
+            functions: functions.len(),
+            traceable: resolved.traceable,
+            kprobe_only: functions.len() - listed,
+        })?;
     } else {
-        out.text(&render(&functions, prototypes.as_deref(), resolved.traceable))?;
+        out.text(&render(&functions, listed, prototypes.as_deref(), resolved.traceable))?;
     }
     Ok(())
 }
@@ -87,15 +107,28 @@ pub fn sort(functions: &mut [Function]) {
 }
 
 /// `ADDRESS  MODULE  NAME` lines (the prototype in place of the name where known), then
-/// the total.
-pub fn render(functions: &[Function], prototypes: Option<&[Option<String>]>, traceable: usize) -> String {
+/// the total. Functions from index `listed` on are kprobe-only: their line says why.
+pub fn render(
+    functions: &[Function],
+    listed: usize,
+    prototypes: Option<&[Option<String>]>,
+    traceable: usize,
+) -> String {
     let width = functions.iter().map(|f| module_name(f).len()).max().unwrap_or(0);
     let mut s = String::with_capacity(functions.len() * 48);
     for (i, f) in functions.iter().enumerate() {
         let name = prototypes.and_then(|p| p[i].as_deref()).unwrap_or(&f.name);
-        s.push_str(&format!("{:016x}  {:<width$}  {name}\n", f.address, module_name(f)));
+        s.push_str(&format!("{:016x}  {:<width$}  {name}", f.address, module_name(f)));
+        if i >= listed {
+            s.push_str(&format!("  (kprobe only: {})", select::KPROBE_ONLY_REASON));
+        }
+        s.push('\n');
     }
-    s.push_str(&format!("{} (of {traceable} traceable)\n", crate::output::functions(functions.len())));
+    s.push_str(&format!("{} (of {traceable} traceable", crate::output::functions(functions.len())));
+    if functions.len() > listed {
+        s.push_str(&format!("; {} kprobe only", functions.len() - listed));
+    }
+    s.push_str(")\n");
     s
 }
 
@@ -116,7 +149,7 @@ mod tests {
         ];
         sort(&mut v);
         assert_eq!(
-            render(&v, None, 1000),
+            render(&v, 3, None, 1000),
             "ffffffff81000010  vmlinux  vfs_read\n\
              ffffffffc0000000  fakemod  vfs_read\n\
              ffffffff81000020  vmlinux  vfs_write\n\
@@ -132,6 +165,7 @@ mod tests {
             module: module_name(&v),
             address: hex_address(v.address),
             prototype: None,
+            kprobe_only: None,
         };
         assert_eq!(
             serde_json::to_string(&j).unwrap(),
@@ -142,6 +176,7 @@ mod tests {
             module: "vmlinux",
             address: hex_address(0xffffffff81234560),
             prototype: Some(Some("ssize_t vfs_read(struct file *file)".into())),
+            kprobe_only: None,
         };
         assert_eq!(
             serde_json::to_string(&j).unwrap(),
@@ -150,12 +185,23 @@ mod tests {
         let prototypes = [Some("ssize_t vfs_read(struct file *file)".to_string()), None];
         let v = [f("vfs_read", None, 0xffffffff81234560), f("bm_status_read", Some("binfmt_misc"), 0xffffffffc0a01004)];
         assert_eq!(
-            render(&v, Some(&prototypes), 9),
+            render(&v, 2, Some(&prototypes), 9),
             "ffffffff81234560  vmlinux      ssize_t vfs_read(struct file *file)\n\
              ffffffffc0a01004  binfmt_misc  bm_status_read\n\
              2 functions (of 9 traceable)\n"
         );
-        let s = ListSummary { event: "summary", functions: 1, traceable: 9 };
+        let s = ListSummary { event: "summary", functions: 1, traceable: 9, kprobe_only: 0 };
         assert_eq!(serde_json::to_string(&s).unwrap(), r#"{"event":"summary","functions":1,"traceable":9}"#);
+    }
+
+    #[test]
+    fn kprobe_only_functions_say_why() {
+        let v = [f("vfs_read", None, 0xffffffff81000010), f("__x64_sys_getppid", None, 0xffffffff81000100)];
+        assert_eq!(
+            render(&v, 1, None, 9),
+            "ffffffff81000010  vmlinux  vfs_read\n\
+             ffffffff81000100  vmlinux  __x64_sys_getppid  (kprobe only: not in available_filter_functions)\n\
+             2 functions (of 9 traceable; 1 kprobe only)\n"
+        );
     }
 }

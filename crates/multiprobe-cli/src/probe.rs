@@ -112,6 +112,22 @@ pub fn mode_text(mode: AttachMode) -> &'static str {
     }
 }
 
+/// How a link is attached, for the `attached ...` line: the mode, and how many functions
+/// have a kprobe of their own next to a kprobe_multi link, and why.
+pub fn describe_link(link: &multiprobe::kprobe_multi::KprobeMultiLink) -> String {
+    let mut s = mode_text(link.attach_mode()).to_string();
+    let mut reasons: Vec<&str> = link.kprobe_only().iter().map(|k| k.reason.as_str()).collect();
+    reasons.dedup();
+    if !reasons.is_empty() {
+        s.push_str(&format!(
+            "; {} through per-function kprobes: {}",
+            output::functions(link.kprobe_only().len()),
+            reasons.join(", ")
+        ));
+    }
+    s
+}
+
 /// The same for JSON.
 pub fn mode_json(mode: AttachMode) -> &'static str {
     match mode {

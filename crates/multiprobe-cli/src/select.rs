@@ -35,6 +35,12 @@ impl TargetArgs {
     pub fn resolve(&self, listing: &Listing) -> Result<Resolved, CliError> {
         resolve(&selection(&self.patterns, &self.select), listing)
     }
+
+    /// [`TargetArgs::resolve`], keeping literal names kprobes can probe but kprobe_multi
+    /// cannot ([`resolve_with_kprobe_only`]).
+    pub fn resolve_with_kprobe_only(&self, listing: &Listing) -> Result<Resolved, CliError> {
+        resolve_with_kprobe_only(&selection(&self.patterns, &self.select), listing)
+    }
 }
 
 /// Parses a pattern: kernel function and module names have no control characters, so a
@@ -65,6 +71,9 @@ pub fn selection(patterns: &[String], args: &SelectArgs) -> Selection {
 /// The functions selected, how many are traceable in all, and how long finding them took.
 pub struct Resolved {
     pub functions: Vec<Function>,
+    /// Functions named literally that ftrace cannot patch but kprobes can probe (not in
+    /// `functions`): only from [`resolve_with_kprobe_only`].
+    pub kprobe_only: Vec<Function>,
     pub traceable: usize,
     pub took: std::time::Duration,
 }
@@ -72,21 +81,39 @@ pub struct Resolved {
 /// Reads the traceable functions (with a progress line: under emulation this takes a
 /// second) and selects from them; no match is an error naming the patterns.
 pub fn resolve(selection: &Selection, listing: &Listing) -> Result<Resolved, CliError> {
+    resolve_as(selection, listing, false)
+}
+
+/// Why a kprobe-only function cannot go into a kprobe_multi link, as `list` and `count` say.
+pub const KPROBE_ONLY_REASON: &str = "not in available_filter_functions";
+
+/// [`resolve`], where a name given literally (no `*` or `?`) that ftrace's listing lacks but
+/// kallsyms has as a function is kept as a kprobe-only target (in `kprobe_only`) instead of
+/// matching nothing. Glob patterns match the listing only.
+pub fn resolve_with_kprobe_only(selection: &Selection, listing: &Listing) -> Result<Resolved, CliError> {
+    resolve_as(selection, listing, true)
+}
+
+fn resolve_as(selection: &Selection, listing: &Listing, kprobes: bool) -> Result<Resolved, CliError> {
     let (listing, took) = progress::run("reading traceable functions", || listing.read());
     let listing = listing?;
     let functions = selection.select(&listing);
-    if functions.is_empty() {
+    // Without kallsyms (unreadable) there are simply none.
+    let kprobe_only = if kprobes { selection.kprobe_only(&listing).unwrap_or_default() } else { Vec::new() };
+    if functions.is_empty() && kprobe_only.is_empty() {
         return Err(CliError::from(selection.no_match_error_in(Some(&listing))));
     }
     // One pattern of several matching nothing is likely a typo: say so, and go on.
     if selection.includes().len() > 1 {
         for p in selection.includes() {
-            if listing.filter(|name, module| p.matches(name, module)).is_empty() {
+            if listing.filter(|name, module| p.matches(name, module)).is_empty()
+                && !kprobe_only.iter().any(|f| p.matches(f.name.as_bytes(), f.module.as_deref().map(str::as_bytes)))
+            {
                 crate::error::warning(format_args!("pattern `{p}` matches no traceable function"));
             }
         }
     }
-    Ok(Resolved { functions, traceable: listing.len(), took })
+    Ok(Resolved { functions, kprobe_only, traceable: listing.len(), took })
 }
 
 /// `vmlinux` for the core kernel, else the module's name.

@@ -293,8 +293,9 @@ pub(crate) fn load_for(
     listing: &multiprobe::symbols::Listing,
     keys: &[By],
     max_keys: u32,
+    cookies_only: bool,
 ) -> Result<(multiprobe::LoadedObject, Option<AddressIndex>), CliError> {
-    let slots = super::slots_for(strategy, functions, listing);
+    let slots = if cookies_only { None } else { super::slots_for(strategy, functions, listing) };
     let n = functions.len();
     match load(strategy, n, pid, slots.as_ref(), keys, max_keys) {
         Ok(loaded) => Ok((loaded, slots)),

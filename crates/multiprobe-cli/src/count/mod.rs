@@ -59,16 +59,21 @@ pub fn run(args: &CountArgs, listing: &Listing, out: &mut Output) -> Result<(), 
     let keys = args.by.keys()?;
     let stop = Stop::install()?;
     let strategy = probe::choose(args.run.no_fallback)?;
-    let resolved = args.targets.resolve(listing)?;
-    let functions = resolved.functions;
+    let resolved = args.targets.resolve_with_kprobe_only(listing)?;
+    // Functions kprobe_multi cannot take come last, each with a kprobe of its own, and are
+    // found by cookie (a plain kprobe's function address is not the slot table's).
+    let kprobes = !resolved.kprobe_only.is_empty();
+    let mut functions = resolved.functions;
+    functions.extend(resolved.kprobe_only.iter().cloned());
     let n = functions.len();
 
     let load_start = Instant::now();
     let (loaded, slots, program) = if keys.is_empty() {
-        let (loaded, slots) = load_for(strategy, &functions, args.run.pid, listing)?;
+        let (loaded, slots) = load_for(strategy, &functions, args.run.pid, listing, kprobes)?;
         (loaded, slots, PROGRAM)
     } else {
-        let (loaded, slots) = by::load_for(strategy, &functions, args.run.pid, listing, &keys, args.by.max_keys())?;
+        let (loaded, slots) =
+            by::load_for(strategy, &functions, args.run.pid, listing, &keys, args.by.max_keys(), kprobes)?;
         (loaded, slots, by::PROGRAM)
     };
     let load_time = load_start.elapsed();
@@ -81,9 +86,8 @@ pub fn run(args: &CountArgs, listing: &Listing, out: &mut Output) -> Result<(), 
     // Link info reads the kernel's BTF (thousands of vfs_read calls from sysfs): read it now,
     // before attaching, so the summary's missed count does not show up in the counts.
     let _ = multiprobe::features::kprobe_multi_link_info();
-    let spec = spec(strategy, &functions, slots.is_some(), listing).cancel_on(stop.flag());
-    let (link, attach_time) =
-        probe::attach(n, || prog.attach_kprobe_multi(&spec), |l| probe::mode_text(l.attach_mode()).into())?;
+    let spec = spec(strategy, &functions, slots.is_some(), listing).cancel_on(stop.flag()).kprobe_refused();
+    let (link, attach_time) = probe::attach(n, || prog.attach_kprobe_multi(&spec), probe::describe_link)?;
     let mode = link.attach_mode();
     // From here on only what is attached: counters stay indexed by position (all functions).
     let mask = probe::attached_mask(&functions, link.skipped());
@@ -100,6 +104,7 @@ pub fn run(args: &CountArgs, listing: &Listing, out: &mut Output) -> Result<(), 
             attach_ms: duration::millis(attach_time),
             lookup: if slots.is_some() { "address" } else { "cookie" },
             skipped,
+            kprobe_only: link.kprobe_only().iter().map(report::KprobeOnlyJson::of).collect(),
         })?;
     }
 
@@ -234,8 +239,9 @@ pub(crate) fn load_for(
     functions: &[Function],
     pid: Option<u32>,
     listing: &Listing,
+    cookies_only: bool,
 ) -> Result<(multiprobe::LoadedObject, Option<AddressIndex>), CliError> {
-    let slots = slots_for(strategy, functions, listing);
+    let slots = if cookies_only { None } else { slots_for(strategy, functions, listing) };
     let n = functions.len();
     match load(strategy, n, pid, slots.as_ref()) {
         Ok(loaded) => Ok((loaded, slots)),

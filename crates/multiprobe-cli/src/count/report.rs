@@ -244,6 +244,27 @@ pub(super) struct AttachedEvent<'a> {
     /// Functions the kernel refused, left out.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub(super) skipped: Vec<&'a str>,
+    /// Functions kprobe_multi could not take, attached by a kprobe each, with the reason.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(super) kprobe_only: Vec<KprobeOnlyJson<'a>>,
+}
+
+/// A function attached by its own kprobe next to the kprobe_multi link.
+#[derive(Debug, Serialize)]
+pub(super) struct KprobeOnlyJson<'a> {
+    function: &'a str,
+    module: &'a str,
+    reason: &'a str,
+}
+
+impl<'a> KprobeOnlyJson<'a> {
+    pub(super) fn of(k: &'a multiprobe::kprobe_multi::KprobeOnly) -> KprobeOnlyJson<'a> {
+        KprobeOnlyJson {
+            function: &k.function.name,
+            module: k.function.module.as_deref().unwrap_or("vmlinux"),
+            reason: &k.reason,
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]

@@ -62,7 +62,7 @@ impl CallProbe {
         listing: &Listing,
         stop: &Stop,
     ) -> Result<CallProbe, CliError> {
-        let (loaded, slots) = count::load_for(strategy, functions, None, listing)?;
+        let (loaded, slots) = count::load_for(strategy, functions, None, listing, false)?;
         let program = loaded.program(count::PROGRAM).expect("the object has the program").clone();
         let map = loaded.map(count::COUNTS).expect("the object has the map").clone();
         let spec = count::spec(strategy, functions, slots.is_some(), listing).cancel_on(stop.flag());

@@ -31,6 +31,21 @@ pub struct KprobeMultiLink {
     functions: Vec<Function>,
     cookies: Option<Vec<u64>>,
     skipped: Vec<Function>,
+    /// Per-function kprobes next to the kprobe_multi link(s), for functions it cannot take.
+    kprobe_links: Vec<Link>,
+    kprobe_only: Vec<KprobeOnly>,
+}
+
+/// A function attached by its own perf-event kprobe next to a kprobe_multi link, because
+/// kprobe_multi cannot take it (see [`super::KprobeMulti::kprobe_refused`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KprobeOnly {
+    /// The function, as given.
+    pub function: Function,
+    /// Its cookie, when cookies were given.
+    pub cookie: Option<u64>,
+    /// Why kprobe_multi could not take it, e.g. "not in available_filter_functions".
+    pub reason: String,
 }
 
 /// One attached function, as link info reports it.
@@ -94,6 +109,16 @@ impl KprobeMultiLink {
         Self::build(links, AttachMode::KprobeMulti, plan, mode, skipped)
     }
 
+    /// Adds per-function kprobes for functions kprobe_multi refused: `(link, index in the
+    /// plan's functions, reason)`. The functions stay in [`Self::functions`].
+    pub(crate) fn with_kprobes(mut self, kprobes: Vec<(Link, Function, Option<u64>, String)>) -> KprobeMultiLink {
+        for (link, function, cookie, reason) in kprobes {
+            self.kprobe_links.push(link);
+            self.kprobe_only.push(KprobeOnly { function, cookie, reason });
+        }
+        self
+    }
+
     /// One perf-event kprobe per function (the fallback); `skipped` indexes `plan.functions`.
     pub(crate) fn from_kprobes(links: Vec<Link>, plan: Plan, mode: Mode, skipped: Vec<usize>) -> KprobeMultiLink {
         Self::build(links, AttachMode::PerFunctionKprobes, plan, mode, skipped)
@@ -113,12 +138,28 @@ impl KprobeMultiLink {
         let skipped_functions = skipped.iter().map(|&i| plan.functions[i].clone()).collect();
         let functions = plan.functions.into_iter().zip(&keep).filter(|(_, k)| **k).map(|(f, _)| f).collect();
         let cookies = plan.cookies.map(|c| c.into_iter().zip(&keep).filter(|(_, k)| **k).map(|(c, _)| c).collect());
-        KprobeMultiLink { links, attach_mode, mode, functions, cookies, skipped: skipped_functions }
+        KprobeMultiLink {
+            links,
+            attach_mode,
+            mode,
+            functions,
+            cookies,
+            skipped: skipped_functions,
+            kprobe_links: Vec::new(),
+            kprobe_only: Vec::new(),
+        }
     }
 
     /// Functions the kernel refused and [`super::KprobeMulti::skip_rejected`] left out.
     pub fn skipped(&self) -> &[Function] {
         &self.skipped
+    }
+
+    /// Functions attached by their own kprobe next to the kprobe_multi link, with the reason
+    /// ([`super::KprobeMulti::kprobe_refused`]); empty under the whole-set fallback, where
+    /// every function has its own kprobe ([`AttachMode::PerFunctionKprobes`]).
+    pub fn kprobe_only(&self) -> &[KprobeOnly] {
+        &self.kprobe_only
     }
 
     /// Whether one kprobe_multi link or per-function kprobes carry the attachment.
@@ -148,10 +189,11 @@ impl KprobeMultiLink {
     }
 
     /// Pins the kprobe_multi link at `path`, so it stays attached after the process exits.
-    /// Per-function kprobes cannot be pinned as one.
+    /// Per-function kprobes cannot be pinned as one, nor a link with [`Self::kprobe_only`]
+    /// functions (the pin would leave them out).
     pub fn pin(&self, path: impl AsRef<Path>) -> Result<(), PinError> {
         match (self.attach_mode, self.links.first()) {
-            (AttachMode::KprobeMulti, Some(l)) => l.pin(path),
+            (AttachMode::KprobeMulti, Some(l)) if self.kprobe_only.is_empty() => l.pin(path),
             _ => Err(PinError {
                 path: path.as_ref().display().to_string(),
                 source: io::Error::new(io::ErrorKind::Unsupported, "per-function kprobes cannot be pinned as one link"),
@@ -174,6 +216,8 @@ impl KprobeMultiLink {
             functions: Vec::new(),
             cookies: None,
             skipped: Vec::new(),
+            kprobe_links: Vec::new(),
+            kprobe_only: Vec::new(),
         })
     }
 
@@ -181,13 +225,30 @@ impl KprobeMultiLink {
     /// only ids; addresses and flags since 6.6, the missed counter since 6.7, cookies since
     /// 6.9. Function names are not filled in (see [`KprobeMultiInfo::resolve_names`]).
     /// When the kernel needed the set split over several links, `id` is the first link's and
-    /// counts and targets add up every link's. Per-function kprobes report what was attached.
+    /// counts and targets add up every link's. Per-function kprobes report what was attached,
+    /// and so do the [`Self::kprobe_only`] functions, among the link's targets.
     pub fn info(&self) -> io::Result<KprobeMultiInfo> {
         if self.attach_mode == AttachMode::PerFunctionKprobes {
             return Ok(self.kprobes_info());
         }
         let level = features::kprobe_multi_link_info();
         let mut total: Option<KprobeMultiInfo> = None;
+        if self.links.is_empty()
+            && let Some(first) = self.kprobe_links.first()
+        {
+            // Only kprobes: ids from the first, the rest as a link with no targets reports.
+            let i = first.info()?;
+            let known = level >= LinkInfoLevel::Targets;
+            total = Some(KprobeMultiInfo {
+                id: i.id,
+                prog_id: i.prog_id,
+                retprobe: known.then_some(self.mode == Mode::Return),
+                flags: known.then_some(if self.mode == Mode::Return { sys::KPROBE_MULTI_RETURN } else { 0 }),
+                count: known.then_some(0),
+                missed: (level >= LinkInfoLevel::Missed).then_some(0),
+                targets: Vec::new(),
+            });
+        }
         for link in &self.links {
             let one = link_info(link, level)?;
             total = Some(match total {
@@ -201,6 +262,15 @@ impl KprobeMultiLink {
             });
         }
         let mut info = total.ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no link"))?;
+        if level >= LinkInfoLevel::Targets {
+            info.count = info.count.map(|c| c + self.kprobe_only.len() as u32);
+            info.targets.extend(self.kprobe_only.iter().map(|k| AttachedTarget {
+                address: k.function.address,
+                cookie: (level >= LinkInfoLevel::Cookies).then_some(k.cookie.unwrap_or(0)),
+                function: (!k.function.name.is_empty()).then(|| k.function.name.clone()),
+                module: k.function.module.clone(),
+            }));
+        }
         info.targets.sort_by_key(|t| t.address);
         Ok(info)
     }

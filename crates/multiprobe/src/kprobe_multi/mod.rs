@@ -33,7 +33,7 @@ pub(crate) mod opts;
 mod plan;
 mod split;
 
-pub use link::{AttachMode, AttachedTarget, KprobeMultiInfo, KprobeMultiLink};
+pub use link::{AttachMode, AttachedTarget, KprobeMultiInfo, KprobeMultiLink, KprobeOnly};
 pub use opts::KprobeMultiOpts;
 pub use split::Rejected;
 
@@ -93,6 +93,8 @@ pub struct KprobeMulti {
     pub(crate) mode: Mode,
     pub(crate) fallback: Fallback,
     pub(crate) rejected: Rejected,
+    /// Functions kprobe_multi refuses get a per-function kprobe next to the link.
+    pub(crate) kprobe_refused: bool,
     /// How the traceable functions are read (and where they are kept for the boot).
     pub(crate) listing: Listing,
     /// Polled between the kprobes of a per-function attach.
@@ -107,6 +109,7 @@ impl KprobeMulti {
             mode: Mode::Entry,
             fallback: Fallback::Never,
             rejected: Rejected::Fail,
+            kprobe_refused: false,
             listing: Listing::new(),
             cancel: None,
         }
@@ -174,6 +177,20 @@ impl KprobeMulti {
     /// bisection; listed by [`KprobeMultiLink::skipped`]) instead of failing.
     pub fn skip_rejected(mut self) -> KprobeMulti {
         self.rejected = Rejected::Skip;
+        self
+    }
+
+    /// Attaches functions kprobe_multi cannot take by a perf-event kprobe each, next to the
+    /// link: a function ftrace's listing lacks by that name (given by kallsyms address or by
+    /// name, e.g. `__x64_sys_getppid` on Debian's 6.12, an alias ftrace lists under another
+    /// name) goes to a kprobe at once; one the kernel refuses for the link (found by
+    /// bisection, as for [`Self::skip_rejected`]) where a kprobe can go. The link lists them with the reason
+    /// ([`KprobeMultiLink::kprobe_only`]), reports them in [`KprobeMultiLink::info`] and
+    /// detaches them with the rest. Entry and return probes only: a refused target of a
+    /// session stays refused. What a kprobe cannot take either is skipped or fails the
+    /// attach as before.
+    pub fn kprobe_refused(mut self) -> KprobeMulti {
+        self.kprobe_refused = true;
         self
     }
 

@@ -1,6 +1,6 @@
 //! libbpf's `struct bpf_kprobe_multi_opts`, field for field, for code ported from C.
 
-use super::attach::attach_plan;
+use super::attach::{How, attach_plan};
 use super::link::KprobeMultiLink;
 use super::plan::{Strictness, check_program, resolve};
 use super::split::Rejected;
@@ -83,5 +83,13 @@ pub(crate) fn attach(prog: &Program, o: &KprobeMultiOpts) -> Result<KprobeMultiL
     if o.fallback == Fallback::Never {
         check_program(prog, mode)?;
     }
-    attach_plan(prog, plan, mode, o.fallback, Rejected::Fail, &Listing::new(), None)
+    attach_plan(
+        prog,
+        plan,
+        mode,
+        o.fallback,
+        How { rejected: Rejected::Fail, kprobe_refused: false },
+        &Listing::new(),
+        None,
+    )
 }

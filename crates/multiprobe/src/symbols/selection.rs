@@ -159,6 +159,38 @@ impl Selection {
         listing.filter_with_hint(&needles, |name, module| self.accepts(name, module))
     }
 
+    /// Functions kprobes can probe but kprobe_multi cannot: those an include names literally
+    /// (no `*` or `?`) that ftrace's listing lacks but `/proc/kallsyms` has as text symbols,
+    /// accepted by the excludes and the deny list, with their kallsyms address, in kallsyms
+    /// order. Glob patterns match ftrace's listing only. Reads `/proc/kallsyms` only when
+    /// some literal include matched no listed function; empty where kallsyms hides
+    /// addresses (not root), since the kprobe of such a function is placed by address.
+    ///
+    /// Attach them with [`crate::kprobe_multi::KprobeMulti::kprobe_refused`].
+    pub fn kprobe_only(&self, listing: &TraceableFunctions) -> std::io::Result<Vec<Function>> {
+        let literal: Vec<&Pattern> = self
+            .include
+            .iter()
+            .filter(|p| p.name.is_literal() && !matches!(&p.module, ModuleFilter::Module(m) if !m.is_literal()))
+            .filter(|p| listing.count_named(p.name.as_str()) == 0)
+            .collect();
+        if literal.is_empty() {
+            return Ok(Vec::new());
+        }
+        let kallsyms = Kallsyms::read()?;
+        let mut seen = std::collections::HashSet::new();
+        Ok(kallsyms
+            .text_symbols()
+            .filter(|s| s.addr != 0 && literal.iter().any(|p| p.matches(s.name, s.module)))
+            .filter(|s| self.accepts(s.name, s.module) && seen.insert(s.addr))
+            .map(|s| Function {
+                name: String::from_utf8_lossy(s.name).into_owned(),
+                module: s.module.map(|m| String::from_utf8_lossy(m).into_owned()),
+                address: s.addr,
+            })
+            .collect())
+    }
+
     /// Whether the function is selected but for the deny list.
     fn accepts_but_denied(&self, name: &[u8], module: Option<&[u8]>) -> bool {
         self.include.iter().any(|p| p.matches(name, module))
