@@ -93,7 +93,7 @@ pub fn run(args: &ListArgs, verbose: bool, listing: &Listing, out: &mut Output) 
 fn prototypes(functions: &[Function]) -> Vec<Option<String>> {
     let btf = multiprobe::btf::kernel::vmlinux().ok();
     if btf.is_none() {
-        eprintln!("warning: the kernel's BTF (/sys/kernel/btf/vmlinux) cannot be read: no prototypes");
+        crate::error::warning("the kernel's BTF (/sys/kernel/btf/vmlinux) cannot be read: no prototypes");
     }
     functions
         .iter()

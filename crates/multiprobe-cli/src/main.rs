@@ -22,7 +22,6 @@ mod screen;
 mod select;
 mod signals;
 mod stack;
-mod symbolize;
 mod table;
 mod trace;
 

@@ -172,6 +172,28 @@ pub fn masked<T: Clone>(items: &[T], mask: &[bool]) -> Vec<T> {
     items.iter().zip(mask).filter(|(_, keep)| **keep).map(|(t, _)| t.clone()).collect()
 }
 
+/// Whether detaching `links` takes seconds: per-function kprobes go one by one (7 s for 73
+/// functions on 6.1). A command's text summary then comes first, ending in
+/// [`detach_clause`]`(None)`, and [`detached_line`] once the detach is done, rather than a
+/// summary held back for seconds after the run ended. JSON carries `detach_ms`, so it waits.
+pub fn slow_detach(links: &[KprobeMultiLink]) -> bool {
+    links.iter().any(|l| l.attach_mode() == AttachMode::PerFunctionKprobes)
+}
+
+/// How a summary's timing line ends: `, detached in 70ms.`, or `; detaching...` where the
+/// summary comes before a [`slow_detach`].
+pub fn detach_clause(detach: Option<Duration>) -> String {
+    match detach {
+        Some(d) => format!(", detached in {}.", duration::human(d)),
+        None => "; detaching...".into(),
+    }
+}
+
+/// What follows a summary printed before a [`slow_detach`] once the detach is done.
+pub fn detached_line(took: Duration) -> String {
+    format!("Detached in {}.\n", duration::human(took))
+}
+
 /// Detaches (drops) the links, timing it; a detach taking over a second (per-function
 /// kprobes: 7 s for 73 functions on 6.1) shows `detaching...` on stderr rather than a silent
 /// wait.

@@ -545,6 +545,29 @@ fn latency_histograms_are_ordered_and_add_up() {
     }
 }
 
+/// Per-function kprobes (no kprobe_multi: 6.1) take seconds to detach: the text summary of
+/// count, latency and trace comes first, ending in `detaching...`, and `Detached in` last;
+/// under kprobe_multi the summary's own line carries the detach time.
+#[test]
+fn detach_time_follows_the_text_summary() {
+    require_kprobes!();
+    let pid = std::process::id().to_string();
+    for cmd in ["count", "latency", "trace"] {
+        let r = run(&[cmd, "vfs_fsync", "--pid", &pid, "--duration", "1s"]);
+        assert_eq!(r.code(), Some(0), "{cmd}: {}", r.describe());
+        let out = &r.stdout;
+        if kprobe_multi_expected() {
+            assert!(out.contains(", detached in ") && !out.contains("Detached in"), "{cmd}: {}", r.describe());
+            continue;
+        }
+        let summary = out.find("; detaching...\n").unwrap_or_else(|| panic!("{cmd}: {}", r.describe()));
+        let last = out.lines().last().unwrap_or_default();
+        assert!(last.starts_with("Detached in ") && last.ends_with('.'), "{cmd}: {}", r.describe());
+        assert!(out.rfind("Detached in ").unwrap() > summary, "{cmd}: {}", r.describe());
+        assert!(!out.contains(", detached in "), "{cmd}: {}", r.describe());
+    }
+}
+
 /// A pattern matching nothing is one error line with hints, exit 1.
 #[test]
 fn a_pattern_matching_nothing_is_explained() {

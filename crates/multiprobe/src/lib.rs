@@ -56,7 +56,7 @@
 //! - [`link_info_pin`](https://github.com/multiprobe/multiprobe/blob/main/crates/multiprobe/examples/link_info_pin.rs):
 //!   what the kernel reports about a link, pinning it and opening it from its pin;
 //! - [`tracing_and_multi`](https://github.com/multiprobe/multiprobe/blob/main/crates/multiprobe/examples/tracing_and_multi.rs):
-//!   an object with an fexit program next to a kprobe.multi one.
+//!   an object with an fexit program (a tracing link) next to a kprobe.multi one.
 //!
 //! Layers, from the bottom: `sys` (the raw kernel interface, private; the crate's only
 //! `unsafe`; [`raw`] re-exports the few calls users need), [`error`] (every error type),

@@ -80,7 +80,7 @@ fn example_link_info_pin_reads_the_link_back() {
 }
 
 #[test]
-fn example_tracing_and_multi_loads_both_kinds() {
+fn example_tracing_and_multi_attaches_both_kinds() {
     require_kprobe_multi!();
     // fentry/fexit need BTF of the kernel: the VMs' kernels load them; this project's build
     // machines refuse them (lockdown), as tests/tracing.rs explains.
@@ -90,4 +90,5 @@ fn example_tracing_and_multi_loads_both_kinds() {
     assert_eq!(o.fexit_target.as_deref(), Some("vfs_read"));
     assert_eq!(o.fexit_prog_type, 26, "BPF_PROG_TYPE_TRACING");
     assert_eq!(o.reads, 9);
+    assert_eq!(o.returns, 9, "the fexit program, attached by attach_trace, saw each return");
 }

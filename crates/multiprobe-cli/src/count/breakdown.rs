@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::by::{By, Key, Snapshot, Tables};
 use crate::error::CliError;
 use crate::select::module_name;
-use crate::symbolize::Symbols;
+use crate::stack::KernelSymbols;
 use crate::table::{Align, Table};
 
 /// Keys shown under each function unless `--top-keys` says otherwise.
@@ -24,7 +24,8 @@ pub struct Stacks {
 }
 
 impl Stacks {
-    /// Reads every stack `snapshot` names and symbolizes them in one pass over kallsyms.
+    /// Reads every stack `snapshot` names and symbolizes them against kallsyms read once;
+    /// where it cannot be read (or hides its addresses) every frame stays in hex.
     pub fn read(tables: &Tables, snapshot: &Snapshot) -> Result<Stacks, CliError> {
         let mut raw: HashMap<u32, Vec<u64>> = HashMap::new();
         for id in snapshot.rows.iter().filter_map(|r| r.key.stack.flatten()) {
@@ -32,16 +33,21 @@ impl Stacks {
                 e.insert(tables.stack(id)?);
             }
         }
-        let symbols = Symbols::resolve(raw.values().flatten().copied());
+        let symbols = KernelSymbols::read().unwrap_or_default();
         Ok(Stacks::from_addresses(raw, &symbols))
     }
 
-    pub fn from_addresses(raw: HashMap<u32, Vec<u64>>, symbols: &Symbols) -> Stacks {
+    pub fn from_addresses(raw: HashMap<u32, Vec<u64>>, symbols: &KernelSymbols) -> Stacks {
         let frames = raw
             .into_iter()
             .map(|(id, addrs)| {
-                let frames =
-                    addrs.iter().map(|&a| (symbols.text(a), symbols.frame(a).map(|f| f.name.clone()))).collect();
+                let frames = addrs
+                    .iter()
+                    .map(|&a| match symbols.frame(a) {
+                        Some(f) => (f.to_string(), Some(f.name.into_owned())),
+                        None => (format!("{a:#x}"), None),
+                    })
+                    .collect();
                 (id, frames)
             })
             .collect();

@@ -30,7 +30,7 @@ fn stacks() -> Stacks {
         (9, vec![0xffffffff81236080, 0xffffffff81237010]),
     ]
     .into();
-    let symbols = Symbols::from_kallsyms(KALLSYMS.as_bytes(), raw.values().flatten().copied());
+    let symbols = KernelSymbols::parse(KALLSYMS.as_bytes().to_vec());
     Stacks::from_addresses(raw, &symbols)
 }
 

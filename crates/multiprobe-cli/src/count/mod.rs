@@ -12,7 +12,7 @@ mod report;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use multiprobe::kprobe_multi::{AttachMode, KprobeMulti, KprobeMultiLink};
+use multiprobe::kprobe_multi::{KprobeMulti, KprobeMultiLink};
 use multiprobe::symbols::{Function, Listing};
 use multiprobe::{AddressIndex, Map, Object, Program};
 
@@ -186,9 +186,9 @@ pub fn run(args: &CountArgs, listing: &Listing, out: &mut Output) -> Result<(), 
         top_keys,
         secs: ran.as_secs_f64(),
     });
-    // Per-function kprobes take seconds to detach (7 s for 73 functions on 6.1): the text
-    // summary comes first, the detach time after it. JSON carries detach_ms, so it waits.
-    let slow_detach = mode == AttachMode::PerFunctionKprobes && !args.run.json && breakdown.is_none();
+    // Per-function kprobes take seconds to detach: the text summary comes first, the detach
+    // time after it.
+    let slow_detach = probe::slow_detach(std::slice::from_ref(&link)) && !args.run.json && breakdown.is_none();
     if slow_detach {
         let early = Summary {
             functions: &functions,
@@ -205,7 +205,7 @@ pub fn run(args: &CountArgs, listing: &Listing, out: &mut Output) -> Result<(), 
     }
     let detach_time = probe::detach(vec![link]);
     if slow_detach {
-        out.text(&report::detached_line(detach_time))?;
+        out.text(&probe::detached_line(detach_time))?;
         return Ok(());
     }
 

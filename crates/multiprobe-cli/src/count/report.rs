@@ -101,11 +101,6 @@ impl Interval<'_> {
     }
 }
 
-/// What follows [`Summary::text_before_detach`] once the detach is done.
-pub(super) fn detached_line(took: Duration) -> String {
-    format!("Detached in {}.\n", duration::human(took))
-}
-
 /// What a run counted, after detach.
 pub(super) struct Summary<'a> {
     pub(super) functions: &'a [Function],
@@ -126,7 +121,7 @@ impl Summary<'_> {
     }
 
     /// The summary printed before a slow detach (per-function kprobes take seconds), ending
-    /// in "detaching..." where the detach time would be; [`detached_line`] follows it.
+    /// in "detaching..." where the detach time would be; [`probe::detached_line`] follows it.
     pub(super) fn text_before_detach(&self, top: Option<usize>) -> String {
         self.text_with(top, None)
     }
@@ -187,10 +182,7 @@ impl Summary<'_> {
                 End::Duration => String::new(),
                 End::Signal(sig) => format!(" (ended by {})", signals::name(sig)),
             },
-            match detach {
-                Some(d) => format!(", detached in {}.", duration::human(d)),
-                None => "; detaching...".into(),
-            },
+            probe::detach_clause(detach),
         ));
         if let Some(m) = self.missed.filter(|&m| m > 0) {
             s.push_str(&format!("{m} calls were missed (the kernel skips probes that would recurse).\n"));
@@ -389,7 +381,7 @@ mod tests {
         let early = s.text_before_detach(None);
         assert!(early.ends_with("ran 5.0s; detaching...\n"), "{early}");
         assert!(early.starts_with("FUNCTION"), "{early}");
-        assert_eq!(detached_line(Duration::from_millis(7100)), "Detached in 7.1s.\n");
+        assert_eq!(probe::detached_line(Duration::from_millis(7100)), "Detached in 7.1s.\n");
     }
 
     #[test]

@@ -134,7 +134,11 @@ pub fn run(args: &ExportArgs, listing: &Listing) -> Result<(), CliError> {
 
     let started = Instant::now();
     let mut watch = modules::ModuleWatch::new()
-        .map_err(|e| eprintln!("warning: cannot read /proc/modules ({e}): modules loaded later are not followed"))
+        .map_err(|e| {
+            crate::error::warning(format_args!(
+                "cannot read /proc/modules ({e}): modules loaded later are not followed"
+            ))
+        })
         .ok();
     let (end, scrapes) = std::thread::scope(|scope| {
         let serving = scope.spawn(|| listener.serve(&sets));

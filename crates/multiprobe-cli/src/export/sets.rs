@@ -160,10 +160,10 @@ impl Sets {
         let all = match attacher.listing.read() {
             Ok(all) => all,
             Err(e) => {
-                eprintln!(
-                    "warning: {} loaded, but reading the traceable functions failed: {e}",
+                crate::error::warning(format_args!(
+                    "{} loaded, but reading the traceable functions failed: {e}",
                     change.loaded.join(", ")
-                );
+                ));
                 return;
             }
         };
@@ -192,7 +192,10 @@ impl Sets {
                             probe::detach(probe.into_links());
                         }
                     }
-                    Err(e) => eprintln!("warning: module {module} loaded, but attaching failed: {}", e.message),
+                    Err(e) => crate::error::warning(format_args!(
+                        "module {module} loaded, but attaching failed: {}",
+                        e.message
+                    )),
                 }
             }
         }
@@ -206,7 +209,7 @@ impl Sets {
         let specs = match super::config::load(path) {
             Ok(specs) => specs,
             Err(e) => {
-                eprintln!("warning: SIGHUP: {}; the running sets stay", e.message);
+                crate::error::warning(format_args!("SIGHUP: {}; the running sets stay", e.message));
                 return;
             }
         };
@@ -215,7 +218,7 @@ impl Sets {
         for spec in specs.iter().filter(|s| !running.contains(s)) {
             match attacher.attach(spec.clone(), true) {
                 Ok(set) => attached.push(set),
-                Err(e) => eprintln!("warning: SIGHUP: set {} not attached: {}", spec.name, e.message),
+                Err(e) => crate::error::warning(format_args!("SIGHUP: set {} not attached: {}", spec.name, e.message)),
             }
         }
         let (mut kept, added) = (0, attached.len());

@@ -249,8 +249,12 @@ pub fn run(args: &LatencyArgs, listing: &Listing, out: &mut Output) -> Result<()
     let ran = started.elapsed();
     // Detach first, then read: the values stay in the map, and a read made while every
     // probed function still runs the program pays for its own page faults and syscalls
-    // through those probes (minutes for `latency '*'` under emulation).
-    let detach_time = probe::detach(links);
+    // through those probes (minutes for `latency '*'` under emulation). But per-function
+    // kprobes take seconds to detach: there the text summary comes first, read while they
+    // are still attached, and the detach time after it.
+    let mut links = links;
+    let slow_detach = probe::slow_detach(&links) && !args.run.json;
+    let detach_time = (!slow_detach).then(|| probe::detach(std::mem::take(&mut links)));
     let mut rows = probe::masked(&read(&functions, latencies)?, &mask);
     sort(&mut rows, args.sort);
     let total = args.total.then(|| report::total(&rows));
@@ -273,6 +277,9 @@ pub fn run(args: &LatencyArgs, listing: &Listing, out: &mut Output) -> Result<()
         out.json(&summary.json(mode_json))?;
     } else {
         out.text(&summary.text(args.top))?;
+    }
+    if slow_detach {
+        out.text(&probe::detached_line(probe::detach(links)))?;
     }
     Ok(())
 }

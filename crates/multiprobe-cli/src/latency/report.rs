@@ -13,6 +13,7 @@ use super::by::ByTable;
 use crate::duration;
 use crate::hist::{BucketJson, Histogram};
 use crate::output::{self, hex_address};
+use crate::probe;
 use crate::select::module_name;
 use crate::signals::{self, End};
 
@@ -234,7 +235,8 @@ pub struct Summary<'a> {
     pub end: End,
     pub attach: Duration,
     pub ran: Duration,
-    pub detach: Duration,
+    /// `None` while a slow detach waits for the summary to be printed first.
+    pub detach: Option<Duration>,
 }
 
 impl Summary<'_> {
@@ -244,7 +246,7 @@ impl Summary<'_> {
         let unit = self.report.unit.map_or("ns", Unit::name);
         s.push_str(&format!(
             "{}: {called} with completed calls. Buckets in {unit}; percentiles are upper bounds of log2 buckets.\n\
-             Attached in {} ({}), ran {}{}, detached in {}.\n",
+             Attached in {} ({}), ran {}{}{}\n",
             output::functions(self.report.rows.len()),
             duration::human(self.attach),
             self.mode,
@@ -253,7 +255,7 @@ impl Summary<'_> {
                 End::Duration => String::new(),
                 End::Signal(sig) => format!(" (ended by {})", signals::name(sig)),
             },
-            duration::human(self.detach),
+            probe::detach_clause(self.detach),
         ));
         s
     }
@@ -268,7 +270,7 @@ impl Summary<'_> {
             mode,
             attach_ms: duration::millis(self.attach),
             run_ms: duration::millis(self.ran),
-            detach_ms: duration::millis(self.detach),
+            detach_ms: duration::millis(self.detach.unwrap_or_default()),
             timestamp: self.report.timestamp.clone(),
             unit: self.report.unit.map(Unit::name),
             total: self.report.total.map(|t| self.report.function_json(t, true)),

@@ -12,7 +12,7 @@ fn summary(rows: &[Row]) -> Summary<'_> {
         end: End::Duration,
         attach: Duration::from_millis(40),
         ran: Duration::from_secs(3),
-        detach: Duration::from_millis(60),
+        detach: Some(Duration::from_millis(60)),
     }
 }
 
@@ -31,6 +31,14 @@ fn text_report_has_a_header_and_histogram_per_called_function() {
     assert!(text.contains("3 functions: 2 with completed calls."), "{text}");
     assert!(text.contains("Buckets in ns; percentiles are upper bounds of log2 buckets"));
     assert!(summary(&r).text(Some(1)).contains("(1 more functions with calls not shown)"));
+    assert!(text.ends_with("Attached in 40ms (kprobe session), ran 3.0s, detached in 60ms.\n"), "{text}");
+}
+
+#[test]
+fn before_a_slow_detach_the_summary_ends_in_detaching() {
+    let r = rows();
+    let text = Summary { detach: None, ..summary(&r) }.text(None);
+    assert!(text.ends_with("Attached in 40ms (kprobe session), ran 3.0s; detaching...\n"), "{text}");
 }
 
 #[test]

@@ -237,7 +237,11 @@ pub fn run(args: &TraceArgs, listing: &Listing, out: &mut Output) -> Result<(), 
     let ending = poll(&stop, started, args.run.duration, &mut ring, map("lost"), &mut shown, out)?;
     let ran = started.elapsed();
     let missed = missed(&links, &loaded, method);
-    let detach_time = probe::detach(links);
+    // Per-function kprobes take seconds to detach: there the text summary comes first and
+    // the detach time after it; events of the detach's seconds (after the run) are not shown.
+    let mut links = links;
+    let slow_detach = probe::slow_detach(&links) && !args.run.json;
+    let detach_time = (!slow_detach).then(|| probe::detach(std::mem::take(&mut links)));
     // Calls that returned before the links went away are still in the ring.
     shown.drain(&mut ring, out)?;
     let lost = read_lost(map("lost"))?;
@@ -259,6 +263,9 @@ pub fn run(args: &TraceArgs, listing: &Listing, out: &mut Output) -> Result<(), 
         out.json(&summary.json(mode_json))?;
     } else {
         out.text(&summary.text())?;
+    }
+    if slow_detach {
+        out.text(&probe::detached_line(probe::detach(links)))?;
     }
     Ok(())
 }
@@ -374,14 +381,15 @@ struct Summary<'a> {
     ending: Ending,
     attach: Duration,
     ran: Duration,
-    detach: Duration,
+    /// `None` while a slow detach waits for the summary to be printed first.
+    detach: Option<Duration>,
 }
 
 impl Summary<'_> {
     fn text(&self) -> String {
         let called = self.per_function.iter().filter(|&&c| c > 0).count();
         let mut s = format!(
-            "\n{} events from {} of {}, lost {} events.\nAttached in {} ({}), ran {}{}, detached in {}.\n",
+            "\n{} events from {} of {}, lost {} events.\nAttached in {} ({}), ran {}{}{}\n",
             self.events,
             called,
             output::functions(self.attached),
@@ -394,7 +402,7 @@ impl Summary<'_> {
                 Ending::Run(End::Signal(sig)) => format!(" (ended by {})", signals::name(sig)),
                 Ending::Limit => " (ended by --limit)".into(),
             },
-            duration::human(self.detach),
+            probe::detach_clause(self.detach),
         );
         if self.lost > 0 {
             s.push_str("Events are lost when there is no room for them in the ring buffer: raise --buffer-size or narrow the filters.\n");
@@ -421,7 +429,7 @@ impl Summary<'_> {
             missed: self.missed,
             attach_ms: duration::millis(self.attach),
             run_ms: duration::millis(self.ran),
-            detach_ms: duration::millis(self.detach),
+            detach_ms: duration::millis(self.detach.unwrap_or_default()),
             functions: order
                 .into_iter()
                 .map(|i| FunctionJson {

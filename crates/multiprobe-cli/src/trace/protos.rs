@@ -27,7 +27,7 @@ pub struct Prototypes {
 /// whatever the number of modules a pattern reaches.
 pub fn read(functions: &[Function], with_args: bool) -> Prototypes {
     let vmlinux = multiprobe::btf::kernel::vmlinux()
-        .inspect_err(|e| eprintln!("warning: return values and arguments are shown raw: {e}"))
+        .inspect_err(|e| crate::error::warning(format_args!("return values and arguments are shown raw: {e}")))
         .ok();
     let mut protos = Prototypes {
         types: vec![RetType::Unknown; functions.len()],
@@ -44,7 +44,7 @@ pub fn read(functions: &[Function], with_args: bool) -> Prototypes {
             None => protos.fill(&base, functions, &indices),
             Some(m) => match multiprobe::btf::kernel::module(m, &base) {
                 Ok(btf) => protos.fill(&btf, functions, &indices),
-                Err(e) => eprintln!("warning: functions of module {m} are shown untyped: {e}"),
+                Err(e) => crate::error::warning(format_args!("functions of module {m} are shown untyped: {e}")),
             },
         }
     }
@@ -67,11 +67,11 @@ impl Prototypes {
 pub fn warn_unknown(types: &[RetType], errors: bool) {
     let unknown = types.iter().filter(|t| **t == RetType::Unknown).count();
     if errors && unknown > 0 {
-        eprintln!(
-            "warning: {} without a BTF prototype (functions the compiler changed, modules without BTF): \
+        crate::error::warning(format_args!(
+            "{} without a BTF prototype (functions the compiler changed, modules without BTF): \
              --errors never shows their calls",
             output::functions(unknown)
-        );
+        ));
     }
 }
 

@@ -46,7 +46,7 @@ fn summary<'a>(functions: &'a [Function], per_function: &'a [u64], lost: u64, en
         ending,
         attach: Duration::from_millis(40),
         ran: Duration::from_secs(2),
-        detach: Duration::from_millis(30),
+        detach: Some(Duration::from_millis(30)),
     }
 }
 
@@ -59,6 +59,8 @@ fn the_text_summary_always_says_what_was_lost() {
     let text = summary(&f, &[3, 1, 0], 7, Ending::Limit).text();
     assert!(text.contains("lost 7 events") && text.contains("--buffer-size"), "{text}");
     assert!(text.contains("(ended by --limit)"), "{text}");
+    let text = Summary { detach: None, ..summary(&f, &[3, 1, 0], 0, Ending::Run(End::Duration)) }.text();
+    assert!(text.contains("ran 2.0s; detaching...\n"), "before a slow detach: {text}");
 }
 
 #[test]
