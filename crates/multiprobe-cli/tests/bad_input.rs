@@ -144,14 +144,12 @@ fn a_full_stdout_is_named() {
 /// A reader that exits before the output is written (`multiprobe list | head -0`): EPIPE.
 #[test]
 fn a_stdout_whose_reader_left_is_named() {
-    let mut child = Command::new(bin())
-        .args(["completions", "bash"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // The only read end: closed before the command can write.
-    drop(child.stdout.take());
+    // The only read end, closed before the command starts: every write meets no reader
+    // (closing it after the spawn would race with a command that writes before).
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut child =
+        Command::new(bin()).args(["completions", "bash"]).stdout(writer).stderr(Stdio::piped()).spawn().unwrap();
     let status = child.wait().unwrap();
     let mut stderr = String::new();
     child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
