@@ -114,6 +114,7 @@ mnt() {{ mount -t "$1" "$1" "$2" || echo "init: cannot mount $1 on $2"; }}
 mnt proc /proc
 mnt sysfs /sys
 mnt devtmpfs /dev
+mkdir -p /dev/pts && mnt devpts /dev/pts
 mnt tracefs /sys/kernel/tracing
 mnt debugfs /sys/kernel/debug
 mnt bpf /sys/fs/bpf
