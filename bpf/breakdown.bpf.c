@@ -19,10 +19,11 @@
  * or a hash bucket taken by another stack) is counted under the stack id -1 and per function
  * in `lost_stacks`. User space reports both, so nothing is undercounted silently.
  *
- * Which function: as in count.bpf.c, from the entry address through `slots`, or from the
- * attach cookie (per-function kprobes, or sets the slot table cannot cover).
+ * Which function: as in count.bpf.c (mp_function.h), from the entry address through
+ * `slots`, or from the attach cookie (per-function kprobes, or sets the slot table cannot
+ * cover).
  */
-#include "mp_bpf.h"
+#include "mp_function.h"
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
@@ -34,7 +35,6 @@ char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
 /* Set before load: the verifier sees the constants and drops what is not asked for. */
 const volatile u32 target_tgid = 0;
-const volatile u64 slot_base = 0;
 const volatile u32 by = 0;
 /* Slots in `keys` and `calls` (--max-keys). */
 const volatile u32 max_keys = 1;
@@ -65,13 +65,6 @@ struct task_struct {
 } __attribute__((preserve_access_index));
 
 static struct task_struct *(*bpf_get_current_task_btf)(void) = (void *)158;
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, u32);
-	__type(value, u32);
-} slots SEC(".maps");
 
 /* Calls per key and CPU: per-CPU values need no atomic add. Sized to --max-keys. */
 /* Key -> its slot in `calls`. Sized to --max-keys. */
@@ -170,8 +163,8 @@ SEC("kprobe.multi")
 int count_by(struct pt_regs *ctx)
 {
 	u64 pid_tgid = 0;
-	u32 index, slot, *slot_index;
 	struct recent *r = NULL;
+	u32 index;
 	struct key k = {};
 	long key_slot;
 
@@ -180,15 +173,8 @@ int count_by(struct pt_regs *ctx)
 		pid_tgid = bpf_get_current_pid_tgid();
 	if (target_tgid && (u32)(pid_tgid >> 32) != target_tgid)
 		return 0;
-	if (slot_base) {
-		slot = (bpf_get_func_ip(ctx) - slot_base) >> 4;
-		slot_index = bpf_map_lookup_elem(&slots, &slot);
-		if (!slot_index || !*slot_index)
-			return 0;
-		index = *slot_index - 1;
-	} else {
-		index = bpf_get_attach_cookie(ctx);
-	}
+	if (!function_index(ctx, &index))
+		return 0;
 	k.func = index;
 	if (by & BY_PID)
 		k.pid = pid_tgid >> 32;
