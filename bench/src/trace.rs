@@ -12,8 +12,8 @@
 //! return value) and `bpftrace-entry` (`kprobe:F { printf(pid, tid, comm) }`, the usual
 //! one-liner, less work). For the per-call cost to be the whole event path's, every tool
 //! gets room for every event of a run (trace `--buffer-size 16M`, bpftrace 4096 pages per
-//! CPU): the summaries say whether any was lost anyway. `events / loop time` with `lost` 0
-//! is a rate the reader sustains.
+//! CPU) and is stopped only once its output has caught up (bpftrace drops what its buffer
+//! still holds when stopped): the summaries say whether any event was lost anyway.
 //!
 //! Then, each tool as it ships (trace's ring, bpftrace's 64 pages per CPU), the same loop
 //! paced at known rates (a call every 1/rate s, spinning between calls), `calls` calls at
@@ -22,6 +22,8 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -38,6 +40,8 @@ const BPFTRACE: &str = "/usr/bin/bpftrace";
 struct Running {
     child: Child,
     reader: JoinHandle<(u64, Option<Value>)>,
+    /// Event lines read so far, for waiting until the tool has caught up.
+    seen: Arc<AtomicU64>,
 }
 
 /// Starts `multiprobe COMMAND FUNCTION --pid <self> --json [EXTRA...]` and waits for its
@@ -59,16 +63,19 @@ fn start(command: &str, function: &str, extra: &[&str]) -> Result<Running, Strin
         let _ = child.wait();
         return Err(format!("multiprobe {command} {function} did not attach: {line}"));
     }
+    let seen = Arc::new(AtomicU64::new(0));
+    let counter = seen.clone();
     let reader = std::thread::spawn(move || {
         let (mut lines, mut last) = (0u64, String::new());
         for l in out.lines() {
             let Ok(l) = l else { break };
             lines += 1;
+            counter.store(lines, Ordering::Relaxed);
             last = l;
         }
         (lines, serde_json::from_str(&last).ok())
     });
-    Ok(Running { child, reader })
+    Ok(Running { child, reader, seen })
 }
 
 /// What bpftrace is asked to do per call of the function by this process.
@@ -130,6 +137,8 @@ fn start_bpftrace(function: &str, script: Script, pages: u32) -> Result<Running,
     });
     let out = BufReader::new(child.stdout.take().unwrap());
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let seen = Arc::new(AtomicU64::new(0));
+    let counter = seen.clone();
     let reader = std::thread::spawn(move || {
         let (mut lines, mut lost) = (0u64, 0u64);
         for l in out.lines() {
@@ -140,6 +149,7 @@ fn start_bpftrace(function: &str, script: Script, pages: u32) -> Result<Running,
                 lost += n;
             } else if !l.starts_with("Attaching") {
                 lines += 1;
+                counter.store(lines, Ordering::Relaxed);
             }
         }
         drop(ready_tx);
@@ -154,12 +164,28 @@ fn start_bpftrace(function: &str, script: Script, pages: u32) -> Result<Running,
         let summary = reader.join().ok().and_then(|(_, s)| s).unwrap_or_default();
         return Err(format!("bpftrace did not attach: {}", summary["stderr"]));
     }
-    Ok(Running { child, reader })
+    Ok(Running { child, reader, seen })
 }
 
 /// `Lost 123 events` (bpftrace's report of a full perf buffer).
 fn lost_events(line: &str) -> Option<u64> {
     line.trim().strip_prefix("Lost ")?.strip_suffix(" events")?.parse().ok()
+}
+
+/// Waits until the tool has printed what its buffer held: no new line for 3 s (output to a
+/// pipe comes in blocks, so the last lines may only come at exit), at most 5 minutes.
+/// bpftrace drops what its perf buffer still holds when it is stopped, and the per-call runs
+/// compare tools that deliver every event.
+fn drain(r: &Running) {
+    let started = Instant::now();
+    let (mut last, mut since) = (r.seen.load(Ordering::Relaxed), Instant::now());
+    while since.elapsed() < Duration::from_secs(3) && started.elapsed() < Duration::from_secs(300) {
+        std::thread::sleep(Duration::from_millis(200));
+        let now = r.seen.load(Ordering::Relaxed);
+        if now != last {
+            (last, since) = (now, Instant::now());
+        }
+    }
 }
 
 /// SIGINT, then the lines it printed after `attached` and its summary.
@@ -247,6 +273,7 @@ fn run_inner(config: &Config) -> Result<(), String> {
             let ((), ns) = timed(|| getppid_loop(config.calls));
             samples[i].push(ns * 1000 / config.calls);
             let Some(running) = running else { continue };
+            drain(&running);
             let (lines, summary) = stop(running)?;
             let secs = ns as f64 / 1e9;
             let mut info = json!({
