@@ -17,8 +17,9 @@
 //!
 //! Then, each tool as it ships (trace's ring, bpftrace's 64 pages per CPU), the same loop
 //! paced at known rates (a call every 1/rate s, spinning between calls), `calls` calls at
-//! each: where each reader starts to lose events. bpftrace's `Lost N events` lines are
-//! summed; calls neither shown nor reported lost are silent drops.
+//! each, each tool again stopped once caught up: where each reader starts to lose events.
+//! bpftrace's `Lost N events` lines are summed; calls neither shown nor reported lost are
+//! silent drops.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -307,6 +308,7 @@ fn run_inner(config: &Config) -> Result<(), String> {
             start("trace", &function, &[])?
         };
         let ((), ns) = timed(|| paced_loop(config.calls, rate));
+        drain(&running);
         let (_, summary) = stop(running)?;
         let events = summary["events"].as_u64().unwrap_or(0);
         report::emit_value(&json!({
