@@ -19,9 +19,10 @@
 //! - `count-cookie` (what it falls back to): `slot_base` 0, attached with cookie = counter
 //!   index.
 //!
-//! `count --by` (bpf/breakdown.bpf.o, address mode as the CLI sets it up): `by-comm` (a hash
-//! lookup keyed by function and comm) and `by-kstack` (a kernel stack walk and a stack map
-//! insert besides), each counting into its own table.
+//! `count --by` (bpf/breakdown.bpf.o, address mode as the CLI sets it up): `by-comm` (the
+//! task's name read, compared with the CPU's last key; a hash lookup when it changes) and
+//! `by-kstack` (a kernel stack walk, a stack map insert and a hash lookup per call), each
+//! counting into its own table.
 //!
 //! References from bpf/bench.bpf.c: `empty` (the kprobe_multi machinery alone), `cookie`
 //! (`bpf_get_attach_cookie` alone: what cookie mode pays to find a counter) and `increment`
@@ -80,7 +81,13 @@ fn load_count(n: usize, slots: Option<&AddressIndex>) -> Result<LoadedObject, Bo
 /// 16 kstack), 10240 keys, the slot table.
 fn load_breakdown(n: usize, slots: &AddressIndex, by: u32) -> Result<LoadedObject, Box<dyn std::error::Error>> {
     let mut obj = Object::parse("breakdown", BREAKDOWN_OBJ)?;
-    obj.map_mut("calls").ok_or("no map `calls`")?.set_max_entries(10240);
+    for m in ["keys", "calls"] {
+        obj.map_mut(m).ok_or("no map")?.set_max_entries(10240);
+    }
+    obj.set_global("max_keys", &10240u32)?;
+    let recent = (n as u32).clamp(1, 1024).next_power_of_two();
+    obj.map_mut("recent").ok_or("no map `recent`")?.set_max_entries(recent);
+    obj.set_global("recent_mask", &(recent - 1))?;
     for m in ["overflow", "lost_stacks"] {
         obj.map_mut(m).ok_or("no map")?.set_max_entries(n as u32);
     }
@@ -95,11 +102,12 @@ fn load_breakdown(n: usize, slots: &AddressIndex, by: u32) -> Result<LoadedObjec
 
 /// Calls a breakdown object counted for function `index`: its keys plus those that did not fit.
 fn counted_by(o: &LoadedObject, index: usize) -> Result<u64, String> {
+    let keys = o.map("keys").ok_or("no map `keys`")?;
     let calls = o.map("calls").ok_or("no map `calls`")?;
     let mut n = 0;
-    for (key, cpus) in calls.dump_per_cpu::<[u32; 10], u64>().map_err(|e| e.to_string())? {
+    for (key, slot) in keys.dump::<[u32; 10], u32>().map_err(|e| e.to_string())? {
         if key[0] as usize == index {
-            n += cpus.iter().sum::<u64>();
+            n += counted(calls, slot as usize).map_err(|e| e.to_string())?;
         }
     }
     Ok(n + counted(o.map("overflow").ok_or("no map `overflow`")?, index).map_err(|e| e.to_string())?)

@@ -192,6 +192,44 @@ fn breakdown_by_comm_pid_tid_cpu_counts_the_workload() {
     assert_eq!(in_intervals, 8, "{}", r.describe());
 }
 
+/// A thread that renames itself between reads (through /proc/thread-self/comm, as prctl
+/// would) splits its calls between its names exactly: the kernel side remembers each CPU's
+/// last key, and a changed name must be a new key, never the last one's.
+#[test]
+fn breakdown_by_comm_follows_a_rename() {
+    require_kprobes!();
+    let p = std::process::id().to_string();
+    let mut cli = Cli::spawn(&["count", "vfs_read", "--pid", &p, "--duration", "2s", "--json", "--by", "comm"]);
+    let before = cli.wait_attached(true);
+    let path = std::env::temp_dir().join(format!("multiprobe-breakdown-rename-{}", std::process::id()));
+    std::fs::write(&path, b"rename").unwrap();
+    let file = std::fs::File::open(&path).unwrap();
+    std::thread::Builder::new()
+        .name("mp-by-first".into())
+        .spawn(move || {
+            use std::os::unix::fs::FileExt;
+            let mut buf = [0u8; 4];
+            // A write to the comm file, not a read: vfs_read sees only the preads.
+            for (name, reads) in [("mp-by-first", 4), ("mp-by-second", 6), ("mp-by-first", 2)] {
+                std::fs::write("/proc/thread-self/comm", name).unwrap();
+                for _ in 0..reads {
+                    file.read_at(&mut buf, 0).unwrap();
+                }
+            }
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    let _ = std::fs::remove_file(&path);
+    let r = cli.finish(before);
+    assert!(r.status.success(), "{}", r.describe());
+    let summary = r.summary();
+    let rows = rows(&summary);
+    let calls =
+        |comm: &str| -> u64 { rows.iter().filter(|r| r["comm"] == comm).map(|r| r["calls"].as_u64().unwrap()).sum() };
+    assert_eq!((calls("mp-by-first"), calls("mp-by-second")), (6, 6), "{summary}");
+}
+
 /// `--by kstack --by comm`: the workload's reads come through pread64's syscall entry, each
 /// frame `name+0xoff`, innermost first; the text table shows the same stack.
 #[test]

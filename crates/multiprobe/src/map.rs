@@ -227,25 +227,49 @@ impl Map {
         sys::map_update_elem(self.fd(), key, &buf, flags.bits()).map_err(|e| self.syscall("update", e))
     }
 
+    /// Every element of a map that is not per-CPU: in batches of 4096 elements per system
+    /// call (kernel 5.6+), or one call per element on older kernels. For reading a whole
+    /// hash table often (a 10,000-key table is three calls).
+    pub fn dump<K: AnyBitPattern + NoUninit, V: AnyBitPattern>(&self) -> Result<Vec<(K, V)>, MapError> {
+        self.require_per_cpu(false)?;
+        self.check_value(size_of::<V>())?;
+        let value_size = self.inner.value_size as usize;
+        let decode = |values: &[u8]| -> V { bytemuck::pod_read_unaligned(&values[..size_of::<V>()]) };
+        self.dump_with(value_size, decode, |k: &K| self.get::<K, V>(k))
+    }
+
     /// Every element of a per-CPU map with each CPU's value: in batches of 4096 elements per
     /// system call (kernel 5.6+), or one call per element on older kernels. For reading a
     /// table of counters often (a 40,000-entry per-CPU array is ten calls).
     pub fn dump_per_cpu<K: AnyBitPattern + NoUninit, V: AnyBitPattern>(&self) -> Result<Vec<(K, Vec<V>)>, MapError> {
         self.require_per_cpu(true)?;
         self.check_value(size_of::<V>())?;
+        let slot = slot_size(self.inner.value_size);
+        let decode = |values: &[u8]| -> Vec<V> {
+            values.chunks(slot).map(|c| bytemuck::pod_read_unaligned(&c[..size_of::<V>()])).collect()
+        };
+        self.dump_with(slot * possible_cpus(), decode, |k: &K| {
+            Ok(Some(self.get_per_cpu::<K, V>(k)?.unwrap_or_default()))
+        })
+    }
+
+    /// The batch loop of `dump` and `dump_per_cpu`: `value_len` bytes per element as the
+    /// kernel lays them out, `decode` turning them into a value, `one` looking up one key
+    /// where the kernel has no batch lookup.
+    fn dump_with<K: AnyBitPattern + NoUninit, V>(
+        &self,
+        value_len: usize,
+        decode: impl Fn(&[u8]) -> V,
+        one: impl Fn(&K) -> Result<Option<V>, MapError>,
+    ) -> Result<Vec<(K, V)>, MapError> {
         if size_of::<K>() != self.inner.key_size as usize {
             let m = &self.inner;
             return Err(MapError::KeySize { map: m.name.clone(), expected: m.key_size, got: size_of::<K>() });
         }
-        let slot = slot_size(self.inner.value_size);
-        let cpus = possible_cpus();
-        let decode = |values: &[u8]| -> Vec<V> {
-            values.chunks(slot).map(|c| bytemuck::pod_read_unaligned(&c[..size_of::<V>()])).collect()
-        };
         let mut out = Vec::new();
         const BATCH: usize = 4096;
         let mut keys = vec![0u8; BATCH * size_of::<K>()];
-        let mut values = vec![0u8; BATCH * slot * cpus];
+        let mut values = vec![0u8; BATCH * value_len];
         let mut pos: Option<Vec<u8>> = None;
         let mut next = vec![0u8; size_of::<K>().max(8)];
         loop {
@@ -253,21 +277,23 @@ impl Map {
             let (n, done) = match r {
                 Ok(v) => v,
                 // Kernels before 5.6, or maps without batch support (the kernel's internal
-                // ENOTSUPP, 524, leaks out there): one element at a time.
+                // ENOTSUPP, 524, leaks out there): one element at a time. A key deleted
+                // between listing and lookup is left out.
                 Err(e) if out.is_empty() && matches!(e.raw_os_error(), Some(libc::EINVAL | 524 | libc::EOPNOTSUPP)) => {
-                    return self
-                        .keys::<K>()
-                        .map(|k| {
-                            let k = k?;
-                            Ok((k, self.get_per_cpu(&k)?.unwrap_or_default()))
-                        })
-                        .collect();
+                    let mut all = Vec::new();
+                    for k in self.keys::<K>() {
+                        let k = k?;
+                        if let Some(v) = one(&k)? {
+                            all.push((k, v));
+                        }
+                    }
+                    return Ok(all);
                 }
                 Err(e) => return Err(self.syscall("batch lookup", e)),
             };
             for i in 0..n as usize {
                 let key = bytemuck::pod_read_unaligned(&keys[i * size_of::<K>()..(i + 1) * size_of::<K>()]);
-                out.push((key, decode(&values[i * slot * cpus..(i + 1) * slot * cpus])));
+                out.push((key, decode(&values[i * value_len..(i + 1) * value_len])));
             }
             if done {
                 return Ok(out);

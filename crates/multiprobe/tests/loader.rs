@@ -178,7 +178,7 @@ fn map_misuse_is_an_error() {
 }
 
 #[test]
-fn batch_updates_write_every_element_once() {
+fn batch_updates_write_every_element_once_and_dump_reads_them() {
     require_root!("creating maps");
     let pins = BpfDir::new("t");
     let loaded = loader_object(&pins).load().unwrap_or_else(|e| panic!("{e}"));
@@ -190,6 +190,11 @@ fn batch_updates_write_every_element_once() {
     for &k in &keys {
         assert_eq!(counts.get::<u32, u64>(&k).unwrap(), Some(u64::from(k) * 10), "key {k}");
     }
+    // And read back whole in one batch lookup: every element once, with its value.
+    let mut dumped = counts.dump::<u32, u64>().unwrap();
+    dumped.sort();
+    assert_eq!(dumped, keys.iter().map(|&k| (k, u64::from(k) * 10)).collect::<Vec<_>>());
+    assert!(matches!(counts.dump_per_cpu::<u32, u64>(), Err(MapError::WrongType { .. })));
     let again = counts.update_batch(&keys[..1], &values[..1], UpdateFlags::NoExist).unwrap_err();
     assert!(
         matches!(&again, MapError::Syscall { source, .. } if source.raw_os_error() == Some(libc::EEXIST)),

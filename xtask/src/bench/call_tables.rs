@@ -1,5 +1,6 @@
-//! The per-call and CLI tables: what a probe costs each call of the probed function, with
-//! count's two ways of finding its counter, and the shipped command's own times and memory.
+//! The per-call, trace and CLI tables: what a probe costs each call of the probed function,
+//! with count's two ways of finding its counter, what `trace` and bpftrace add to a call and
+//! deliver, and the shipped command's own times and memory.
 
 use std::fmt::Write as _;
 
@@ -110,6 +111,60 @@ impl Report {
             "\nbreakdown = bpf/breakdown.bpf.o as `count --by` sets it up (address mode, 10240 keys): \
              --by comm = `bpf_get_current_comm` and a per-CPU hash lookup keyed by function and comm; \
              --by kstack = `bpf_get_stackid` (a kernel stack walk, a stack map insert) and the hash lookup.\n",
+        );
+    }
+
+    /// `trace` against `count` and bpftrace per call, and the paced runs' deliveries.
+    pub(super) fn trace_tables(&self, md: &mut String) {
+        let Some(none) = self.stat("trace", "getppid", "none") else { return };
+        let _ = writeln!(md, "\n#### `trace` per call (ns per getppid, median (min))\n");
+        md.push_str("| tool | ns per call | added to the call | shown / lost per run |\n|---|---:|---:|---|\n");
+        let label = |imp: &str| match imp {
+            "none" => "no probe",
+            "count" => "`count`",
+            "trace" => "`trace --json --buffer-size 16M`",
+            "bpftrace" => "bpftrace, what trace shows (kprobe + kretprobe, duration, retval)",
+            "bpftrace-entry" => "bpftrace, entry only (`kprobe { printf(pid, tid, comm) }`)",
+            _ => "?",
+        };
+        for imp in ["none", "count", "trace", "bpftrace", "bpftrace-entry"] {
+            let Some(s) = self.stat("trace", "getppid", imp) else { continue };
+            let added = if imp == "none" { String::new() } else { format!("{:.0}", (s.median - none.median) / 1000.0) };
+            let runs: Vec<String> = self
+                .records
+                .trace_runs
+                .iter()
+                .filter(|r| r.imp == imp)
+                .map(|r| format!("{} / {}", r.events.unwrap_or(0), r.lost.unwrap_or(0)))
+                .collect();
+            let _ = writeln!(
+                md,
+                "| {} | {:.0} ({:.0}) | {added} | {} |",
+                label(imp),
+                s.median / 1000.0,
+                s.min / 1000.0,
+                runs.join(", ")
+            );
+        }
+        if !self.records.trace_paced.is_empty() {
+            let _ = writeln!(md, "\n#### Events delivered at a paced call rate (each tool as it ships)\n");
+            md.push_str("| tool | offered calls/s | calls | shown | lost (reported) | neither |\n|---|---:|---:|---:|---:|---:|\n");
+            for r in &self.records.trace_paced {
+                let (made, shown, lost) = (r.calls_made.unwrap_or(0), r.events.unwrap_or(0), r.lost.unwrap_or(0));
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {made} | {shown} | {lost} | {} |",
+                    r.imp,
+                    r.rate.unwrap_or(0),
+                    made.saturating_sub(shown + lost)
+                );
+            }
+        }
+        md.push_str(
+            "\nadded to the call: the tool's median minus no probe's. shown / lost: events printed and events the \
+             tool reported lost; calls neither shown nor reported lost are silent drops. The per-call runs give \
+             every tool room for every event of a run (trace `--buffer-size 16M`, bpftrace \
+             `BPFTRACE_PERF_RB_PAGES=4096`), so that what a call costs includes delivering its event.\n",
         );
     }
 

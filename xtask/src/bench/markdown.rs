@@ -17,6 +17,7 @@ impl Report {
         self.load_table(&mut md);
         self.per_call_table(&mut md);
         self.per_call_by_table(&mut md);
+        self.trace_tables(&mut md);
         self.cli_table(&mut md);
         self.targets_table(&mut md);
         md

@@ -96,6 +96,22 @@ pub struct CliRun {
     pub lookup: Option<String>,
 }
 
+/// One run of `trace` or bpftrace (`info` cases `trace getppid`, one per repetition and
+/// tool, and `trace paced`, one per rate and tool).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct TraceRun {
+    /// `trace`, `bpftrace`, `bpftrace-entry` (`count` and `none` runs carry no events).
+    #[serde(rename = "impl", default)]
+    pub imp: String,
+    /// The paced runs' offered rate, calls per second.
+    pub rate: Option<u64>,
+    /// Calls the loop made while the tool ran.
+    pub calls_made: Option<u64>,
+    /// Events the tool printed, and those it reported lost.
+    pub events: Option<u64>,
+    pub lost: Option<u64>,
+}
+
 /// The time of one boot's benchmark (`info` case `total`).
 #[derive(Debug, Clone, Default, Deserialize)]
 struct Total {
@@ -143,6 +159,9 @@ pub struct Records {
     pub per_call: BTreeMap<String, PerCall>,
     /// By CLI case (the name after `cli `): its first run.
     pub cli: BTreeMap<String, CliRun>,
+    /// The trace part's runs that carry events: the unpaced ones, and the paced ones.
+    pub trace_runs: Vec<TraceRun>,
+    pub trace_paced: Vec<TraceRun>,
     /// Each boot's benchmark time, s.
     pub boots: Vec<f64>,
     /// What failed.
@@ -181,6 +200,13 @@ impl Records {
             "functions" => first(&mut self.functions, Functions::deserialize(v)?),
             "host" => first(&mut self.host, Host::deserialize(v)?),
             "total" => self.boots.extend(Total::deserialize(v)?.seconds),
+            "trace paced" => self.trace_paced.push(TraceRun::deserialize(v)?),
+            _ if case.starts_with("trace ") => {
+                let run = TraceRun::deserialize(v)?;
+                if run.events.is_some() {
+                    self.trace_runs.push(run);
+                }
+            }
             _ if case.starts_with("listing ") || case == "vmlinux btf" => {
                 let bytes = Bytes::deserialize(v)?.bytes.unwrap_or(0);
                 self.bytes.entry(case.to_string()).or_insert(bytes);

@@ -86,6 +86,29 @@ impl Report {
                 ));
             }
         }
+        if let Some(t) = self.trace_target() {
+            out.push(t);
+        }
         out
+    }
+
+    /// `trace`'s per-call cost below bpftrace's doing the same (issue 14), judged only where
+    /// both delivered every event: a tool that drops events skips their cost.
+    fn trace_target(&self) -> Option<Target> {
+        let none = self.stat("trace", "getppid", "none")?.median;
+        let trace = self.stat("trace", "getppid", "trace")?.median - none;
+        let bpftrace = self.stat("trace", "getppid", "bpftrace")?.median - none;
+        let lossless = |imp: &str| {
+            let runs: Vec<_> = self.records.trace_runs.iter().filter(|r| r.imp == imp).collect();
+            !runs.is_empty() && runs.iter().all(|r| r.lost == Some(0) && r.events == r.calls_made)
+        };
+        let what = "`trace` per-call cost < bpftrace's doing the same, every event delivered";
+        let measured =
+            format!("{:.0} ns vs {:.0} ns added ({:.2}x)", trace / 1000.0, bpftrace / 1000.0, trace / bpftrace);
+        if !lossless("trace") || !lossless("bpftrace") {
+            let measured = format!("{measured}; not judged: a tool lost or dropped events");
+            return Some(Target { what: what.into(), measured, met: None });
+        }
+        Some(target(what, measured, trace < bpftrace))
     }
 }

@@ -23,6 +23,9 @@ pub const DEFAULT_MAX_KEYS: u32 = 10240;
 const MAX_MAX_KEYS: u32 = 1 << 20;
 /// Stacks the stack map keeps at most (each 1016 bytes): 64 MiB.
 const MAX_STACKS: u32 = 1 << 16;
+/// Entries at most of the kernel side's per-CPU memory of each function's last key (48 bytes
+/// each, per CPU): functions share an entry beyond that, at some cost, never a wrong count.
+const MAX_RECENT: u32 = 1024;
 /// Frames of a kernel stack (PERF_MAX_STACK_DEPTH), as the object's stack map is sized.
 const STACK_DEPTH: usize = 127;
 
@@ -113,7 +116,12 @@ pub(crate) fn load(
 ) -> Result<multiprobe::LoadedObject, CliError> {
     let mut obj = Object::parse("breakdown", OBJECT)?;
     let entries = u32::try_from(functions).map_err(|_| CliError::new(format!("{functions} functions are too many")))?;
+    obj.map_mut("keys").expect("the object has the map").set_max_entries(max_keys);
     obj.map_mut("calls").expect("the object has the map").set_max_entries(max_keys);
+    obj.set_global("max_keys", &max_keys)?;
+    let recent = entries.clamp(1, MAX_RECENT).next_power_of_two();
+    obj.map_mut("recent").expect("the object has the map").set_max_entries(recent);
+    obj.set_global("recent_mask", &(recent - 1))?;
     obj.map_mut("overflow").expect("the object has the map").set_max_entries(entries);
     obj.map_mut("lost_stacks").expect("the object has the map").set_max_entries(entries);
     // Without --by kstack the stack map is never written: the smallest will do.
@@ -200,6 +208,7 @@ impl Snapshot {
 
 /// The breakdown object's maps, read as snapshots.
 pub struct Tables {
+    keys_map: Map,
     calls: Map,
     overflow: Map,
     lost_stacks: Map,
@@ -224,6 +233,7 @@ impl Tables {
             })
             .collect();
         Tables {
+            keys_map: map("keys"),
             calls: map("calls"),
             overflow: map("overflow"),
             lost_stacks: map("lost_stacks"),
@@ -234,11 +244,16 @@ impl Tables {
         }
     }
 
-    /// The tables now: one batched read of each.
+    /// The tables now: one batched read of each. The kernel gives each key a slot once and
+    /// counts its calls at `calls[slot]`; the counters are read before the keys, so every
+    /// call counted in this read has its key in it.
     pub fn read(&self) -> Result<Snapshot, CliError> {
         let has = |k: By| self.keys.contains(&k);
+        let per_slot: HashMap<u32, u64> =
+            self.calls.dump_per_cpu::<u32, u64>()?.into_iter().map(|(slot, cpus)| (slot, cpus.iter().sum())).collect();
         let mut rows = Vec::new();
-        for (raw, cpus) in self.calls.dump_per_cpu::<RawKey, u64>()? {
+        for (raw, slot) in self.keys_map.dump::<RawKey, u32>()? {
+            let calls = per_slot.get(&slot).copied().unwrap_or(0);
             let Some(&Some(func)) = self.position.get(raw[0] as usize) else { continue };
             let comm = has(By::Comm).then(|| {
                 let bytes: Vec<u8> = raw[6..10].iter().flat_map(|w| w.to_ne_bytes()).collect();
@@ -253,7 +268,7 @@ impl Tables {
                 cpu: has(By::Cpu).then_some(raw[3]),
                 stack: has(By::Kstack).then(|| (raw[4] as i32 >= 0).then_some(raw[4])),
             };
-            rows.push(Row { key, calls: cpus.iter().sum() });
+            rows.push(Row { key, calls });
         }
         Ok(Snapshot {
             rows,

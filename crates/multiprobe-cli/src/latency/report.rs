@@ -213,17 +213,25 @@ impl Report<'_> {
         Some(ByJson { breakdown: rows, keys_not_fit_calls: b.overflow_calls() })
     }
 
+    /// What an `interval` and the `summary` event both carry: the histograms (of the
+    /// functions called only, or of every attached one).
+    fn histograms_json(&self, only_called: bool) -> HistogramsJson<'_> {
+        HistogramsJson {
+            timestamp: self.timestamp.clone(),
+            unit: self.unit.map(Unit::name),
+            total: self.total.map(|t| self.function_json(t, true)),
+            by: self.by_json(),
+            functions: self.functions_json(only_called),
+        }
+    }
+
     /// An `interval` event: the functions called in it.
     pub fn interval_json(&self, elapsed: Duration, interval: Duration) -> IntervalEvent<'_> {
         IntervalEvent {
             event: "interval",
             elapsed_ms: duration::millis(elapsed),
             interval_ms: duration::millis(interval),
-            timestamp: self.timestamp.clone(),
-            unit: self.unit.map(Unit::name),
-            total: self.total.map(|t| self.function_json(t, true)),
-            by: self.by_json(),
-            functions: self.functions_json(true),
+            histograms: self.histograms_json(true),
         }
     }
 }
@@ -271,11 +279,7 @@ impl Summary<'_> {
             attach_ms: duration::millis(self.attach),
             run_ms: duration::millis(self.ran),
             detach_ms: duration::millis(self.detach.unwrap_or_default()),
-            timestamp: self.report.timestamp.clone(),
-            unit: self.report.unit.map(Unit::name),
-            total: self.report.total.map(|t| self.report.function_json(t, true)),
-            by: self.report.by_json(),
-            functions: self.report.functions_json(false),
+            histograms: self.report.histograms_json(false),
         }
     }
 }
@@ -285,17 +289,8 @@ pub struct IntervalEvent<'a> {
     event: &'static str,
     elapsed_ms: f64,
     interval_ms: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    timestamp: Option<String>,
-    /// The histograms' unit with `--unit` (bounds stay in ns).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    unit: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    total: Option<FunctionJson<'a>>,
     #[serde(flatten)]
-    by: Option<ByJson<'a>>,
-    /// Functions called in the interval.
-    functions: Vec<FunctionJson<'a>>,
+    histograms: HistogramsJson<'a>,
 }
 
 #[derive(Debug, Serialize)]
@@ -306,8 +301,16 @@ pub struct SummaryEvent<'a> {
     attach_ms: f64,
     run_ms: f64,
     detach_ms: f64,
+    #[serde(flatten)]
+    histograms: HistogramsJson<'a>,
+}
+
+/// The fields `interval` and `summary` events share, after their own.
+#[derive(Debug, Serialize)]
+struct HistogramsJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     timestamp: Option<String>,
+    /// The histograms' unit with `--unit` (bounds stay in ns).
     #[serde(skip_serializing_if = "Option::is_none")]
     unit: Option<&'static str>,
     /// With `--total`: every function's calls in one histogram.
@@ -315,7 +318,8 @@ pub struct SummaryEvent<'a> {
     total: Option<FunctionJson<'a>>,
     #[serde(flatten)]
     by: Option<ByJson<'a>>,
-    /// Every attached function, in the report's order.
+    /// The functions called in the interval (`interval`), every attached one (`summary`),
+    /// in the report's order.
     functions: Vec<FunctionJson<'a>>,
 }
 
