@@ -2,22 +2,12 @@
 //! naming the input or stdout and a non-zero exit, never a panic, a hang or lost output
 //! behind exit code 0. All are refused before anything is attached.
 
+mod common;
+
 use std::io::Read;
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
-fn bin() -> PathBuf {
-    testkit::multiprobe_bin(env!("CARGO_BIN_EXE_multiprobe"))
-}
-
-fn describe(out: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use common::{bin, describe};
 
 /// Runs the command; it must fail as a usage error (exit 2) whose first line is `first`.
 fn refused(args: &[&str], first: &str) {

@@ -8,121 +8,21 @@
 //! nothing (see cli.rs): it waits for the CLI's `attached` line (or its stderr line), runs the
 //! workload thread, waits for the CLI to exit, and only then reads the rest.
 
-use std::io::{BufRead, BufReader, Read};
-use std::path::PathBuf;
-use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Stdio};
+mod common;
 
+use std::process::Command;
+
+use common::{Cli, Stream, Workload, bin, in_named_thread, require_kprobes};
 use serde_json::Value;
-use testkit::{require_config, require_kernel, require_root};
+use testkit::{require_config, require_root};
 
 /// The workload thread's name, which the kernel keeps as its comm.
 const COMM: &str = "mp-by-test";
 
-fn bin() -> PathBuf {
-    testkit::multiprobe_bin(env!("CARGO_BIN_EXE_multiprobe"))
-}
-
-macro_rules! require_kprobes {
-    () => {
-        require_root!("loading BPF programs");
-        require_config!("CONFIG_KPROBES", "kprobes (kprobe_multi and its per-function fallback)");
-        require_kernel!(5, 15, "attach cookies on single kprobes");
-    };
-}
-
-/// The CLI in the background, its output read through buffers (one read returns a whole
-/// line the CLI wrote at once: no read of this process after the attach).
-struct Cli {
-    child: Child,
-    stdout: BufReader<ChildStdout>,
-    stderr: BufReader<ChildStderr>,
-}
-
-struct Run {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn describe(&self) -> String {
-        format!("{}\n--- stdout\n{}\n--- stderr\n{}", self.status, self.stdout, self.stderr)
-    }
-
-    fn summary(&self) -> Value {
-        let last = self.stdout.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("");
-        let v: Value = serde_json::from_str(last).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.describe()));
-        assert_eq!(v["event"], "summary", "{}", self.describe());
-        v
-    }
-}
-
-impl Cli {
-    fn spawn(args: &[&str]) -> Cli {
-        let mut child = Command::new(bin())
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("running {}: {e}", bin().display()));
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        let stderr = BufReader::new(child.stderr.take().unwrap());
-        Cli { child, stdout, stderr }
-    }
-
-    /// Waits for the `attached` JSON event on stdout (or, without JSON, the line on stderr
-    /// saying counting began); returns what was read.
-    fn wait_attached(&mut self, json: bool) -> String {
-        let mut seen = String::new();
-        loop {
-            let mut line = String::new();
-            let n = if json { self.stdout.read_line(&mut line) } else { self.stderr.read_line(&mut line) }.unwrap();
-            if n == 0 {
-                let r = self.finish(String::new());
-                panic!("the CLI ended before attaching:\n{seen}{}", r.describe());
-            }
-            seen.push_str(&line);
-            if (json && line.contains("\"event\":\"attached\"")) || (!json && line.starts_with("counting calls")) {
-                return if json { seen } else { String::new() };
-            }
-        }
-    }
-
-    fn finish(&mut self, before: String) -> Run {
-        let status = self.child.wait().unwrap();
-        let mut stdout = String::new();
-        self.stdout.read_to_string(&mut stdout).unwrap();
-        let mut stderr = String::new();
-        self.stderr.read_to_string(&mut stderr).unwrap();
-        Run { status, stdout: format!("{before}{stdout}"), stderr }
-    }
-}
-
 /// Runs 3 preads and 5 pwrites in a thread named `mp-by-test`; returns its tid.
 fn workload() -> u32 {
-    use std::os::unix::fs::FileExt;
-    let path = std::env::temp_dir().join(format!("multiprobe-breakdown-{}", std::process::id()));
-    let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path).unwrap();
-    let tid = std::thread::Builder::new()
-        .name(COMM.into())
-        .spawn(move || {
-            // /proc/thread-self links to PID/task/TID: a readlink, not a read.
-            let link = std::fs::read_link("/proc/thread-self").unwrap();
-            let mut buf = [0u8; 8];
-            for _ in 0..3 {
-                file.read_at(&mut buf, 0).unwrap();
-            }
-            for _ in 0..5 {
-                file.write_at(b"breakdown", 0).unwrap();
-            }
-            link.file_name().unwrap().to_str().unwrap().parse::<u32>().unwrap()
-        })
-        .unwrap()
-        .join()
-        .unwrap();
-    let _ = std::fs::remove_file(&path);
-    tid
+    let w = Workload::new("breakdown");
+    in_named_thread(COMM, || w.run())
 }
 
 fn rows(summary: &Value) -> Vec<Value> {
@@ -157,9 +57,9 @@ fn breakdown_by_comm_pid_tid_cpu_counts_the_workload() {
         "--interval",
         "500ms",
     ]);
-    let before = cli.wait_attached(true);
+    cli.wait_for("attached");
     let tid = workload();
-    let r = cli.finish(before);
+    let r = cli.finish();
     assert!(r.status.success(), "{}", r.describe());
     let summary = r.summary();
     let rows = rows(&summary);
@@ -200,7 +100,7 @@ fn breakdown_by_comm_follows_a_rename() {
     require_kprobes!();
     let p = std::process::id().to_string();
     let mut cli = Cli::spawn(&["count", "vfs_read", "--pid", &p, "--duration", "2s", "--json", "--by", "comm"]);
-    let before = cli.wait_attached(true);
+    cli.wait_for("attached");
     let path = std::env::temp_dir().join(format!("multiprobe-breakdown-rename-{}", std::process::id()));
     std::fs::write(&path, b"rename").unwrap();
     let file = std::fs::File::open(&path).unwrap();
@@ -221,7 +121,7 @@ fn breakdown_by_comm_follows_a_rename() {
         .join()
         .unwrap();
     let _ = std::fs::remove_file(&path);
-    let r = cli.finish(before);
+    let r = cli.finish();
     assert!(r.status.success(), "{}", r.describe());
     let summary = r.summary();
     let rows = rows(&summary);
@@ -238,9 +138,9 @@ fn breakdown_by_kstack_shows_the_syscall_path() {
     let p = std::process::id().to_string();
     let mut cli =
         Cli::spawn(&["count", "vfs_read", "--pid", &p, "--duration", "2s", "--json", "--by", "kstack", "--by", "comm"]);
-    let before = cli.wait_attached(true);
+    cli.wait_for("attached");
     workload();
-    let r = cli.finish(before);
+    let r = cli.finish();
     assert!(r.status.success(), "{}", r.describe());
     let summary = r.summary();
     let rows = rows(&summary);
@@ -277,9 +177,9 @@ fn breakdown_folded_stacks_make_a_flame_graph() {
         "--by",
         "comm",
     ]);
-    cli.wait_attached(false);
+    cli.wait_for_line(Stream::Stderr, |l| l.starts_with("counting calls"));
     workload();
-    let r = cli.finish(String::new());
+    let r = cli.finish();
     assert!(r.status.success(), "{}", r.describe());
     let mine: Vec<&str> = r.stdout.lines().filter(|l| l.starts_with(&format!("{COMM};"))).collect();
     let calls: u64 = mine.iter().map(|l| l.rsplit_once(' ').unwrap().1.parse::<u64>().unwrap()).sum();
@@ -317,9 +217,9 @@ fn breakdown_counts_keys_that_did_not_fit_and_lost_stacks() {
         "--max-keys",
         "1",
     ]);
-    let before = cli.wait_attached(true);
+    cli.wait_for("attached");
     workload();
-    let r = cli.finish(before);
+    let r = cli.finish();
     assert!(r.status.success(), "{}", r.describe());
     let summary = r.summary();
     let rows = rows(&summary);
@@ -372,9 +272,9 @@ fn breakdown_latency_intervals_units_and_total() {
         "us",
         "--total",
     ]);
-    let before = cli.wait_attached(true);
+    cli.wait_for("attached");
     workload();
-    let r = cli.finish(before);
+    let r = cli.finish();
     assert!(r.status.success(), "{}", r.describe());
     let events: Vec<Value> = r.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let intervals: Vec<&Value> = events.iter().filter(|e| e["event"] == "interval").collect();
@@ -487,9 +387,9 @@ fn breakdown_latency_by_comm_and_pid() {
             "--max-keys",
             max_keys,
         ]);
-        let before = cli.wait_attached(true);
+        cli.wait_for("attached");
         workload();
-        let r = cli.finish(before);
+        let r = cli.finish();
         assert!(r.status.success(), "{}", r.describe());
         let summary = r.summary();
         let rows = rows(&summary);

@@ -4,29 +4,14 @@
 //! "Nothing" is checked kernel-wide: BPF links, registered kprobes, `kprobe_events` and
 //! ftrace's enabled functions, as before the command started.
 
+mod common;
+
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read};
-use std::os::fd::AsFd;
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{Cli, Stream, kprobe_multi_expected, links, require_kprobes};
 use serde_json::Value;
-use testkit::{require_config, require_kernel, require_root};
-
-/// Skips unless the kernel can attach kprobes one way or the other (kprobe_multi, or the
-/// per-function fallback, which needs attach cookies on single kprobes).
-macro_rules! require_kprobes {
-    () => {
-        require_root!("loading BPF programs");
-        require_config!("CONFIG_KPROBES", "kprobes (kprobe_multi and its per-function fallback)");
-        require_kernel!(5, 15, "attach cookies on single kprobes");
-    };
-}
-
-fn kprobe_multi_expected() -> bool {
-    testkit::kernel_config("CONFIG_FPROBE") != Some(false) && testkit::kernel_version() >= (5, 18)
-}
 
 /// What a run could leave attached, kernel-wide.
 #[derive(Debug, PartialEq, Eq)]
@@ -40,21 +25,9 @@ struct Attached {
 
 impl Attached {
     fn now() -> Attached {
-        use multiprobe::raw::{self as sys, ObjKind};
-        let mut links = BTreeSet::new();
-        let mut id = 0;
-        while let Ok(Some(next)) = sys::get_next_id(ObjKind::Link, id) {
-            id = next;
-            // A link can go away between the two calls.
-            if let Ok(fd) = sys::get_fd_by_id(ObjKind::Link, id)
-                && let Ok(info) = sys::link_info(fd.as_fd(), None, None)
-            {
-                links.insert((id, info.link_type));
-            }
-        }
         let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
         Attached {
-            links,
+            links: links(),
             kprobes: read("/sys/kernel/debug/kprobes/list"),
             kprobe_events: read("/sys/kernel/tracing/kprobe_events"),
             enabled_functions: read("/sys/kernel/tracing/enabled_functions"),
@@ -75,31 +48,6 @@ fn assert_back_to(want: &Attached, what: &str) {
     assert_eq!(now, *want, "{what} left something attached");
 }
 
-fn spawn(args: &[&str]) -> Child {
-    let bin = testkit::multiprobe_bin(env!("CARGO_BIN_EXE_multiprobe"));
-    Command::new(&bin)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("running {}: {e}", bin.display()))
-}
-
-fn kill(child: &Child, sig: &str) {
-    let ok = Command::new("kill").args([&format!("-{sig}"), &child.id().to_string()]).status().unwrap();
-    assert!(ok.success(), "kill -{sig} failed");
-}
-
-/// Waits for the child, then reads the rest of its stdout and all its stderr.
-fn finish(mut child: Child, mut stdout: impl Read) -> (std::process::ExitStatus, String, String) {
-    let status = child.wait().unwrap();
-    let (mut out, mut err) = (String::new(), String::new());
-    stdout.read_to_string(&mut out).unwrap();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-    (status, out, err)
-}
-
 #[test]
 fn signals_mid_run_leave_nothing_attached() {
     require_kprobes!();
@@ -110,17 +58,12 @@ fn signals_mid_run_leave_nothing_attached() {
         for sig in ["INT", "TERM", "KILL"] {
             let before = Attached::now();
             let started = Instant::now();
-            let mut child = spawn(args);
-            let mut stdout = BufReader::new(child.stdout.take().unwrap());
-            let mut line = String::new();
-            stdout.read_line(&mut line).unwrap();
-            if !line.contains(r#""event":"attached""#) {
-                let (status, out, err) = finish(child, stdout);
-                panic!("{args:?}: no `attached` event: {status}\n{line}{out}\n{err}");
-            }
+            let mut cli = Cli::spawn(args);
+            cli.wait_for("attached");
             assert_ne!(Attached::now().links, before.links, "{args:?}: no link while attached");
-            kill(&child, sig);
-            let (status, out, err) = finish(child, stdout);
+            cli.signal(sig);
+            let r = cli.finish();
+            let (status, out, err) = (r.status, r.stdout, r.stderr);
             let what = format!("{args:?} ended by SIG{sig}");
             if sig == "KILL" {
                 assert_eq!(status.signal(), Some(9), "{what}: {status}\n{err}");
@@ -155,28 +98,18 @@ fn sigint_during_a_per_function_attach_stops_it_and_leaves_nothing() {
         return;
     }
     let before = Attached::now();
-    let mut child = spawn(&["count", "vfs_*", "tcp_*", "--json", "--duration", "60s"]);
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut cli = Cli::spawn(&["count", "vfs_*", "tcp_*", "--json", "--duration", "60s"]);
     // Printed once the attach has run for a second (stderr is no terminal).
-    let mut seen = String::new();
-    loop {
-        let mut line = String::new();
-        assert!(stderr.read_line(&mut line).unwrap() > 0, "the command ended before attaching: {seen}");
-        seen.push_str(&line);
-        if line.starts_with("attaching ") {
-            break;
-        }
-    }
-    let n: usize = seen.lines().last().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let line = cli.wait_for_line(Stream::Stderr, |l| l.starts_with("attaching "));
+    let n: usize = line.split(' ').nth(1).unwrap().parse().unwrap();
     let signalled = Instant::now();
-    kill(&child, "INT");
-    let status = child.wait().unwrap();
+    cli.signal("INT");
+    let r = cli.finish();
     let took = signalled.elapsed();
-    let mut rest = String::new();
-    stderr.read_to_string(&mut rest).unwrap();
-    let mut out = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
-    assert_eq!(status.code(), Some(1), "{status}\n{seen}{rest}");
+    let (status, out, stderr) = (r.status, r.stdout, r.stderr);
+    // What the command wrote to stderr after the `attaching` line.
+    let rest = stderr.split_once(&format!("{line}\n")).map_or("", |(_, rest)| rest);
+    assert_eq!(status.code(), Some(1), "{status}\n{stderr}");
     // Nothing was attached, so nothing is reported but the failure itself (--json: one
     // `error` event on stdout, as for every failure).
     let events: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
@@ -188,7 +121,7 @@ fn sigint_during_a_per_function_attach_stops_it_and_leaves_nothing() {
     let attached: usize = first
         .strip_prefix(prefix)
         .and_then(|r| r.split(' ').next()?.parse().ok())
-        .unwrap_or_else(|| panic!("{seen}{rest}"));
+        .unwrap_or_else(|| panic!("{stderr}"));
     assert!(attached < n, "{first}");
     assert!(first.ends_with(&format!(" of {n} functions; those were detached again")), "{first}");
     // Detaching a few hundred kprobes takes a while too, but not the whole attach.

@@ -9,160 +9,13 @@
 //! attaching while the test is already blocked in read(2), runs the workload, waits for the
 //! CLI to exit, and only then reads the rest.
 
+mod common;
+
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read};
-use std::path::PathBuf;
-use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
 
+use common::{Cli, Workload, kprobe_multi_expected, links, links_settle_to, require_kprobes, run};
 use serde_json::Value;
-use testkit::{require_config, require_kernel, require_root};
-
-fn bin() -> PathBuf {
-    testkit::multiprobe_bin(env!("CARGO_BIN_EXE_multiprobe"))
-}
-
-/// A finished run: exit status, stdout, stderr.
-struct Run {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn code(&self) -> Option<i32> {
-        self.status.code()
-    }
-
-    /// The JSON lines of stdout.
-    fn events(&self) -> Vec<Value> {
-        parse_lines(&self.stdout)
-    }
-
-    /// stderr without the status lines a slow step writes when stderr is not a terminal
-    /// (`reading traceable functions...`, after a second): what is left is the diagnosis,
-    /// whatever the machine's speed.
-    fn diagnosis(&self) -> String {
-        self.stderr.lines().filter(|l| !l.ends_with("...")).map(|l| format!("{l}\n")).collect()
-    }
-
-    fn describe(&self) -> String {
-        format!("exit {:?}\n--- stdout\n{}\n--- stderr\n{}", self.code(), self.stdout, self.stderr)
-    }
-}
-
-fn parse_lines(text: &str) -> Vec<Value> {
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-        .collect()
-}
-
-fn run(args: &[&str]) -> Run {
-    let out = Command::new(bin()).args(args).output().unwrap_or_else(|e| panic!("running {}: {e}", bin().display()));
-    Run {
-        status: out.status,
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-/// The CLI running in the background, its stdout read line by line.
-struct Running {
-    child: Child,
-    stdout: BufReader<ChildStdout>,
-    seen: Vec<Value>,
-}
-
-impl Running {
-    fn spawn(args: &[&str]) -> Running {
-        let mut child = Command::new(bin())
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("running {}: {e}", bin().display()));
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        Running { child, stdout, seen: Vec::new() }
-    }
-
-    /// Reads events until one of type `event`; fails with the CLI's output if it exits first.
-    fn wait_for(&mut self, event: &str) -> Value {
-        loop {
-            let mut line = String::new();
-            if self.stdout.read_line(&mut line).unwrap() == 0 {
-                let run = self.finish();
-                panic!("the CLI ended before printing `{event}`:\n{}", run.describe());
-            }
-            let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
-            self.seen.push(v.clone());
-            if v["event"] == event {
-                return v;
-            }
-        }
-    }
-
-    /// Waits for the CLI to exit, then reads the rest of its output (not before: reading is
-    /// a vfs_read while it may still be attached).
-    fn finish(&mut self) -> Run {
-        let status = self.child.wait().unwrap();
-        let mut rest = String::new();
-        self.stdout.read_to_string(&mut rest).unwrap();
-        let mut stderr = String::new();
-        self.child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
-        let mut stdout: String = self.seen.iter().map(|v| format!("{v}\n")).collect();
-        stdout.push_str(&rest);
-        Run { status, stdout, stderr }
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill").args([&format!("-{sig}"), &self.child.id().to_string()]).status().unwrap();
-        assert!(ok.success(), "kill -{sig} failed");
-    }
-}
-
-/// Makes a known number of vfs_read and vfs_write calls on a file of its own.
-struct Workload {
-    file: std::fs::File,
-    path: PathBuf,
-}
-
-impl Workload {
-    fn new() -> Workload {
-        let path = std::env::temp_dir().join(format!("multiprobe-cli-workload-{}", std::process::id()));
-        let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path).unwrap();
-        Workload { file, path }
-    }
-
-    /// 3 reads, 5 writes.
-    fn run(&self) {
-        use std::os::unix::fs::FileExt;
-        let mut buf = [0u8; 8];
-        for _ in 0..3 {
-            self.file.read_at(&mut buf, 0).unwrap();
-        }
-        for _ in 0..5 {
-            self.file.write_at(b"multiprobe", 0).unwrap();
-        }
-    }
-}
-
-impl Drop for Workload {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-    }
-}
-
-/// Skips unless the kernel can attach kprobes one way or the other (kprobe_multi, or the
-/// per-function fallback, which needs attach cookies on single kprobes).
-macro_rules! require_kprobes {
-    () => {
-        require_root!("loading BPF programs");
-        require_config!("CONFIG_KPROBES", "kprobes (kprobe_multi and its per-function fallback)");
-        require_kernel!(5, 15, "attach cookies on single kprobes");
-    };
-}
+use testkit::{require_config, require_root};
 
 /// Calls per function of a `count` or `latency` summary, by name (vmlinux functions only).
 fn calls_by_name(summary: &Value) -> Vec<(String, u64)> {
@@ -173,10 +26,6 @@ fn calls_by_name(summary: &Value) -> Vec<(String, u64)> {
         .filter(|f| f["module"] == "vmlinux")
         .map(|f| (f["function"].as_str().unwrap().to_string(), f["calls"].as_u64().unwrap()))
         .collect()
-}
-
-fn kprobe_multi_expected() -> bool {
-    testkit::kernel_config("CONFIG_FPROBE") != Some(false) && testkit::kernel_version() >= (5, 18)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -378,9 +227,9 @@ fn list_agrees_with_available_filter_functions() {
 #[test]
 fn count_sees_exactly_the_workload() {
     require_kprobes!();
-    let w = Workload::new();
+    let w = Workload::new("cli-workload");
     let pid = std::process::id().to_string();
-    let mut cli = Running::spawn(&["count", "vfs_*", "--pid", &pid, "--duration", "3s", "--json"]);
+    let mut cli = Cli::spawn(&["count", "vfs_*", "--pid", &pid, "--duration", "3s", "--json"]);
     let attached = cli.wait_for("attached");
     w.run();
     let r = cli.finish();
@@ -414,9 +263,9 @@ fn count_sees_exactly_the_workload() {
 #[test]
 fn count_reports_intervals() {
     require_kprobes!();
-    let w = Workload::new();
+    let w = Workload::new("cli-workload");
     let pid = std::process::id().to_string();
-    let mut cli = Running::spawn(&["count", "vfs_write", "--pid", &pid, "--interval", "500ms", "--json"]);
+    let mut cli = Cli::spawn(&["count", "vfs_write", "--pid", &pid, "--interval", "500ms", "--json"]);
     cli.wait_for("attached");
     w.run();
     let first = cli.wait_for("interval");
@@ -436,36 +285,6 @@ fn count_reports_intervals() {
     assert_eq!(calls_by_name(&summary), [("vfs_write".to_string(), 5)]);
 }
 
-/// Every link of the kernel: id and type.
-fn links() -> BTreeSet<(u32, u32)> {
-    use multiprobe::raw::{self, ObjKind};
-    use std::os::fd::AsFd;
-    let mut out = BTreeSet::new();
-    let mut id = 0;
-    while let Ok(Some(next)) = raw::get_next_id(ObjKind::Link, id) {
-        id = next;
-        // A link can go away between the two calls.
-        if let Ok(fd) = raw::get_fd_by_id(ObjKind::Link, id)
-            && let Ok(info) = raw::link_info(fd.as_fd(), None, None)
-        {
-            out.insert((id, info.link_type));
-        }
-    }
-    out
-}
-
-/// Waits up to 10 s for the kernel to free the links of a closed process.
-fn links_settle_to(want: &BTreeSet<(u32, u32)>) -> BTreeSet<(u32, u32)> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let now = links();
-        if now == *want || Instant::now() > deadline {
-            return now;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// SIGINT and SIGTERM end a run cleanly: exit 0, a summary, and no link left in the kernel.
 #[test]
 fn signals_detach_and_leave_no_link_behind() {
@@ -473,7 +292,7 @@ fn signals_detach_and_leave_no_link_behind() {
     for sig in ["INT", "TERM"] {
         let before = links();
         // --duration is a safety net: a signal not handled ends the run with "duration".
-        let mut cli = Running::spawn(&["count", "vfs_*", "--json", "--duration", "60s"]);
+        let mut cli = Cli::spawn(&["count", "vfs_*", "--json", "--duration", "60s"]);
         cli.wait_for("attached");
         let during = links();
         let new: Vec<u32> = during.difference(&before).map(|&(_, t)| t).collect();
@@ -500,7 +319,7 @@ fn signals_detach_and_leave_no_link_behind() {
 #[test]
 fn latency_histograms_are_ordered_and_add_up() {
     require_kprobes!();
-    let w = Workload::new();
+    let w = Workload::new("cli-workload");
     let pid = std::process::id().to_string();
     let session = testkit::kernel_version() >= (6, 10) && kprobe_multi_expected();
     for no_session in [false, true] {
@@ -508,7 +327,7 @@ fn latency_histograms_are_ordered_and_add_up() {
         if no_session {
             args.push("--no-session");
         }
-        let mut cli = Running::spawn(&args);
+        let mut cli = Cli::spawn(&args);
         let attached = cli.wait_for("attached");
         w.run();
         let r = cli.finish();

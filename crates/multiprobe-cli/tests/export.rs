@@ -5,7 +5,8 @@
 //! The exporter counts every process's calls (it has no `--pid`), so counts are checked to
 //! grow by at least the test's own calls.
 
-use std::collections::BTreeSet;
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -13,21 +14,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use testkit::{require_config, require_kernel, require_root};
-
-fn bin() -> PathBuf {
-    testkit::multiprobe_bin(env!("CARGO_BIN_EXE_multiprobe"))
-}
-
-/// Skips unless the kernel can attach kprobes one way or the other (kprobe_multi, or the
-/// per-function fallback, which needs attach cookies on single kprobes).
-macro_rules! require_kprobes {
-    () => {
-        require_root!("loading BPF programs");
-        require_config!("CONFIG_KPROBES", "kprobes (kprobe_multi and its per-function fallback)");
-        require_kernel!(5, 15, "attach cookies on single kprobes");
-    };
-}
+use common::{Workload, bin, links, links_settle_to, require_kprobes};
+use testkit::require_config;
 
 /// The exporter running in the background; its stderr collected by a thread (so that the
 /// pipe never fills while the test scrapes).
@@ -74,8 +62,7 @@ impl Exporter {
     }
 
     fn signal(&self, sig: &str) {
-        let ok = Command::new("kill").args([&format!("-{sig}"), &self.child.id().to_string()]).status().unwrap();
-        assert!(ok.success(), "kill -{sig} failed");
+        common::signal(&self.child, sig);
     }
 
     /// Waits for it to exit: its status and whole stderr.
@@ -139,40 +126,9 @@ fn calls(body: &str, function: &str) -> f64 {
 
 /// `n` pread(2) calls on a file of the test's own: `n` vfs_read calls.
 fn reads(n: usize) {
-    use std::os::unix::fs::FileExt;
-    let path = std::env::temp_dir().join(format!("multiprobe-export-workload-{}", std::process::id()));
-    let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path).unwrap();
-    file.write_at(b"multiprobe", 0).unwrap();
-    let mut buf = [0u8; 8];
-    for _ in 0..n {
-        file.read_at(&mut buf, 0).unwrap();
-    }
-    drop(file);
-    let _ = std::fs::remove_file(&path);
-}
-
-/// The ids of every BPF link in the kernel.
-fn links() -> BTreeSet<u32> {
-    use multiprobe::raw::{self as sys, ObjKind};
-    let mut out = BTreeSet::new();
-    let mut id = 0;
-    while let Ok(Some(next)) = sys::get_next_id(ObjKind::Link, id) {
-        out.insert(next);
-        id = next;
-    }
-    out
-}
-
-/// Waits up to 10 s for the kernel to free the links of a closed process.
-fn links_settle_to(want: &BTreeSet<u32>) -> BTreeSet<u32> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let now = links();
-        if now == *want || Instant::now() > deadline {
-            return now;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let w = Workload::new("export-workload");
+    w.write(1);
+    w.read(n);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -7,20 +7,16 @@
 //! listing does not (bpftrace counts it with a plain kprobe). The workload is getppid(2) and
 //! getsid(2) calls of this test process (`--pid`), so the counts are exact.
 
-use std::io::{BufRead, BufReader, Read};
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+mod common;
 
+use std::process::Command;
+
+use common::{Cli, Stream, bin, kprobe_multi_expected, require_kprobes};
 use serde_json::Value;
-use testkit::{require_config, require_kernel, require_root};
 
 const KPROBE_ONLY: &str = "__x64_sys_getppid";
 /// A listed syscall function, attached by the kprobe_multi link next to it.
 const LISTED: &str = "__x64_sys_getsid";
-
-fn bin() -> PathBuf {
-    testkit::multiprobe_bin(env!("CARGO_BIN_EXE_multiprobe"))
-}
 
 /// Whether ftrace's listing has `name` (tracefs where it is mounted, else debugfs).
 fn listed(name: &str) -> bool {
@@ -41,18 +37,6 @@ fn kallsyms_text(name: &str) -> Vec<String> {
         })
         .map(str::to_string)
         .collect()
-}
-
-fn kprobe_multi_expected() -> bool {
-    testkit::kernel_config("CONFIG_FPROBE") != Some(false) && testkit::kernel_version() >= (5, 18)
-}
-
-macro_rules! require_kprobes {
-    () => {
-        require_root!("loading BPF programs");
-        require_config!("CONFIG_KPROBES", "kprobes (kprobe_multi and its per-function fallback)");
-        require_kernel!(5, 15, "attach cookies on single kprobes");
-    };
 }
 
 /// Diagnosis: vmlinux text symbols whose address no listed function has (not aliases).
@@ -132,16 +116,8 @@ fn kprobe_only_count_sees_exact_calls() {
     require_kprobes!();
     check_premise();
     let pid = std::process::id().to_string();
-    let mut child = Command::new(bin())
-        .args(["count", KPROBE_ONLY, LISTED, "--pid", &pid, "--duration", "3s", "--json"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
+    let mut cli = Cli::spawn(&["count", KPROBE_ONLY, LISTED, "--pid", &pid, "--duration", "3s", "--json"]);
+    let line = cli.wait_for_line(Stream::Stdout, |_| true);
     // The workload: 7 getppid(2), 4 getsid(2) (neither is a read or write of this process).
     for _ in 0..7 {
         // SAFETY: getppid has no arguments and cannot fail.
@@ -151,13 +127,9 @@ fn kprobe_only_count_sees_exact_calls() {
         // SAFETY: getsid(0) asks for this process's session; no memory is passed.
         unsafe { libc::getsid(0) };
     }
-    let status = child.wait().unwrap();
-    let mut rest = String::new();
-    stdout.read_to_string(&mut rest).unwrap();
-    let mut stderr = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
-    let describe = format!("exit {status}\n--- stdout\n{line}{rest}\n--- stderr\n{stderr}");
-    assert!(status.success(), "{describe}");
+    let r = cli.finish();
+    let (describe, stderr) = (r.describe(), &r.stderr);
+    assert!(r.status.success(), "{describe}");
     let attached: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {describe}"));
     assert_eq!(attached["event"], "attached", "{describe}");
     assert_eq!(attached["functions"], 2, "{describe}");
@@ -177,7 +149,7 @@ fn kprobe_only_count_sees_exact_calls() {
         assert_eq!(attached["mode"], "kprobes", "{describe}");
         assert!(attached.get("kprobe_only").is_none(), "{describe}");
     }
-    let summary: Value = serde_json::from_str(rest.lines().last().unwrap()).unwrap();
+    let summary: Value = serde_json::from_str(r.stdout.lines().last().unwrap()).unwrap();
     assert_eq!(summary["event"], "summary", "{describe}");
     let calls = |name: &str| {
         summary["functions"].as_array().unwrap().iter().find(|f| f["function"] == name).map(|f| f["calls"].clone())

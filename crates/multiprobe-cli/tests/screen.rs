@@ -4,23 +4,20 @@
 //! normal one, and printed its summary after that, where it stays: at the end of
 //! `--duration` and after SIGINT.
 
+mod common;
+
 use std::fs::File;
 use std::io::Read;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use common::{bin, require_kprobes, wait_within_a_minute};
 use rustix::pty::{OpenptFlags, grantpt, ioctl_tiocgptpeer, openpt, unlockpt};
-use testkit::{require_config, require_kernel, require_root};
 
 /// xterm's private modes: the alternate screen on, and back off (src/screen.rs).
 const ENTER: &str = "\x1b[?1049h";
 const LEAVE: &str = "\x1b[?1049l";
-
-fn bin() -> PathBuf {
-    testkit::multiprobe_bin(env!("CARGO_BIN_EXE_multiprobe"))
-}
 
 /// The CLI on a new pseudo-terminal (stdin, stdout and stderr), and what it writes there as
 /// it comes.
@@ -83,17 +80,8 @@ impl OnPty {
 
     /// Waits for the CLI to exit (within a minute) and reads all it wrote.
     fn finish(mut self) -> String {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("the CLI did not end within a minute:\n{:?}", self.text());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        let seen = &self.seen;
+        let status = wait_within_a_minute(&mut self.child, || format!("{:?}", String::from_utf8_lossy(seen)));
         while let Ok(chunk) = self.output.recv_timeout(Duration::from_secs(10)) {
             self.seen.extend(chunk);
         }
@@ -115,9 +103,7 @@ fn check_restored(text: &str, ending: &str) {
 
 #[test]
 fn count_alt_screen_is_left_after_the_run_and_after_sigint() {
-    require_root!("loading BPF programs");
-    require_config!("CONFIG_KPROBES", "kprobes (kprobe_multi and its per-function fallback)");
-    require_kernel!(5, 15, "attach cookies on single kprobes");
+    require_kprobes!();
     let pid = std::process::id().to_string();
 
     let run = OnPty::spawn(&["count", "vfs_fsync", "--pid", &pid, "--duration", "1s", "--interval", "300ms"]);
@@ -126,7 +112,6 @@ fn count_alt_screen_is_left_after_the_run_and_after_sigint() {
     let mut run = OnPty::spawn(&["count", "vfs_fsync", "--pid", &pid, "--interval", "300ms"]);
     run.wait_for(ENTER);
     std::thread::sleep(Duration::from_millis(700));
-    let ok = Command::new("kill").args(["-INT", &run.child.id().to_string()]).status().unwrap();
-    assert!(ok.success(), "kill -INT failed");
+    common::signal(&run.child, "INT");
     check_restored(&run.finish(), "(ended by SIGINT)");
 }

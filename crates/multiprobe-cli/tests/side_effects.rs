@@ -3,8 +3,11 @@
 //! mount table afterwards. Run in a mount namespace of its own (busybox `unshare`), so the
 //! VM's other tests keep their tracefs.
 
+mod common;
+
 use std::process::Command;
 
+use common::bin;
 use testkit::require_root;
 
 #[test]
@@ -14,14 +17,13 @@ fn conformance_list_without_tracefs_leaves_none_mounted() {
         // Unmounting the host's tracefs, even in a namespace, is not this test's business.
         return;
     }
-    let bin = testkit::multiprobe_bin(env!("CARGO_BIN_EXE_multiprobe"));
     // debugfs goes too: its tracing directory would mount tracefs on access.
     let script = format!(
         "umount -l /sys/kernel/debug; umount -l /sys/kernel/tracing; \
          echo before; grep -c -w -e tracefs -e debugfs /proc/self/mountinfo; \
          {} --no-cache list vfs_read || exit 9; \
          echo after; grep -w -e tracefs -e debugfs /proc/self/mountinfo; echo end",
-        bin.display()
+        bin().display()
     );
     let out = Command::new("unshare").args(["-m", "--propagation", "private", "sh", "-c", &script]).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -38,8 +40,7 @@ fn conformance_list_without_tracefs_leaves_none_mounted() {
 
 /// Runs `multiprobe ARGS`; it must fail, and its stderr is returned.
 fn fails(args: &[&str]) -> String {
-    let bin = testkit::multiprobe_bin(env!("CARGO_BIN_EXE_multiprobe"));
-    let out = Command::new(bin).args(args).output().unwrap();
+    let out = Command::new(bin()).args(args).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(!out.status.success(), "{args:?} succeeded:\n{}", String::from_utf8_lossy(&out.stdout));
     stderr

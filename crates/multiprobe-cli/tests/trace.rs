@@ -9,35 +9,20 @@
 //! it) and only then reads the rest: until then the CLI may block writing to a full pipe,
 //! which is how the lost-event test fills the ring.
 
-use std::io::{BufRead, BufReader, Read};
-use std::path::PathBuf;
-use std::process::{Child, ChildStdout, Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
+use std::process::Command;
+
+use common::{Cli, Stream, in_named_thread, require_kprobes};
 use serde_json::Value;
-use testkit::{require_config, require_kernel, require_root};
+use testkit::require_config;
 
 const COMM: &str = "mp-trace-test";
 const MISSING: &str = "/nonexistent-multiprobe-trace-test";
 
-fn bin() -> PathBuf {
-    testkit::multiprobe_bin(env!("CARGO_BIN_EXE_multiprobe"))
-}
-
-/// Skips unless the kernel can attach kprobes one way or the other (kprobe_multi, or the
-/// per-function fallback, which needs attach cookies on single kprobes).
-macro_rules! require_kprobes {
-    () => {
-        require_root!("loading BPF programs");
-        require_config!("CONFIG_KPROBES", "kprobes (kprobe_multi and its per-function fallback)");
-        require_kernel!(5, 15, "attach cookies on single kprobes");
-    };
-}
-
-/// The CLI running with `--json`, its stdout read line by line.
+/// The CLI running with `--json`, its `attached` event read.
 struct Trace {
-    child: Child,
-    stdout: BufReader<ChildStdout>,
+    cli: Cli,
     attached: Value,
 }
 
@@ -54,57 +39,26 @@ impl Trace {
     /// waits until it has attached.
     fn start(args: &[&str]) -> Trace {
         let pid = std::process::id().to_string();
-        let mut child = Command::new(bin())
-            .arg("trace")
-            .args(args)
-            .args(["--pid", &pid, "--comm", COMM, "--json"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("running {}: {e}", bin().display()));
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        if stdout.read_line(&mut line).unwrap() == 0 {
-            let status = child.wait().unwrap();
-            let mut stderr = String::new();
-            child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
-            panic!("trace {args:?} ended before attaching ({status}):\n{stderr}");
-        }
+        let mut cli = Cli::spawn(&[&["trace"], args, &["--pid", &pid, "--comm", COMM, "--json"]].concat());
+        let line = cli.wait_for_line(Stream::Stdout, |_| true);
         let attached: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
         assert_eq!(attached["event"], "attached", "{line}");
-        Trace { child, stdout, attached }
+        Trace { cli, attached }
     }
 
     /// SIGINT, then everything it wrote.
     fn interrupt(self) -> Finished {
-        let ok = Command::new("kill").args(["-INT", &self.child.id().to_string()]).status().unwrap();
-        assert!(ok.success(), "kill -INT failed");
+        self.cli.signal("INT");
         self.finish()
     }
 
     /// Reads to the end of its output (it must end by itself or have been signalled), within
     /// a minute.
     fn finish(mut self) -> Finished {
-        let mut rest = String::new();
-        let reader = std::thread::spawn(move || {
-            self.stdout.read_to_string(&mut rest).unwrap();
-            rest
-        });
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("trace did not end within a minute");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let rest = reader.join().unwrap();
-        let mut stderr = String::new();
-        self.child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+        let r = self.cli.finish_reading_meanwhile();
+        let (status, stderr) = (r.status, r.stderr);
+        // What followed the `attached` line.
+        let rest = r.stdout.split_once('\n').map_or("", |(_, rest)| rest).to_string();
         assert!(status.success(), "trace failed ({status}):\n{stderr}\n{rest}");
         let events: Vec<Value> =
             rest.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect();
@@ -114,22 +68,6 @@ impl Trace {
         assert_eq!(calls.len() + 1, events.len(), "only calls and the summary follow `attached`:\n{rest}");
         Finished { calls, summary, stderr, all: rest }
     }
-}
-
-/// Runs `work` in a thread named mp-trace-test; returns its thread id.
-fn in_named_thread(work: impl FnOnce() + Send + 'static) -> u32 {
-    std::thread::Builder::new()
-        .name(COMM.into())
-        .spawn(move || {
-            // readlink, not open: the thread's own opens are the workload.
-            let link = std::fs::read_link("/proc/thread-self").unwrap();
-            let tid = link.file_name().unwrap().to_str().unwrap().parse().unwrap();
-            work();
-            tid
-        })
-        .unwrap()
-        .join()
-        .unwrap()
 }
 
 /// `n` opens of a missing file.
@@ -150,7 +88,7 @@ fn trace_errors_are_the_failed_opens_of_the_named_thread() {
     const N: usize = 5;
     // The pointer-returning step has one name or the other; the CLI warns about the other.
     let t = Trace::start(&["do_sys_openat2", "do_filp_open", "do_file_open", "--errors"]);
-    let tid = in_named_thread(|| {
+    let tid = in_named_thread(COMM, || {
         fail_to_open(N);
         std::fs::File::open("/proc/self/stat").expect("an open that succeeds");
     });
@@ -182,7 +120,7 @@ fn trace_without_errors_every_open_shows_with_its_result() {
     require_kprobes!();
     const N: usize = 3;
     let t = Trace::start(&["do_sys_openat2"]);
-    in_named_thread(|| {
+    in_named_thread(COMM, || {
         fail_to_open(N);
         std::fs::File::open("/proc/self/stat").expect("an open that succeeds");
     });
@@ -205,7 +143,7 @@ fn trace_filters_leave_out_what_they_should() {
     require_kprobes!();
     // No open takes an hour.
     let t = Trace::start(&["do_sys_openat2", "--min-duration", "1h"]);
-    in_named_thread(|| fail_to_open(3));
+    in_named_thread(COMM, || fail_to_open(3));
     let f = t.interrupt();
     assert_eq!((f.calls.len(), &f.summary["lost"]), (0, &Value::from(0)), "{}", f.all);
     // Opens by this process under another name are not the named thread's.
@@ -220,7 +158,7 @@ fn trace_limit_ends_the_run_after_n_events() {
     require_kprobes!();
     let t = Trace::start(&["do_sys_openat2", "--limit", "3"]);
     assert!(t.attached["functions"].as_u64() == Some(1), "{}", t.attached);
-    in_named_thread(|| fail_to_open(10));
+    in_named_thread(COMM, || fail_to_open(10));
     let f = t.finish();
     assert_eq!(f.summary["end"], "limit", "{}", f.all);
     assert_eq!((f.calls.len(), &f.summary["events"]), (3, &Value::from(3)), "{}", f.all);
@@ -233,7 +171,7 @@ fn trace_every_event_is_either_shown_or_counted_lost() {
     require_kprobes!();
     const N: u64 = 3000;
     let t = Trace::start(&["do_sys_openat2", "--buffer-size", "4K"]);
-    in_named_thread(|| fail_to_open(N as usize));
+    in_named_thread(COMM, || fail_to_open(N as usize));
     let f = t.interrupt();
     let lost = f.summary["lost"].as_u64().unwrap();
     let shown = f.calls.len() as u64;
@@ -257,7 +195,7 @@ fn trace_args_are_read_by_prototype() {
         let mut args = vec!["do_sys_openat2", "--args", "--errors"];
         args.extend(extra);
         let t = Trace::start(&args);
-        in_named_thread(|| fail_to_open(2));
+        in_named_thread(COMM, || fail_to_open(2));
         let f = t.interrupt();
         assert_eq!(f.calls.len(), 2, "{extra:?}: {}\n{}", f.all, f.stderr);
         for c in &f.calls {
@@ -279,7 +217,7 @@ fn trace_args_are_read_by_prototype() {
 fn trace_kstack_goes_through_the_syscall_entry() {
     require_kprobes!();
     let t = Trace::start(&["do_sys_openat2", "--errors", "--kstack"]);
-    in_named_thread(|| fail_to_open(2));
+    in_named_thread(COMM, || fail_to_open(2));
     let f = t.interrupt();
     assert_eq!(f.calls.len(), 2, "{}\n{}", f.all, f.stderr);
     for c in &f.calls {
@@ -315,7 +253,7 @@ fn trace_module_functions_are_typed_by_module_btf() {
     assert!(sh(&format!("mkdir -p {mnt} && mount -t binfmt_misc none {mnt}")), "mounting binfmt_misc");
     let t = Trace::start(&["binfmt_misc:bm_status_write", "--errors", "--args"]);
     let status = format!("{mnt}/status");
-    in_named_thread(move || {
+    in_named_thread(COMM, move || {
         use std::io::Write;
         let mut file = std::fs::OpenOptions::new().write(true).open(&status).unwrap();
         // Not 0, 1 or -1: refused. The NUL ends the string the probe reads.

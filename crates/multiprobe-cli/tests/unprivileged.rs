@@ -1,11 +1,14 @@
 //! The command run by a normal user (uid 65534, `nobody`), in the VMs and natively where the
 //! tests run as root: what it says when privileges, not the kernel, stand in the way.
 
+mod common;
+
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
 
+use common::bin;
 use testkit::require_root;
 
 const NOBODY: u32 = 65534;
@@ -73,8 +76,4 @@ fn unprivileged_features_mark_what_depends_on_a_missing_feature() {
     // nobody may not read a tracefs of mode 700, nor create kprobes.
     assert_eq!(get("tracefs")["supported"], false, "{report}");
     assert_eq!(get("available_filter_functions_addrs")["reason"], "n/a: needs tracefs", "{report}");
-}
-
-fn bin() -> std::path::PathBuf {
-    testkit::multiprobe_bin(env!("CARGO_BIN_EXE_multiprobe"))
 }
