@@ -148,7 +148,9 @@ fn start_bpftrace(function: &str, script: Script, pages: u32) -> Result<Running,
                 let _ = ready_tx.send(());
             } else if let Some(n) = lost_events(&l) {
                 lost += n;
-            } else if !l.starts_with("Attaching") {
+            } else if l.starts_with(|c: char| c.is_ascii_digit()) {
+                // An event (both scripts print a number first); not the blank lines and
+                // map dumps bpftrace prints at exit.
                 lines += 1;
                 counter.store(lines, Ordering::Relaxed);
             }
