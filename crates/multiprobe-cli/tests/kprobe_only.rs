@@ -120,12 +120,11 @@ fn kprobe_only_count_sees_exact_calls() {
     let line = cli.wait_for_line(Stream::Stdout, |_| true);
     // The workload: 7 getppid(2), 4 getsid(2) (neither is a read or write of this process).
     for _ in 0..7 {
-        // SAFETY: getppid has no arguments and cannot fail.
-        unsafe { libc::getppid() };
+        std::hint::black_box(std::os::unix::process::parent_id());
     }
     for _ in 0..4 {
-        // SAFETY: getsid(0) asks for this process's session; no memory is passed.
-        unsafe { libc::getsid(0) };
+        // This process's session: one getsid(2), through rustix's safe wrapper.
+        std::hint::black_box(rustix::process::getsid(None).unwrap());
     }
     let r = cli.finish();
     let (describe, stderr) = (r.describe(), &r.stderr);
